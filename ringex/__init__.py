@@ -1,0 +1,1 @@
+"""ringex: a low-latency exchange engine."""

@@ -1,0 +1,215 @@
+"""Market configuration: assets, symbols and engine limits, validated once.
+
+Every decimal in the file is parsed with ``decimal.Decimal`` from a string and
+turned into exact integers here, so the engine only ever sees whole numbers:
+
+- ``price_ticks``  = price / tick
+- ``tick_lot_value`` = tick x lot in quote minor units (what one tick for one lot costs)
+- ``lot_units``    = lot in base minor units
+
+Validation refuses a tick or lot that would make either of the last two fractional.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from importlib import resources
+from pathlib import Path
+
+from ringex.errors import ConfigError
+
+MAX_BAND_TICKS = 1 << 31          # prices must fit int32 ticks inside a band
+FEE_ACCOUNT = 0                   # receives every fee; never trades
+
+
+@dataclass(frozen=True)
+class Asset:
+    id: int
+    name: str
+    scale: int                     # minor unit = 10^-scale
+
+
+@dataclass(frozen=True)
+class Symbol:
+    id: int
+    name: str
+    base: Asset
+    quote: Asset
+    tick: Decimal
+    lot: Decimal
+    min_tick: int                  # lowest valid price, in ticks
+    max_tick: int                  # highest valid price, in ticks
+    tick_lot_value: int            # quote minor units per tick per lot
+    lot_units: int                 # base minor units per lot
+    maker_fee_bps: int
+    taker_fee_bps: int
+
+    # -- exact conversions between decimal strings and engine integers
+    def price_to_ticks(self, price: str | Decimal) -> int:
+        return _whole(Decimal(price), self.tick, f"{self.name} price {price}")
+
+    def qty_to_lots(self, qty: str | Decimal) -> int:
+        return _whole(Decimal(qty), self.lot, f"{self.name} quantity {qty}")
+
+    def ticks_to_price(self, ticks: int) -> Decimal:
+        return ticks * self.tick
+
+    def lots_to_qty(self, lots: int) -> Decimal:
+        return lots * self.lot
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_orders: int = 1 << 20
+    max_accounts: int = 1 << 16
+    max_level_pages: int = 8192
+
+
+@dataclass(frozen=True)
+class Config:
+    assets: tuple[Asset, ...]
+    symbols: tuple[Symbol, ...]
+    limits: Limits = field(default_factory=Limits)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> "Config":
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def default(cls) -> "Config":
+        text = resources.files("ringex").joinpath("default_config.toml").read_text()
+        return cls.from_dict(tomllib.loads(text), source="default_config.toml")
+
+    @classmethod
+    def build(cls, assets: dict[str, int], symbols: dict[str, dict], **limits) -> "Config":
+        """Programmatic constructor: ``build({"USD": 6, "BTC": 8}, {"BTC-USD": {...}})``."""
+        return cls.from_dict(
+            {"assets": {k: {"scale": v} for k, v in assets.items()},
+             "symbols": symbols, "limits": limits},
+            source="Config.build",
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "config") -> "Config":
+        unknown = set(data) - {"assets", "symbols", "limits"}
+        if unknown:
+            raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}")
+        assets = _parse_assets(data.get("assets") or {}, source)
+        by_name = {a.name: a for a in assets}
+        symbols = tuple(
+            _parse_symbol(i, name, spec, by_name, source)
+            for i, (name, spec) in enumerate((data.get("symbols") or {}).items())
+        )
+        if not symbols:
+            raise ConfigError(f"{source}: no symbols defined")
+        if len(symbols) >= 0xFFFF:
+            raise ConfigError(f"{source}: too many symbols ({len(symbols)})")
+        return cls(assets, symbols, _parse_limits(data.get("limits") or {}, source))
+
+    # -- lookups
+    def symbol(self, name: str) -> Symbol:
+        for s in self.symbols:
+            if s.name == name:
+                return s
+        raise ConfigError(f"unknown symbol {name!r}")
+
+    def asset(self, name: str) -> Asset:
+        for a in self.assets:
+            if a.name == name:
+                return a
+        raise ConfigError(f"unknown asset {name!r}")
+
+
+def _whole(value: Decimal, step: Decimal, what: str) -> int:
+    """value / step as an int, or ConfigError when it is not whole."""
+    if not value.is_finite():
+        raise ConfigError(f"{what} is not a finite number")
+    q = value / step
+    if q != q.to_integral_value():
+        raise ConfigError(f"{what} is not a whole multiple of {step}")
+    return int(q)
+
+
+def _decimal(spec: dict, key: str, where: str) -> Decimal:
+    if key not in spec:
+        raise ConfigError(f"{where}: missing {key!r}")
+    raw = spec[key]
+    if isinstance(raw, float):
+        raise ConfigError(f"{where}: {key} must be a string or integer, not a float ({raw!r})")
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation:
+        raise ConfigError(f"{where}: {key} {raw!r} is not a decimal number") from None
+    if not value.is_finite() or value <= 0:
+        raise ConfigError(f"{where}: {key} must be positive, got {raw!r}")
+    return value
+
+
+def _parse_assets(spec: dict, source: str) -> tuple[Asset, ...]:
+    if not spec:
+        raise ConfigError(f"{source}: no assets defined")
+    assets = []
+    for i, (name, a) in enumerate(spec.items()):
+        scale = a.get("scale") if isinstance(a, dict) else None
+        if not isinstance(scale, int) or isinstance(scale, bool) or not 0 <= scale <= 18:
+            raise ConfigError(f"{source}: asset {name}: scale must be an integer 0..18")
+        assets.append(Asset(i, name, scale))
+    return tuple(assets)
+
+
+def _parse_symbol(i: int, name: str, spec: dict, assets: dict, source: str) -> Symbol:
+    where = f"{source}: symbol {name}"
+    for key in ("base", "quote"):
+        if spec.get(key) not in assets:
+            raise ConfigError(f"{where}: unknown {key} asset {spec.get(key)!r}")
+    base, quote = assets[spec["base"]], assets[spec["quote"]]
+    if base is quote:
+        raise ConfigError(f"{where}: base and quote are the same asset")
+    unknown = set(spec) - {"base", "quote", "tick", "lot", "min_price", "max_price",
+                           "maker_fee_bps", "taker_fee_bps"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}")
+    tick, lot = _decimal(spec, "tick", where), _decimal(spec, "lot", where)
+    tlv = tick * lot * (Decimal(10) ** quote.scale)
+    if tlv != tlv.to_integral_value():
+        raise ConfigError(f"{where}: tick x lot = {tick * lot} {quote.name} is not a whole "
+                          f"number of minor units (scale {quote.scale})")
+    lot_units = lot * (Decimal(10) ** base.scale)
+    if lot_units != lot_units.to_integral_value():
+        raise ConfigError(f"{where}: lot {lot} is finer than {base.name}'s minor unit")
+    lo = _whole(_decimal(spec, "min_price", where), tick, f"{where}: min_price")
+    hi = _whole(_decimal(spec, "max_price", where), tick, f"{where}: max_price")
+    if hi < lo:
+        raise ConfigError(f"{where}: empty price band (max_price < min_price)")
+    if hi >= MAX_BAND_TICKS:
+        raise ConfigError(f"{where}: max_price is {hi} ticks; at most {MAX_BAND_TICKS - 1}")
+    fees = []
+    for key in ("maker_fee_bps", "taker_fee_bps"):
+        v = spec.get(key, 0)
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 1000:
+            raise ConfigError(f"{where}: {key} must be an integer 0..1000")
+        fees.append(v)
+    if fees[0] > fees[1]:
+        raise ConfigError(f"{where}: maker_fee_bps above taker_fee_bps is not supported")
+    return Symbol(i, name, base, quote, tick, lot, lo, hi, int(tlv), int(lot_units), *fees)
+
+
+def _parse_limits(spec: dict, source: str) -> Limits:
+    known = Limits.__dataclass_fields__
+    unknown = set(spec) - set(known)
+    if unknown:
+        raise ConfigError(f"{source}: limits: unknown field(s) {sorted(unknown)}")
+    for k, v in spec.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ConfigError(f"{source}: limits.{k} must be a positive integer")
+    if spec.get("max_orders", 1) >= 1 << 24:
+        raise ConfigError(f"{source}: limits.max_orders must be below 16,777,216")
+    if spec.get("max_accounts", 2) < 2:
+        raise ConfigError(f"{source}: limits.max_accounts must be at least 2")
+    return Limits(**spec)

@@ -1,0 +1,32 @@
+"""Typed errors raised at ringex's edges (config, CLI, rings, storage).
+
+    RingexError
+    ├── ConfigError        bad market configuration (message names the field)
+    ├── RingError          shared-memory ring misuse
+    │   └── RingNotFound   attaching to a ring that does not exist
+    └── StorageError       database or journal problem
+
+The hot path never raises: kernels return RejectCode values instead.
+"""
+
+
+class RingexError(Exception):
+    """Base of every error ringex raises on purpose."""
+
+
+class ConfigError(RingexError, ValueError):
+    pass
+
+
+class RingError(RingexError):
+    pass
+
+
+class RingNotFound(RingError, FileNotFoundError):
+    def __init__(self, name: str):
+        super().__init__(f"no shared-memory ring named {name!r} (is the creator running?)")
+        self.name = name
+
+
+class StorageError(RingexError):
+    pass
