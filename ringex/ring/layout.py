@@ -238,3 +238,29 @@ def info_code(info: int) -> int:
 
 def event_side(info: int) -> Side:
     return Side.SELL if info & INFO_SELL else Side.BUY
+
+
+# ------------------------------------------------------------------ audit record
+# Gateways -> writer (through the trade queue): one per session lifecycle step.
+AUDIT = np.dtype(
+    [
+        ("ts_ns", "<i8"),            # gateway: time.time_ns() wall clock
+        ("session", "<u4"),          # gateway: (gateway_index << 24) | connection number
+        ("account", "<u4"),          # 0 until authenticated
+        ("kind", "u1"),              # AuditKind
+        ("code", "u1"),              # AUTH_FAILED/CLOSED: protocol error code number
+        ("port", "<u2"),             # peer port
+        ("addr", "u1", (16,)),       # peer address: IPv4 in the first 4 bytes, or IPv6
+        ("_pad", "u1", (32,)),
+    ],
+    align=True,
+)
+assert AUDIT.itemsize == 64
+
+
+class AuditKind(IntEnum):
+    CONNECT = 1
+    LOGIN = 2
+    AUTH_FAILED = 3
+    DISCONNECT = 4
+    CLOSED_ABUSE = 5               # closed by the gateway: rate limit, frame size

@@ -1,0 +1,1 @@
+"""The matching core: order books, matcher, wallets and the order-service pipeline."""

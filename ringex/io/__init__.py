@@ -1,0 +1,1 @@
+"""Edges: WebSocket gateway, protocol, client, persistence."""

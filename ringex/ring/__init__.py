@@ -1,0 +1,1 @@
+"""Shared-memory rings, record layouts and wait strategies."""
