@@ -251,7 +251,7 @@ AUDIT = np.dtype(
         ("code", "u1"),              # AUTH_FAILED/CLOSED: protocol error code number
         ("port", "<u2"),             # peer port
         ("addr", "u1", (16,)),       # peer address: IPv4 in the first 4 bytes, or IPv6
-        ("_pad", "u1", (32,)),
+        ("_pad", "u1", (28,)),
     ],
     align=True,
 )
