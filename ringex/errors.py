@@ -30,3 +30,11 @@ class RingNotFound(RingError, FileNotFoundError):
 
 class StorageError(RingexError):
     pass
+
+
+class CommandRejected(RingexError):
+    """A convenience call (OrderService.deposit, ...) was rejected by the engine."""
+
+    def __init__(self, code):
+        super().__init__(f"rejected: {getattr(code, 'name', code)}")
+        self.code = code

@@ -1,0 +1,65 @@
+"""Account-level commands as kernels: deposit, withdraw, balance and open-order queries."""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ringex.core.codes import *  # noqa: F403  (plain-int enums)
+from ringex.core.events import NO_SEQ, emit
+from ringex.core.markets import NOTIONAL_LIMIT
+from ringex.core.matcher import reject
+
+
+@njit(cache=True)
+def _balance(wl, out, n, mk, c, acct, asset):
+    return emit(out, n, mk, NO_SEQ, EV_BALANCE, asset, 0, 0, 0, wl.avail[acct, asset],
+                wl.locked[acct, asset], acct, c.session, c.ref, 0)
+
+
+@njit(cache=True)
+def on_transfer(wl, mk, c, out, n, wallets):
+    """DEPOSIT or WITHDRAW of c.qty minor units of asset c.symbol; answers with BALANCE."""
+    acct, asset, amount = np.int64(c.account), np.int64(c.symbol), c.qty
+    if not wallets:
+        return reject(out, n, mk, c, E_UNKNOWN_COMMAND, NO_SEQ)
+    if acct < 0 or acct >= wl.avail.shape[0]:
+        return reject(out, n, mk, c, E_UNKNOWN_ACCOUNT, NO_SEQ)
+    if asset >= wl.avail.shape[1]:
+        return reject(out, n, mk, c, E_UNKNOWN_ASSET, NO_SEQ)
+    if amount <= 0:
+        return reject(out, n, mk, c, E_INVALID_AMOUNT, NO_SEQ)
+    if c.kind == CMD_DEPOSIT:
+        if amount > NOTIONAL_LIMIT - wl.avail[acct, asset] - wl.locked[acct, asset]:
+            return reject(out, n, mk, c, E_OVERFLOW, NO_SEQ)
+        wl.avail[acct, asset] += amount
+    else:
+        if amount > wl.avail[acct, asset]:
+            return reject(out, n, mk, c, E_INSUFFICIENT_FUNDS, NO_SEQ)
+        wl.avail[acct, asset] -= amount
+    return _balance(wl, out, n, mk, c, acct, asset)
+
+
+@njit(cache=True)
+def on_query_balances(wl, mk, c, out, n, wallets):
+    acct = np.int64(c.account)
+    if not wallets:
+        return reject(out, n, mk, c, E_UNKNOWN_COMMAND, NO_SEQ)
+    if acct < 0 or acct >= wl.avail.shape[0]:
+        return reject(out, n, mk, c, E_UNKNOWN_ACCOUNT, NO_SEQ)
+    for asset in range(wl.avail.shape[1]):
+        n = _balance(wl, out, n, mk, c, acct, asset)
+    return n
+
+
+@njit(cache=True)
+def on_query_orders(bk, mk, c, out, n):
+    acct = np.int64(c.account)
+    if acct < 0 or acct >= bk.acct_head.shape[0]:
+        return reject(out, n, mk, c, E_UNKNOWN_ACCOUNT, NO_SEQ)
+    m = bk.acct_head[acct]
+    while m >= 0:
+        n = emit(out, n, mk, NO_SEQ, EV_OPEN_ORDER, bk.o_symbol[m], bk.o_id[m], bk.o_coid[m],
+                 bk.o_price[m], bk.o_leaves[m], bk.o_leaves[m], acct, c.session, c.ref,
+                 INFO_SELL if bk.o_side[m] == 1 else 0)
+        m = bk.o_anext[m]
+    return n

@@ -1,0 +1,80 @@
+"""layout.py's enums as plain ints for the kernels (numba folds int globals; enum
+members would make typing unify IntEnum with int). Generated from ringex/ring/layout.py;
+tests/core/test_codes.py checks they still agree."""
+# fmt: off
+
+# CommandKind
+CMD_NEW = 1
+CMD_CANCEL = 2
+CMD_MODIFY = 3
+CMD_CANCEL_ALL = 4
+CMD_DEPOSIT = 5
+CMD_WITHDRAW = 6
+CMD_QUERY_BALANCES = 7
+CMD_QUERY_ORDERS = 8
+
+# EventKind
+EV_ACK = 1
+EV_REJECT = 2
+EV_FILL = 3
+EV_CANCELLED = 4
+EV_MODIFIED = 5
+EV_BALANCE = 6
+EV_OPEN_ORDER = 7
+EV_TRADE = 8
+EV_BOOK_LEVEL = 9
+
+# RejectCode
+E_OK = 0
+E_UNKNOWN_COMMAND = 1
+E_UNKNOWN_SYMBOL = 2
+E_UNKNOWN_ACCOUNT = 3
+E_UNKNOWN_ASSET = 4
+E_INVALID_SIDE = 5
+E_INVALID_ORDER_TYPE = 6
+E_INVALID_TIF = 7
+E_INVALID_STP = 8
+E_INVALID_QTY = 9
+E_INVALID_PRICE = 10
+E_INSUFFICIENT_FUNDS = 11
+E_DUPLICATE_CLIENT_ORDER_ID = 12
+E_UNKNOWN_ORDER = 13
+E_TOO_MANY_ORDERS = 14
+E_BOOK_FULL = 15
+E_OVERFLOW = 16
+E_POST_ONLY_WOULD_TAKE = 17
+E_INVALID_AMOUNT = 18
+
+# CancelReason
+R_USER = 1
+R_IOC_REMAINDER = 2
+R_FOK = 3
+R_STP = 4
+R_DISCONNECT = 5
+R_POST_ONLY = 6
+R_NO_FUNDS = 7
+R_CANCEL_ALL = 8
+
+# SelfTradePrevention
+STP_CANCEL_TAKER = 0
+STP_NONE = 1
+STP_CANCEL_MAKER = 2
+STP_CANCEL_BOTH = 3
+
+# TimeInForce
+TIF_GTC = 0
+TIF_IOC = 1
+TIF_FOK = 2
+
+# OrderType
+OT_LIMIT = 0
+OT_MARKET = 1
+
+# Side
+SIDE_BUY = 0
+SIDE_SELL = 1
+
+ALL_SYMBOLS = 0xFFFF
+CMD_POST_ONLY = 0x01
+INFO_SELL = 0x80
+INFO_MAKER = 0x40

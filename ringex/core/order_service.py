@@ -1,0 +1,164 @@
+"""The order-service pipeline: one command batch in, its events out, wired in one place.
+
+Stages per command (docs/rules.md), all inside one numba kernel, ``process``:
+
+  1. validate      reject bad input with a RejectCode (nothing changes)
+  2. risk lock     hold the funds the order could need (trader.try_lock)
+  3. match         walk the opposite book, price-time priority (matcher.match)
+  4. settle        move money for every fill, trim holds (trader.settle_fill)
+  5. emit          write EVENT records with per-symbol sequences (events.emit)
+
+``OrderService`` is the thin Python front: it owns the state arrays, turns names into
+ids, and answers read-only questions about books and balances.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ringex.config import Config
+from ringex.core.accounts import on_query_balances, on_query_orders, on_transfer
+from ringex.core.amend import on_cancel, on_cancel_all, on_modify
+from ringex.core.codes import *  # noqa: F403  (plain-int enums)
+from ringex.core.events import NO_SEQ
+from ringex.core.markets import new_markets
+from ringex.core.matcher import on_new, reject
+from ringex.core.order_book import LIVE, PAGE, best_tick, level_of, new_book
+from ringex.core.trader import new_wallets
+from ringex.errors import CommandRejected
+from ringex.ring import layout
+
+
+@njit(cache=True)
+def process(bk, wl, mk, cmds, start, out, wallets):
+    """Run cmds[start:] until done or out is too full for the next worst case.
+
+    Returns (next command index, events written). A command never stops half-way:
+    it starts only when ``out`` has room for everything it could emit.
+    """
+    n, i, cap = 0, start, out.shape[0]
+    reserve = wl.avail.shape[1] + 8
+    while i < cmds.shape[0]:
+        if cap - n < 2 * bk.meta[LIVE] + reserve:
+            break
+        c = cmds[i]
+        k = c.kind
+        if k == CMD_NEW:
+            n = on_new(bk, wl, mk, c, out, n, wallets)
+        elif k == CMD_CANCEL:
+            n = on_cancel(bk, wl, mk, c, out, n, wallets)
+        elif k == CMD_MODIFY:
+            n = on_modify(bk, wl, mk, c, out, n, wallets)
+        elif k == CMD_CANCEL_ALL:
+            n = on_cancel_all(bk, wl, mk, c, out, n, wallets)
+        elif k == CMD_DEPOSIT or k == CMD_WITHDRAW:
+            n = on_transfer(wl, mk, c, out, n, wallets)
+        elif k == CMD_QUERY_BALANCES:
+            n = on_query_balances(wl, mk, c, out, n, wallets)
+        elif k == CMD_QUERY_ORDERS:
+            n = on_query_orders(bk, mk, c, out, n)
+        else:
+            n = reject(out, n, mk, c, E_UNKNOWN_COMMAND, NO_SEQ)
+        i += 1
+    return i, n
+
+
+class OrderService:
+    """Matching engine state for every symbol of a Config, driven by COMMAND batches."""
+
+    def __init__(self, config: Config, wallets: bool = True):
+        self.config = config
+        self.wallets_on = bool(wallets)
+        self.book = new_book(config)
+        self.wallets = new_wallets(config)
+        self.markets = new_markets(config)
+        # room for the worst command (every resting order filled twice over) plus a batch
+        cap = 2 * config.limits.max_orders + len(config.assets) + 8 + 4096
+        self._out = layout.events(cap)
+
+    # -- names to ids
+    def symbol_id(self, name: str) -> int:
+        return self.config.symbol(name).id
+
+    def asset_id(self, name: str) -> int:
+        return self.config.asset(name).id
+
+    # -- commands
+    def submit(self, cmds: np.ndarray) -> np.ndarray:
+        """Process a COMMAND array in order; return the EVENT array it produced (a copy)."""
+        if cmds.dtype != layout.COMMAND:
+            raise TypeError(f"submit() needs a layout.COMMAND array, got {cmds.dtype}")
+        done, parts = 0, []
+        while True:
+            done, n = process(self.book, self.wallets, self.markets, cmds, done, self._out,
+                              self.wallets_on)
+            parts.append(self._out[:n].copy())
+            if done >= len(cmds):
+                break
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def deposit(self, account: int, asset: str, amount: int) -> np.ndarray:
+        """Credit minor units to an account; raises CommandRejected if refused."""
+        return self._transfer(layout.deposit(account, self.asset_id(asset), amount))
+
+    def withdraw(self, account: int, asset: str, amount: int) -> np.ndarray:
+        return self._transfer(layout.withdraw(account, self.asset_id(asset), amount))
+
+    def _transfer(self, cmd: np.ndarray) -> np.ndarray:
+        ev = self.submit(cmd)
+        if ev[0]["kind"] == layout.EventKind.REJECT:
+            raise CommandRejected(layout.RejectCode(layout.info_code(int(ev[0]["info"]))))
+        return ev
+
+    # -- read-only views
+    def best_bid(self, symbol: int) -> int | None:
+        t = best_tick(self.book, 2 * symbol)
+        return None if t < 0 else int(t)
+
+    def best_ask(self, symbol: int) -> int | None:
+        t = best_tick(self.book, 2 * symbol + 1)
+        return None if t < 0 else int(t)
+
+    def depth_at(self, symbol: int, side: int, price: int) -> int:
+        """Resting lots at one price (0 when none or outside the band)."""
+        lo, hi = int(self.markets.lo[symbol]), int(self.markets.hi[symbol])
+        if not lo <= price <= hi:
+            return 0
+        li = level_of(self.book, 2 * symbol + int(side), price - lo)
+        return 0 if li < 0 else int(self.book.lv_qty[li])
+
+    def levels(self, symbol: int, side: int) -> list[tuple[int, int, int]]:
+        """Every occupied level as (price, lots, orders), best first."""
+        bk, b, lo = self.book, 2 * symbol + int(side), int(self.markets.lo[symbol])
+        out = []
+        start = bk.pt_off[b]
+        pages = bk.page_table[start:start + self._n_pages(symbol)]
+        for pi in np.flatnonzero(pages >= 0):
+            base = int(pages[pi]) * PAGE
+            counts = bk.lv_count[base:base + PAGE]
+            for off in np.flatnonzero(counts):
+                out.append((lo + int(pi) * PAGE + int(off), int(bk.lv_qty[base + off]),
+                            int(counts[off])))
+        out.sort(reverse=(int(side) == 0))
+        return out
+
+    def _n_pages(self, symbol: int) -> int:
+        n_ticks = int(self.markets.hi[symbol] - self.markets.lo[symbol]) + 1
+        return (n_ticks + PAGE - 1) // PAGE
+
+    def balance(self, account: int, asset: str | int) -> tuple[int, int]:
+        a = self.asset_id(asset) if isinstance(asset, str) else int(asset)
+        return int(self.wallets.avail[account, a]), int(self.wallets.locked[account, a])
+
+    def open_orders(self, account: int) -> list[dict]:
+        """The account's resting orders, oldest first."""
+        bk, out, m = self.book, [], int(self.book.acct_head[account])
+        while m >= 0:
+            out.append({"order_id": int(bk.o_id[m]), "symbol": int(bk.o_symbol[m]),
+                        "side": int(bk.o_side[m]), "price": int(bk.o_price[m]),
+                        "leaves": int(bk.o_leaves[m]), "client_order_id": int(bk.o_coid[m])})
+            m = int(bk.o_anext[m])
+        return out
+
+    def live_orders(self) -> int:
+        return int(self.book.meta[LIVE])
