@@ -24,6 +24,7 @@ from ringex.core.events import NO_SEQ
 from ringex.core.markets import new_markets
 from ringex.core.matcher import on_new, reject
 from ringex.core.order_book import LIVE, PAGE, best_tick, level_of, new_book
+from ringex.core.structs import bundle
 from ringex.core.trader import new_wallets
 from ringex.errors import CommandRejected
 from ringex.ring import layout
@@ -72,6 +73,8 @@ class OrderService:
         self.book = new_book(config)
         self.wallets = new_wallets(config)
         self.markets = new_markets(config)
+        # the kernels' handles on the same arrays (see structs.py for why)
+        self._state = (bundle(self.book), bundle(self.wallets), bundle(self.markets))
         # room for the worst command (every resting order filled twice over) plus a batch
         cap = 2 * config.limits.max_orders + len(config.assets) + 8 + 4096
         self._out = layout.events(cap)
@@ -90,8 +93,7 @@ class OrderService:
             raise TypeError(f"submit() needs a layout.COMMAND array, got {cmds.dtype}")
         done, parts = 0, []
         while True:
-            done, n = process(self.book, self.wallets, self.markets, cmds, done, self._out,
-                              self.wallets_on)
+            done, n = process(*self._state, cmds, done, self._out, self.wallets_on)
             parts.append(self._out[:n].copy())
             if done >= len(cmds):
                 break
@@ -112,11 +114,11 @@ class OrderService:
 
     # -- read-only views
     def best_bid(self, symbol: int) -> int | None:
-        t = best_tick(self.book, 2 * symbol)
+        t = best_tick(self._state[0], 2 * symbol)
         return None if t < 0 else int(t)
 
     def best_ask(self, symbol: int) -> int | None:
-        t = best_tick(self.book, 2 * symbol + 1)
+        t = best_tick(self._state[0], 2 * symbol + 1)
         return None if t < 0 else int(t)
 
     def depth_at(self, symbol: int, side: int, price: int) -> int:
@@ -124,7 +126,7 @@ class OrderService:
         lo, hi = int(self.markets.lo[symbol]), int(self.markets.hi[symbol])
         if not lo <= price <= hi:
             return 0
-        li = level_of(self.book, 2 * symbol + int(side), price - lo)
+        li = level_of(self._state[0], 2 * symbol + int(side), price - lo)
         return 0 if li < 0 else int(self.book.lv_qty[li])
 
     def levels(self, symbol: int, side: int) -> list[tuple[int, int, int]]:
