@@ -39,13 +39,15 @@ class EventTranslator:
 
     def messages(self, ev: tuple) -> list[dict]:
         """``ev``: ``EVENT.item()`` of an event already known to be this session's."""
-        _, order_id, other_id, price, qty, leaves, _, _, ref, symbol, kind, info = ev
+        seq, order_id, other_id, price, qty, leaves, _, _, ref, symbol, kind, info = ev
         request = self._pending.get(ref)
         if request is not None and request.op == BARRIER:
             return self._barrier_done(ref)
         s = self._t.symbols.get(symbol)
         if kind == EK.REJECT:
-            return [self._reject(ref, request, s, order_id, other_id, info & INFO_CODE_MASK)]
+            # only an event that names a symbol has a sequence (docs/rules.md)
+            return [self._reject(ref, request, s if seq else None, order_id, other_id,
+                                 info & INFO_CODE_MASK)]
         if kind == EK.BALANCE:
             return self._balance(ref, request, symbol, qty, leaves)
         if s is None:
