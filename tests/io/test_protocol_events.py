@@ -261,3 +261,9 @@ def test_should_keep_sessions_apart():
     assert msgs(b, ev) == []
     assert msgs(a, ev)[0]["order_id"] == 42
     assert SID not in (11, 12)
+
+
+def test_should_take_event_tuples_as_well_as_records():
+    s = logged_in()
+    ref = placed(s)
+    assert msgs(s, ack(ref).item())[0]["req_id"] == 3

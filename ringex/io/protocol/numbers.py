@@ -74,6 +74,7 @@ class Step:
 
 # ---------------------------------------------------------------- client order ids
 CLIENT_ID_MAX_CHARS = 8
+_CLIENT_ID = re.compile(r"[!-~]+")
 
 
 def pack_client_id(text: str) -> int:
@@ -81,7 +82,7 @@ def pack_client_id(text: str) -> int:
     engine stores: the ASCII bytes read big-endian. ValueError for anything else."""
     if type(text) is not str or not 1 <= len(text) <= CLIENT_ID_MAX_CHARS:
         raise ValueError("client_order_id must be a string of 1 to 8 characters")
-    if not all("!" <= c <= "~" for c in text):
+    if _CLIENT_ID.fullmatch(text) is None:
         raise ValueError("client_order_id characters must be printable ASCII, no space")
     return int.from_bytes(text.encode("ascii"), "big")
 

@@ -17,11 +17,14 @@ from ringex.ring.layout import (
     CMD_POST_ONLY, COMMAND, OrderType, SelfTradePrevention as STP, Side, TimeInForce as TIF,
 )
 
-SIDES = {"buy": Side.BUY, "sell": Side.SELL}
-TYPES = {"limit": OrderType.LIMIT, "market": OrderType.MARKET}
-TIFS = {"gtc": TIF.GTC, "ioc": TIF.IOC, "fok": TIF.FOK}
-STPS = {"none": STP.NONE, "cancel_taker": STP.CANCEL_TAKER,
-        "cancel_maker": STP.CANCEL_MAKER, "cancel_both": STP.CANCEL_BOTH}
+# wire name -> engine value, as plain ints (IntEnum members are slow on the hot path)
+SIDES = {"buy": int(Side.BUY), "sell": int(Side.SELL)}
+TYPES = {"limit": int(OrderType.LIMIT), "market": int(OrderType.MARKET)}
+TIFS = {"gtc": int(TIF.GTC), "ioc": int(TIF.IOC), "fok": int(TIF.FOK)}
+STPS = {"none": int(STP.NONE), "cancel_taker": int(STP.CANCEL_TAKER),
+        "cancel_maker": int(STP.CANCEL_MAKER), "cancel_both": int(STP.CANCEL_BOTH)}
+LIMIT, MARKET, GTC, IOC = TYPES["limit"], TYPES["market"], TIFS["gtc"], TIFS["ioc"]
+DEFAULT_STP = STPS["cancel_taker"]
 CHANNELS = ("book", "trades")
 MAX_REQ_ID_CHARS = 64
 MAX_API_KEY_CHARS = 256
@@ -157,14 +160,14 @@ def place(msg: dict, t: Tables) -> dict[str, int]:
     """NEW: every field but account/session/ref/ts_ns/kind."""
     s = symbol_field(msg, t)
     side = choice(msg, "side", SIDES, E.INVALID_SIDE)
-    order_type = choice(msg, "type", TYPES, E.INVALID_TYPE, OrderType.LIMIT)
-    market = order_type == OrderType.MARKET
-    tif = choice(msg, "tif", TIFS, E.INVALID_TIF, TIF.IOC if market else TIF.GTC)
-    stp = choice(msg, "stp", STPS, E.INVALID_STP, STP.CANCEL_TAKER)
+    order_type = choice(msg, "type", TYPES, E.INVALID_TYPE, LIMIT)
+    market = order_type == MARKET
+    tif = choice(msg, "tif", TIFS, E.INVALID_TIF, IOC if market else GTC)
+    stp = choice(msg, "stp", STPS, E.INVALID_STP, DEFAULT_STP)
     post_only = bool_field(msg, "post_only")
-    if market and tif == TIF.GTC:
+    if market and tif == GTC:
         raise Refused(E.INVALID_TIF, "a market order is ioc or fok, not gtc")
-    if post_only and (market or tif != TIF.GTC):
+    if post_only and (market or tif != GTC):
         raise Refused(E.INVALID_TIF, "post_only needs a gtc limit order")
     if market:
         if msg.get("price") is not None:

@@ -36,6 +36,10 @@ from ringex.io.protocol.symbols import tables_for
 from ringex.ring.layout import ALL_SYMBOLS, CommandKind as CK
 
 
+_NEW, _CANCEL, _MODIFY, _CANCEL_ALL, _QUERY_BALANCES, _QUERY_ORDERS = map(int, (
+    CK.NEW, CK.CANCEL, CK.MODIFY, CK.CANCEL_ALL, CK.QUERY_BALANCES, CK.QUERY_ORDERS))
+
+
 def kernel_fill_fee(symbol: Symbol, price: int, qty: int, maker: bool) -> int:
     """``ringex.core.fees.fill_fee``, imported on first use (it pulls in numba)."""
     from ringex.core.fees import fill_fee
@@ -147,23 +151,23 @@ class Session:
 
     # ------------------------------------------------------------ ops
     def _place(self, msg, req_id, now):
-        return self._send(now, (req_id, "place", CK.NEW, rq.place(msg, self._t)))
+        return self._send(now, (req_id, "place", _NEW, rq.place(msg, self._t)))
 
     def _cancel(self, msg, req_id, now):
-        return self._send(now, (req_id, "cancel", CK.CANCEL, rq.cancel(msg, self._t)))
+        return self._send(now, (req_id, "cancel", _CANCEL, rq.cancel(msg, self._t)))
 
     def _modify(self, msg, req_id, now):
-        return self._send(now, (req_id, "modify", CK.MODIFY, rq.modify(msg, self._t)))
+        return self._send(now, (req_id, "modify", _MODIFY, rq.modify(msg, self._t)))
 
     def _balances(self, msg, req_id, now):
-        return self._send(now, (req_id, "balances", CK.QUERY_BALANCES, {}))
+        return self._send(now, (req_id, "balances", _QUERY_BALANCES, {}))
 
     def _open_orders(self, msg, req_id, now):
-        return self._send(now, (req_id, "open_orders", CK.QUERY_ORDERS, {}), barrier=True)
+        return self._send(now, (req_id, "open_orders", _QUERY_ORDERS, {}), barrier=True)
 
     def _cancel_all(self, msg, req_id, now):
         s = rq.cancel_all(msg, self._t)
-        return self._send(now, (req_id, "cancel_all", CK.CANCEL_ALL,
+        return self._send(now, (req_id, "cancel_all", _CANCEL_ALL,
                                 {"symbol": ALL_SYMBOLS if s is None else s.id}), barrier=True)
 
     def _subscribe(self, msg, req_id, now):
@@ -209,7 +213,7 @@ class Session:
         if barrier:
             b = self._pending.add(Request(None, BARRIER, target=ref))
             actions.append(SendCommand(rq.command(
-                CK.QUERY_BALANCES, self.account, self.session_id, b, now)))
+                _QUERY_BALANCES, self.account, self.session_id, b, now)))
         return actions
 
     # ------------------------------------------------------------ authentication results
@@ -257,15 +261,17 @@ class Session:
         client_order_id, side). Read-only for callers."""
         return self._events.orders
 
-    def event_to_messages(self, event: np.void) -> list[dict]:
+    def event_to_messages(self, event: np.void | tuple) -> list[dict]:
         """Messages for one EVENT record routed to this session (by ``event.session``);
         an event of another session or account, or before login, gives [].
+        ``event`` is a record (``batch[i]``) or its tuple (``batch.tolist()[i]``,
+        the faster way through a batch).
 
         Resolves the request's ``req_id`` for direct replies, gathers multi-event
         answers (balances, open_orders, cancel_all) and tracks this session's orders.
         Send the returned messages in order, each with ``encode``.
         """
-        ev = event.item()
+        ev = event if type(event) is tuple else event.item()
         if (self.state is not State.AUTHENTICATED or ev[7] != self.session_id
                 or ev[6] != self.account):
             return []
