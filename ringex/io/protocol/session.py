@@ -68,6 +68,13 @@ class SessionLimits:
 
 
 class Session:
+    """Protocol state of one connection. Public, read-only for the adapter:
+
+    ``state`` (:class:`State`), ``account`` (None until authenticated), ``session_id``,
+    ``subscriptions`` ({(channel, symbol name)}: drop them from the fan-out when the
+    socket closes), ``orders`` (this session's live orders as learnt from events).
+    """
+
     def __init__(self, config: Config, session_id: int, *,
                  limits: SessionLimits = SessionLimits(),
                  clock: Callable[[], int] = time.perf_counter_ns,
