@@ -19,9 +19,10 @@ from tests.util.differential import Differential
 from tests.util.reference import ReferenceExchange
 
 MARKET = g.Market.small(max_orders=4096)
+POOR = g.Market.small(poor=True)              # funds bind: rejects, NO_FUNDS, failed modifies
 TINY_POOL = g.Market.small(max_orders=6)
 WALLETS = pytest.mark.parametrize("wallets", [True, False], ids=["wallets", "no_wallets"])
-SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
+SETTINGS = settings(max_examples=100, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -62,8 +63,14 @@ def test_core_matches_reference(wallets, ops):
     pair(MARKET, wallets).run(ops)
 
 
+@settings(SETTINGS, max_examples=60)
+@given(ops=g.op_lists(POOR, wallets=True, max_size=60))
+def test_core_matches_reference_when_funds_are_short(ops):
+    pair(POOR, True).run(ops)
+
+
 @WALLETS
-@settings(SETTINGS, max_examples=25)
+@settings(SETTINGS, max_examples=40)
 @given(ops=g.op_lists(TINY_POOL, wallets=True, max_size=40))
 def test_core_matches_reference_with_a_full_order_pool(wallets, ops):
     ops = [op for op in ops if wallets or not isinstance(op, (g.Deposit, g.Withdraw,
@@ -72,9 +79,44 @@ def test_core_matches_reference_with_a_full_order_pool(wallets, ops):
 
 
 @WALLETS
-@pytest.mark.parametrize("seed", [11, 12])
-def test_core_matches_reference_on_long_seeded_streams(wallets, seed):
-    pair(MARKET, wallets).run(g.random_ops(seed, 1500, MARKET, wallets))
+@pytest.mark.parametrize("market,seed", [(MARKET, 11), (MARKET, 12), (POOR, 13),
+                                         (g.Market.small(max_orders=8), 14)],
+                         ids=["seed11", "seed12", "poor13", "pool8-14"])
+def test_core_matches_reference_on_long_seeded_streams(wallets, market, seed):
+    pair(market, wallets).run(g.random_ops(seed, 1500, market, wallets))
+
+
+# ------------------------------------------------------------------ pinned scenarios
+# Minimal streams that once told the engines apart; kept as named regressions.
+B = 10**8
+SELL, BUY, LIMIT, MKT, GTC, IOC, FOK = 1, 0, 0, 1, 0, 1, 2
+
+
+def _new(acct, side, offset, qty, otype=LIMIT, tif=GTC):
+    return g.New(0, acct, side, otype, tif, offset, qty, False, 0, 0)
+
+
+def test_ioc_is_accepted_when_the_order_pool_is_full():
+    """rules.md step 11: TOO_MANY_ORDERS is checked only for orders that could rest."""
+    market = g.Market.small(max_orders=2)
+    pair(market, False).run([_new(1, BUY, -5, 1), _new(1, BUY, -4, 1),
+                             _new(2, SELL, -4, 1, tif=IOC)], fund=False)
+
+
+def test_funds_limited_market_buy_keeps_fifo_within_a_level():
+    """151605 cents buy 14 lots at 101 (141498); the 10107 left buy one more lot (floor
+    fees make 14 + 1 cheaper than 15). That lot must come from the head order, which
+    still has 6 lots, not from the order behind it."""
+    pair(MARKET, True).run([
+        g.Deposit(1, 0, 151605), g.Deposit(2, 1, 20 * B), g.Deposit(3, 1, 5 * B),
+        _new(2, SELL, 1, 20), _new(3, SELL, 1, 5), _new(1, BUY, 1, 20, MKT, IOC)], fund=False)
+
+
+def test_fok_market_buy_dry_run_matches_the_walk():
+    """The same budget fills 15 lots (14 + 1) when walked, so a FOK for 15 must fill."""
+    pair(MARKET, True).run([
+        g.Deposit(1, 0, 151605), g.Deposit(2, 1, 20 * B),
+        _new(2, SELL, 1, 20), _new(1, BUY, 1, 15, MKT, FOK)], fund=False)
 
 
 @WALLETS

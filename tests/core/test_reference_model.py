@@ -141,6 +141,23 @@ def test_should_stop_a_market_buy_at_the_funds_limit():
         R.INSUFFICIENT_FUNDS
 
 
+def test_should_ask_the_head_maker_again_when_floor_fees_leave_room_for_one_more_lot():
+    # at 101: 14 lots cost 141400 + 98, 15 lots 151500 + 106; 151605 buys 14, and the
+    # 10107 left buy one more lot (10100 + 7) from the same, still first, maker
+    x = ex(usd=151605, btc=30 * BTC)
+    new(x, 2, SELL, 101, 20)
+    new(x, 3, SELL, 101, 5)
+    out = new(x, 1, BUY, 0, 20, order_type=OrderType.MARKET, tif=TIF.IOC)
+    assert [(k, i, o, q) for k, i, o, _, q, *_ in out] == [
+        ("ACK", 3, 0, 20), ("FILL", 3, 1, 14), ("FILL", 1, 3, 14), ("FILL", 3, 1, 1),
+        ("FILL", 1, 3, 1), ("CANCELLED", 3, 0, 5)]
+    assert x.balance(1, "USD") == (0, 0)
+    y = ex(usd=151605, btc=30 * BTC)
+    new(y, 2, SELL, 101, 20)
+    assert [r[0] for r in new(y, 1, BUY, 0, 15, order_type=OrderType.MARKET, tif=TIF.FOK)] \
+        == ["ACK"] + ["FILL"] * 4
+
+
 def test_should_keep_priority_on_decrease_and_lose_it_on_increase_or_reprice():
     x = ex()
     new(x, 2, SELL, 100, 3)                                       # 1

@@ -80,7 +80,8 @@ class Differential:
         self.ref = next(t for t in self.tracks if isinstance(t.svc, ReferenceExchange))
         self.totals: dict[int, int] = {}
         self.step_no = 0
-        self.accounts = tuple(sorted(set(market.accounts) | set(market.invalid_accounts) - {0}))
+        self._acks: dict[int, object] = {}
+        self.accounts = tuple(market.accounts)          # every account that can trade
 
     # ------------------------------------------------------------------ resolving ops
     def _order(self, back: int, live: bool):
@@ -158,7 +159,6 @@ class Differential:
 
     # ------------------------------------------------------------------ running
     def run(self, ops, fund: bool = True) -> None:
-        self._acks: dict[int, object] = {}
         if self.wallets and fund:
             ops = self.m.funding() + list(ops)
         for op in ops:
@@ -167,8 +167,8 @@ class Differential:
     def step(self, op) -> None:
         self.step_no += 1
         rows = {}
-        for t in self.tracks:
-            cmd = self._command(op, t)
+        cmds = [self._command(op, t) for t in self.tracks]    # resolve before any runs
+        for t, cmd in zip(self.tracks, cmds):
             t.sent.append(cmd)
             rows[t.name] = t.absorb(t.svc.submit(cmd))
         self._remember_acks()
@@ -204,15 +204,19 @@ class Differential:
                 snap[(s.name, side)] = [tuple(map(int, lv)) for lv in svc.levels(s.id, side)]
             snap[(s.name, "bbo")] = (svc.best_bid(s.id), svc.best_ask(s.id))
         for a in self.accounts:
-            snap[("orders", a)] = [
-                (t.canon_id(int(o["order_id"])), int(o["symbol"]), int(o["side"]),
+            snap[("orders", a)] = sorted(   # list order is QUERY_ORDERS' job, compared there
+                (self.ref_pos(t, int(o["order_id"])), int(o["symbol"]), int(o["side"]),
                  int(o["price"]), int(o["leaves"]), int(o["client_order_id"]))
-                for o in svc.open_orders(a)]
+                for o in svc.open_orders(a))
         if self.wallets:
             for a in (0, *self.accounts):
                 for asset in cfg.assets:
                     snap[("balance", a, asset.name)] = tuple(map(int, svc.balance(a, asset.name)))
         return snap
+
+    @staticmethod
+    def ref_pos(t: Track, oid: int) -> int:
+        return t.pos.get(oid, -1)
 
     def _compare_state(self, op):
         base = self.snapshot(self.ref)

@@ -102,7 +102,7 @@ class Market:
     invalid_accounts: tuple[int, ...] = (0, 8)
 
     @classmethod
-    def small(cls, max_orders: int = 4096) -> "Market":
+    def small(cls, max_orders: int = 4096, poor: bool = False) -> "Market":
         """BTC-USD (tick 1 USD, lot 1 BTC) and ETH-BTC around 100 and 50 ticks, bands of
         +-6 ticks so orders cross often and a few prices fall outside the band."""
         config = Config.build(
@@ -114,7 +114,10 @@ class Market:
                          "min_price": "0.044", "max_price": "0.056",
                          "maker_fee_bps": 2, "taker_fee_bps": 6}},
             max_orders=max_orders, max_accounts=8, max_level_pages=64)
-        # USD: ~0..8 lots of BTC at 100; BTC: 0..8 BTC; ETH: 0..400 lots of 0.01
+        # USD: ~0..8 lots of BTC at 100; BTC: 0..8 BTC; ETH: 0..400 lots of 0.01.
+        # poor: a few lots' worth, so funds checks, NO_FUNDS and failed modifies are common
+        if poor:
+            return cls(config, deposit_max=(3 * 100 * 100, 3 * 10**8, 2 * 10**6))
         return cls(config, deposit_max=(8 * 100 * 100, 8 * 10**8, 4 * 10**8))
 
     def funding(self) -> list[Deposit]:

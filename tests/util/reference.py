@@ -45,6 +45,7 @@ class Order:
     post_only: bool
     session: int
     lock: int = 0                     # funds this order holds (quote for buys, base for sells)
+    stamp: int = 0                    # when it last entered the book ("oldest first")
 
     @property
     def info(self) -> int:
@@ -64,6 +65,7 @@ class ReferenceExchange:
         self.seq = [0] * len(self.syms)
         self.next_id = 1
         self.acked: dict[int, Order] = {}                 # every order as it was ACKed
+        self.clock = 0                                    # bumps each time an order rests
         self.out: list[tuple] = []
 
     # ------------------------------------------------------------------ queries
@@ -91,8 +93,13 @@ class ReferenceExchange:
     def open_orders(self, account: int) -> list[dict]:
         return [dict(order_id=o.id, symbol=o.symbol, side=o.side, price=o.price,
                      leaves=o.leaves, client_order_id=o.client_order_id)
-                for o in sorted(self.orders.values(), key=lambda o: o.id)
-                if o.account == account]
+                for o in self._oldest_first(account)]
+
+    def _oldest_first(self, account: int) -> list[Order]:
+        """The account's resting orders by the time they (last) entered the book: a modify
+        that loses priority is a cancel + reinsert (rules.md), so it counts as new."""
+        return sorted((o for o in self.orders.values() if o.account == account),
+                      key=lambda o: o.stamp)
 
     def last_ack(self, order_id: int) -> Order:
         """The order as it was when ACKed (also for orders long gone)."""
@@ -275,7 +282,9 @@ class ReferenceExchange:
         return lo
 
     def _fillable(self, o: Order, budget) -> int:
-        """FOK dry run: lots that would fill now (rules.md 'Matching a NEW order' 3)."""
+        """FOK dry run (rules.md 'Matching a NEW order' 3): the lots ``_match`` would fill
+        now, walking exactly as it does (a funds-limited maker stays at the head and is
+        asked again), without changing anything."""
         s = self.syms[o.symbol]
         got = 0
         for p, queue in self._opposite(o):
@@ -286,14 +295,17 @@ class ReferenceExchange:
                     if o.stp == STP.CANCEL_MAKER:
                         continue
                     return got
-                q = min(o.leaves - got, m.leaves)
-                if budget is not None:
-                    q = min(q, self._afford(o.symbol, p, budget))
-                    if q == 0:
-                        return got
-                    n = notional(p, q, s.tick_lot_value)
-                    budget -= n + fee(n, s.taker_fee_bps)
-                got += q
+                left = m.leaves
+                while left and got < o.leaves:
+                    q = min(o.leaves - got, left)
+                    if budget is not None:
+                        q = min(q, self._afford(o.symbol, p, budget))
+                        if q == 0:
+                            return got
+                        n = notional(p, q, s.tick_lot_value)
+                        budget -= n + fee(n, s.taker_fee_bps)
+                    got += q
+                    left -= q
                 if got == o.leaves:
                     return got
         return got
@@ -366,6 +378,8 @@ class ReferenceExchange:
 
     # ------------------------------------------------------------------ book
     def _rest(self, o: Order):
+        self.clock += 1
+        o.stamp = self.clock
         self.books[o.symbol][o.side].setdefault(o.price, deque()).append(o)
         self.orders[o.id] = o
         if o.client_order_id:
@@ -390,34 +404,42 @@ class ReferenceExchange:
 
     # ------------------------------------------------------------------ CANCEL / MODIFY
     def _find(self, c) -> Order | None:
-        """The resting order a CANCEL/MODIFY names, if it is the account's and the symbol's."""
+        """The resting order a CANCEL/MODIFY names, or None with the REJECT emitted.
+
+        rules.md only says "UNKNOWN_ORDER"; for an unknown symbol or account the core
+        answers UNKNOWN_SYMBOL (seq 0) / UNKNOWN_ACCOUNT first, and so does this model."""
+        if c["symbol"] >= len(self.syms):
+            self._reject(c, R.UNKNOWN_SYMBOL)
+            return None
+        if not 1 <= c["account"] < self.config.limits.max_accounts:
+            self._reject(c, R.UNKNOWN_ACCOUNT)
+            return None
         oid = c["order_id"]
-        if oid == 0 and c["kind"] == K.CANCEL and c["client_order_id"]:
+        if oid == 0 and c["client_order_id"]:
             oid = self.by_client.get((c["account"], c["client_order_id"]), 0)
         o = self.orders.get(oid)
         if o is None or o.account != c["account"] or o.symbol != c["symbol"]:
+            self._reject(c, R.UNKNOWN_ORDER)
             return None
         return o
 
     def _cancel(self, c):
         o = self._find(c)
-        if o is None:
-            self._reject(c, R.UNKNOWN_ORDER)
-            return
-        self._cancel_order(o, CancelReason.USER, c["session"], c["ref"], resting=True)
+        if o is not None:
+            self._cancel_order(o, CancelReason.USER, c["session"], c["ref"], resting=True)
 
     def _modify(self, c):
+        """The order is looked up first, then qty and price are checked (rules.md leaves
+        the order open; this is the core's)."""
+        o = self._find(c)
+        if o is None:
+            return
         if c["qty"] <= 0:
             self._reject(c, R.INVALID_QTY)
             return
-        if c["symbol"] < len(self.syms):
-            s = self.syms[c["symbol"]]
-            if not s.min_tick <= c["price"] <= s.max_tick:
-                self._reject(c, R.INVALID_PRICE)
-                return
-        o = self._find(c)
-        if o is None:
-            self._reject(c, R.UNKNOWN_ORDER)
+        s = self.syms[c["symbol"]]
+        if not s.min_tick <= c["price"] <= s.max_tick:
+            self._reject(c, R.INVALID_PRICE)
             return
         sess, ref = c["session"], c["ref"]
         new_p, new_q = c["price"], c["qty"]
@@ -449,8 +471,14 @@ class ReferenceExchange:
             self._rest(o)
 
     def _cancel_all(self, c):
-        for o in sorted(self.orders.values(), key=lambda o: o.id):
-            if o.account == c["account"] and c["symbol"] in (ALL_SYMBOLS, o.symbol):
+        if c["symbol"] != ALL_SYMBOLS and c["symbol"] >= len(self.syms):
+            self._reject(c, R.UNKNOWN_SYMBOL)
+            return
+        if not 1 <= c["account"] < self.config.limits.max_accounts:
+            self._reject(c, R.UNKNOWN_ACCOUNT, sequenced=False)
+            return
+        for o in self._oldest_first(c["account"]):
+            if c["symbol"] in (ALL_SYMBOLS, o.symbol):
                 self._cancel_order(o, CancelReason.CANCEL_ALL, c["session"], c["ref"],
                                    resting=True)
 
@@ -495,8 +523,7 @@ class ReferenceExchange:
             self._balance_event(c, a.id)
 
     def _query_orders(self, c):
-        for o in sorted(self.orders.values(), key=lambda o: o.id):
-            if o.account == c["account"]:
-                self._emit(E.OPEN_ORDER, o.symbol, o.account, c["session"], c["ref"],
-                           order_id=o.id, other_id=o.client_order_id, price=o.price,
-                           qty=o.leaves, leaves=o.leaves, info=o.info, sequenced=False)
+        for o in self._oldest_first(c["account"]):
+            self._emit(E.OPEN_ORDER, o.symbol, o.account, c["session"], c["ref"],
+                       order_id=o.id, other_id=o.client_order_id, price=o.price,
+                       qty=o.leaves, leaves=o.leaves, info=o.info, sequenced=False)
