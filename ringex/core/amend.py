@@ -47,11 +47,14 @@ def on_cancel_all(bk, wl, mk, c, out, n, wallets):
         return reject(out, n, mk, c, E_UNKNOWN_SYMBOL, NO_SEQ)
     if acct < 1 or acct >= bk.acct_head.shape[0]:
         return reject(out, n, mk, c, E_UNKNOWN_ACCOUNT, NO_SEQ)
+    by_session = (c.flags & CMD_DISCONNECT) != 0
+    reason = R_DISCONNECT if by_session else R_CANCEL_ALL
     m = bk.acct_head[acct]
     while m >= 0:
         nxt = bk.o_anext[m]
-        if sym == ALL_SYMBOLS or bk.o_symbol[m] == sym:
-            n = drop_order(bk, wl, mk, m, True, R_CANCEL_ALL, c.session, c.ref, out, n, wallets)
+        if (sym == ALL_SYMBOLS or bk.o_symbol[m] == sym) \
+                and (not by_session or bk.o_session[m] == c.session):
+            n = drop_order(bk, wl, mk, m, True, reason, c.session, c.ref, out, n, wallets)
         m = nxt
     return n
 

@@ -62,6 +62,8 @@ assert COMMAND.itemsize == 64 and EVENT.itemsize == 64
 
 ALL_SYMBOLS = 0xFFFF      # CANCEL_ALL for every symbol
 CMD_POST_ONLY = 0x01      # COMMAND.flags bit
+CMD_DISCONNECT = 0x02     # COMMAND.flags bit on CANCEL_ALL: only this session's orders,
+                          # reason DISCONNECT (cancel-on-disconnect)
 
 INFO_CODE_MASK = 0x3F     # EVENT.info low bits: reject code or cancel reason
 INFO_SELL = 0x80          # EVENT.info: the order is a sell
@@ -206,8 +208,11 @@ def modify(symbol: int, account: int, order_id: int, price: int, qty: int, *,
 
 
 def cancel_all(account: int, symbol: int = ALL_SYMBOLS, *, session: int = 0,
-               ref: int = 0) -> np.ndarray:
-    return _one(CommandKind.CANCEL_ALL, symbol, account, session=session, ref=ref)
+               ref: int = 0, disconnect: bool = False) -> np.ndarray:
+    """Cancel the account's resting orders (in one symbol, or all); with disconnect=True
+    only those placed by ``session``, with reason DISCONNECT."""
+    return _one(CommandKind.CANCEL_ALL, symbol, account, session=session, ref=ref,
+                flags=CMD_DISCONNECT if disconnect else 0)
 
 
 def deposit(account: int, asset: int, amount: int, *, ref: int = 0) -> np.ndarray:

@@ -16,4 +16,5 @@ def test_should_mirror_every_enum_member():
 def test_should_mirror_flag_constants():
     assert codes.ALL_SYMBOLS == L.ALL_SYMBOLS
     assert codes.CMD_POST_ONLY == L.CMD_POST_ONLY
+    assert codes.CMD_DISCONNECT == L.CMD_DISCONNECT
     assert codes.INFO_SELL == L.INFO_SELL and codes.INFO_MAKER == L.INFO_MAKER

@@ -225,3 +225,12 @@ def test_should_ignore_ioc_for_resting_modify_semantics():
     ex.rest(2, SELL, 100, 1)
     ev = ex.buy(1, 100, 2, tif=TIF.IOC)
     assert ex.kinds(ev)[-1] == "CANCELLED" and ex.bid() is None
+
+
+def test_should_cancel_only_the_disconnected_sessions_orders():
+    ex = Exchange()
+    gone = ex.rest(1, BUY, 90, 1, session=7)
+    ex.rest(1, BUY, 91, 1, session=8)
+    ev = ex.submit(layout.cancel_all(1, session=7, disconnect=True))
+    assert list(ev["order_id"]) == [gone] and ex.reason(ev[0]) == CancelReason.DISCONNECT
+    assert ev[0]["session"] == 7 and ex.bid() == 91
