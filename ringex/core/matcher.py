@@ -13,7 +13,7 @@ from ringex.core.client_ids import coid_find
 from ringex.core.codes import *  # noqa: F403  (plain-int enums)
 from ringex.core.events import NO_SEQ, emit
 from ringex.core.order_book import (
-    COID_MASK, FREE_TOP, alloc_slot, can_rest, free_slot, level_of, next_level,
+    COID_MASK, LIVE, MAX_LIVE, alloc_slot, can_rest, free_slot, level_of, next_level,
     reduce, rest, unrest,
 )
 from ringex.core.trader import (
@@ -58,6 +58,7 @@ def fok_fillable(bk, mk, slot, wallets):
     market_buy = market and side == 0 and wallets
     want, acct, stp = bk.o_leaves[slot], bk.o_account[slot], bk.o_stp[slot]
     budget, total, t = bk.o_locked[slot], 0, bk.best[opp]
+    used = 0                        # lots of maker m already counted
     while t >= 0 and total < want:
         px = t + lo
         if not market and not _crosses(side, px, bk.o_price[slot]):
@@ -69,16 +70,18 @@ def fok_fillable(bk, mk, slot, wallets):
                     return total
                 m = bk.o_next[m]
                 continue
-            q = min(want - total, bk.o_leaves[m])
+            q = min(want - total, bk.o_leaves[m] - used)
             if market_buy:
-                a = market_buy_qty(budget, px, mk.tlv[sym], mk.taker_bps[sym], q)
-                budget -= need_buy(px, a, mk.tlv[sym], mk.taker_bps[sym])
-                total += a
-                if a < q:
+                # funds may allow less than q; floor fees can leave room for more lots
+                # of the same maker on the next pass, exactly as match() retries it
+                q = market_buy_qty(budget, px, mk.tlv[sym], mk.taker_bps[sym], q)
+                if q == 0:
                     return total
-            else:
-                total += q
-            m = bk.o_next[m]
+                budget -= need_buy(px, q, mk.tlv[sym], mk.taker_bps[sym])
+            total += q
+            used += q
+            if used == bk.o_leaves[m]:
+                m, used = bk.o_next[m], 0
         t = next_level(bk, opp, t)
     return total
 
@@ -127,7 +130,8 @@ def match(bk, wl, mk, slot, session, ref, out, n, wallets):
             if bk.o_leaves[m] == 0:
                 unrest(bk, m)
                 free_slot(bk, m)
-            m = nxt
+                m = nxt
+            # else the taker is done, or a market buy ran short: retry the same maker
     return n, 0
 
 @njit(cache=True)
@@ -173,7 +177,7 @@ def on_new(bk, wl, mk, c, out, n, wallets):
     elif c.client_order_id != 0 and coid_find(bk.coid_tab, bk.meta[COID_MASK], bk.o_account,
                                                bk.o_coid, acct, c.client_order_id) >= 0:
         code = E_DUPLICATE_CLIENT_ORDER_ID
-    elif bk.meta[FREE_TOP] == 0:
+    elif otype == 0 and tif == 0 and bk.meta[LIVE] >= bk.meta[MAX_LIVE]:
         code = E_TOO_MANY_ORDERS
     elif otype == 0 and tif == 0 and not can_rest(bk, 2 * sym + side, price - mk.lo[sym]):
         code = E_BOOK_FULL

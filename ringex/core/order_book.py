@@ -26,7 +26,7 @@ PAGE_BITS = 8
 PAGE = 1 << PAGE_BITS
 
 # meta[] indices: scalar state kept in one int64 array so kernels can update it
-FREE_TOP, PAGE_TOP, ORDER_SEQ, LIVE, SLOT_BITS, COID_MASK = range(6)
+FREE_TOP, PAGE_TOP, ORDER_SEQ, LIVE, SLOT_BITS, COID_MASK, MAX_LIVE = range(7)
 
 Book = namedtuple("Book", [
     # order pool, one entry per slot
@@ -50,7 +50,7 @@ Book = namedtuple("Book", [
 
 def new_book(config: Config) -> Book:
     lim = config.limits
-    n_slots = lim.max_orders
+    n_slots = lim.max_orders + 1       # one more than may rest: a taker always has a slot
     nb = 2 * len(config.symbols)
     i64 = lambda n: np.zeros(n, dtype=np.int64)  # noqa: E731
     i32 = lambda n, v=-1: np.full(n, v, dtype=np.int32)  # noqa: E731
@@ -76,6 +76,7 @@ def new_book(config: Config) -> Book:
     meta = i64(8)
     meta[FREE_TOP], meta[PAGE_TOP] = n_slots, n_pages
     meta[ORDER_SEQ], meta[SLOT_BITS], meta[COID_MASK] = 1, slot_bits, coid_size - 1
+    meta[MAX_LIVE] = lim.max_orders
     return Book(
         o_id=i64(n_slots), o_account=i64(n_slots), o_session=i64(n_slots),
         o_coid=i64(n_slots), o_symbol=i64(n_slots), o_side=np.zeros(n_slots, np.int8),
