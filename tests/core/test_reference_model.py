@@ -227,6 +227,15 @@ def test_should_cancel_all_oldest_first_and_say_nothing_when_empty():
     assert x.balance(1, "USD") == (100000, 0) and x.balance(1, "BTC") == (10 * BTC, 0)
 
 
+def test_should_cancel_only_the_sessions_orders_on_disconnect():
+    x = ex()
+    x.submit(layout.new_order(0, 1, BUY, 99, 1, session=5))
+    x.submit(layout.new_order(0, 1, BUY, 98, 1, session=6))
+    out = ev(x.submit(layout.cancel_all(1, session=6, disconnect=True)))
+    assert out == [("CANCELLED", 2, 0, 98, 1, 0, 1, C.DISCONNECT)]
+    assert [o["order_id"] for o in x.open_orders(1)] == [1]
+
+
 def test_should_answer_deposits_withdrawals_and_queries_with_unsequenced_events():
     x = ex()
     out = ev(x.submit(layout.batch(layout.deposit(1, USD_, 5), layout.withdraw(1, USD_, 10**9),

@@ -137,7 +137,8 @@ class Differential:
                                  session=self._session(o.account, op.session), ref=ref)
         if isinstance(op, g.CancelAll):
             return layout.cancel_all(op.account, op.symbol,
-                                     session=self._session(op.account, op.session), ref=ref)
+                                     session=self._session(op.account, op.session), ref=ref,
+                                     disconnect=op.disconnect)
         if isinstance(op, g.Deposit):
             return layout.deposit(op.account, op.asset, op.amount, ref=ref)
         if isinstance(op, g.Withdraw):

@@ -65,6 +65,7 @@ class CancelAll(NamedTuple):
     account: int
     symbol: int            # or ALL_SYMBOLS
     session: int = 0
+    disconnect: bool = False   # CMD_DISCONNECT: only orders placed by this session
 
 
 class Deposit(NamedTuple):
@@ -177,7 +178,8 @@ def op_strategy(m: Market, wallets: bool):
                       delta=st.integers(-3, 3), session=sessions,
                       live=st.sampled_from((True, True, False)))),
         (1, st.builds(CancelAll, account=accounts,
-                      symbol=st.sampled_from((ALL_SYMBOLS, 0, 1)), session=sessions)),
+                      symbol=st.sampled_from((ALL_SYMBOLS, 0, 1)), session=sessions,
+                      disconnect=st.booleans())),
         (1, st.builds(QueryOrders, account=accounts)),
     ]
     if wallets:
@@ -243,7 +245,8 @@ def random_ops(seed: int, n: int, market: Market, wallets: bool = True) -> list:
                               rng.randint(-3, 3), rng.randrange(2), rng.random() < 0.75))
         elif kind == "cancel_all":
             out.append(CancelAll(rng.choice(m.accounts),
-                                 rng.choice((ALL_SYMBOLS, *range(nsym))), rng.randrange(2)))
+                                 rng.choice((ALL_SYMBOLS, *range(nsym))), rng.randrange(2),
+                                 rng.random() < 0.4))
         elif kind == "query_orders":
             out.append(QueryOrders(rng.choice(m.accounts)))
         elif kind == "query_balances":

@@ -17,7 +17,7 @@ import numpy as np
 
 from ringex.config import Config
 from ringex.ring import layout
-from ringex.ring.layout import (ALL_SYMBOLS, CMD_POST_ONLY, INFO_MAKER, INFO_SELL, CancelReason,
+from ringex.ring.layout import (ALL_SYMBOLS, CMD_DISCONNECT, CMD_POST_ONLY, INFO_MAKER, INFO_SELL, CancelReason,
                                 CommandKind as K, EventKind as E, OrderType, RejectCode as R,
                                 SelfTradePrevention as STP, Side, TimeInForce)
 
@@ -477,10 +477,12 @@ class ReferenceExchange:
         if not 1 <= c["account"] < self.config.limits.max_accounts:
             self._reject(c, R.UNKNOWN_ACCOUNT, sequenced=False)
             return
+        disconnect = bool(c["flags"] & CMD_DISCONNECT)   # only this session's orders
+        reason = CancelReason.DISCONNECT if disconnect else CancelReason.CANCEL_ALL
         for o in self._oldest_first(c["account"]):
-            if c["symbol"] in (ALL_SYMBOLS, o.symbol):
-                self._cancel_order(o, CancelReason.CANCEL_ALL, c["session"], c["ref"],
-                                   resting=True)
+            if c["symbol"] in (ALL_SYMBOLS, o.symbol) and (
+                    not disconnect or o.session == c["session"]):
+                self._cancel_order(o, reason, c["session"], c["ref"], resting=True)
 
     # ------------------------------------------------------------------ wallets commands
     def _money(self, c) -> bool:
