@@ -1,4 +1,4 @@
-"""Account-level commands as kernels: deposit, withdraw, balance and open-order queries."""
+"""Account-level commands as kernels: deposit, withdraw and the balance query."""
 from __future__ import annotations
 
 import numpy as np
@@ -48,18 +48,4 @@ def on_query_balances(wl, mk, c, out, n, wallets):
         return reject(out, n, mk, c, E_UNKNOWN_ACCOUNT, NO_SEQ)
     for asset in range(wl.avail.shape[1]):
         n = _balance(wl, out, n, mk, c, acct, asset)
-    return n
-
-
-@njit(cache=True)
-def on_query_orders(bk, mk, c, out, n):
-    acct = np.int64(c.account)
-    if acct < 0 or acct >= bk.acct_head.shape[0]:
-        return reject(out, n, mk, c, E_UNKNOWN_ACCOUNT, NO_SEQ)
-    m = bk.acct_head[acct]
-    while m >= 0:
-        n = emit(out, n, mk, NO_SEQ, EV_OPEN_ORDER, bk.o_symbol[m], bk.o_id[m], bk.o_coid[m],
-                 bk.o_price[m], bk.o_leaves[m], bk.o_leaves[m], acct, c.session, c.ref,
-                 INFO_SELL if bk.o_side[m] == 1 else 0)
-        m = bk.o_anext[m]
     return n

@@ -17,12 +17,13 @@ import numpy as np
 from numba import njit
 
 from ringex.config import Config
-from ringex.core.accounts import on_query_balances, on_query_orders, on_transfer
+from ringex.core.accounts import on_query_balances, on_transfer
 from ringex.core.amend import on_cancel, on_cancel_all, on_modify
 from ringex.core.codes import *  # noqa: F403  (plain-int enums)
 from ringex.core.events import NO_SEQ
 from ringex.core.markets import new_markets
 from ringex.core.matcher import on_new, reject
+from ringex.core.queries import on_query_book, on_query_orders
 from ringex.core.order_book import LIVE, PAGE, best_tick, level_of, new_book
 from ringex.core.structs import bundle
 from ringex.core.trader import new_wallets
@@ -58,6 +59,8 @@ def process(bk, wl, mk, cmds, start, out, wallets):
             n = on_query_balances(wl, mk, c, out, n, wallets)
         elif k == CMD_QUERY_ORDERS:
             n = on_query_orders(bk, mk, c, out, n)
+        elif k == CMD_QUERY_BOOK:
+            n = on_query_book(bk, mk, c, out, n)
         else:
             n = reject(out, n, mk, c, E_UNKNOWN_COMMAND, NO_SEQ)
         i += 1

@@ -79,6 +79,7 @@ class CommandKind(IntEnum):
     WITHDRAW = 6
     QUERY_BALANCES = 7     # answered with one BALANCE event per asset
     QUERY_ORDERS = 8       # answered with one OPEN_ORDER event per live order
+    QUERY_BOOK = 9         # answered with one BOOK_LEVEL event per level of `symbol`
 
 
 class Side(IntEnum):
@@ -113,7 +114,8 @@ class EventKind(IntEnum):
     BALANCE = 6            # symbol = asset, qty = available, leaves = locked
     OPEN_ORDER = 7         # reply to QUERY_ORDERS: one per live order
     TRADE = 8              # market data: public trade (account/session 0)
-    BOOK_LEVEL = 9         # market data: qty = new total lots at (symbol, side, price)
+    BOOK_LEVEL = 9         # qty = total lots at (symbol, side, price), leaves = orders there;
+                           # seq = the symbol's sequence the level is current as of
 
 
 class RejectCode(IntEnum):
@@ -229,6 +231,10 @@ def query_balances(account: int, *, session: int = 0, ref: int = 0) -> np.ndarra
 
 def query_orders(account: int, *, session: int = 0, ref: int = 0) -> np.ndarray:
     return _one(CommandKind.QUERY_ORDERS, 0, account, session=session, ref=ref)
+
+
+def query_book(symbol: int, *, session: int = 0, ref: int = 0) -> np.ndarray:
+    return _one(CommandKind.QUERY_BOOK, symbol, 0, session=session, ref=ref)
 
 
 def batch(*records: np.ndarray) -> np.ndarray:

@@ -234,3 +234,17 @@ def test_should_cancel_only_the_disconnected_sessions_orders():
     ev = ex.submit(layout.cancel_all(1, session=7, disconnect=True))
     assert list(ev["order_id"]) == [gone] and ex.reason(ev[0]) == CancelReason.DISCONNECT
     assert ev[0]["session"] == 7 and ex.bid() == 91
+
+
+def test_should_snapshot_the_book_as_of_the_current_sequence():
+    ex = Exchange()
+    ex.rest(1, BUY, 90, 2)
+    ex.rest(2, BUY, 90, 1)
+    ex.rest(1, BUY, 95, 1)
+    ex.rest(3, SELL, 120, 4)
+    ev = ex.submit(layout.query_book(0))
+    assert ex.kinds(ev) == ["BOOK_LEVEL"] * 3
+    assert [(e["price"], e["qty"], e["leaves"]) for e in ev] == [(95, 1, 1), (90, 3, 2), (120, 4, 1)]
+    assert [bool(e["info"] & layout.INFO_SELL) for e in ev] == [False, False, True]
+    assert set(ev["seq"]) == {4}
+    assert ex.buy(1, 50, 1)[0]["seq"] == 5          # the snapshot did not advance it
