@@ -1,0 +1,129 @@
+"""Matcher throughput and per-batch latency on the perf/workload.py command mix.
+
+    .venv/bin/python perf/matcher_throughput.py            # full run (about a minute)
+    .venv/bin/python perf/matcher_throughput.py --quick    # a few seconds
+
+Prints JSON lines (perf/_report.py):
+- ``matcher_warmup_construct`` / ``matcher_warmup_first_submit``: a fresh process's first
+  ``OrderService(config)`` and first ``submit``; ``cache=cold`` points numba at an empty
+  cache folder (everything compiles; skipped with --quick), ``cache=warm`` uses the
+  on-disk cache as it stands.
+- ``matcher_batch``: latency of one ``svc.submit`` call on a 1,024-command batch
+  (p50/p99/p999, microseconds), wallets off and on.
+- ``matcher``: commands per second over the same timed calls (generation and the
+  generator's bookkeeping are outside the timed region).
+Targets: >= 5 M commands/s wallets off, >= 3 M/s on, p99.9 per batch < 1 ms.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from perf._report import emit_latency, emit_throughput, machine  # noqa: E402
+from perf.workload import Workload  # noqa: E402
+from ringex.config import Config  # noqa: E402
+from ringex.ring.layout import EventKind  # noqa: E402
+
+
+def warmup_probe() -> None:
+    """Run in a fresh process: time the first construction and the first submit."""
+    t0 = time.perf_counter_ns()
+    from ringex.core.order_service import OrderService
+    t1 = time.perf_counter_ns()
+    cfg = Config.default()
+    svc = OrderService(cfg, wallets=True)
+    t2 = time.perf_counter_ns()
+    wl = Workload(cfg, seed=1, wallets=True)
+    svc.submit(wl.funding())
+    t3 = time.perf_counter_ns()
+    print(json.dumps({"import_ns": t1 - t0, "construct_ns": t2 - t1, "first_submit_ns": t3 - t2}))
+
+
+def warmup(cold: bool) -> None:
+    """First-call times in fresh processes: with an empty numba cache (``cold``: every
+    kernel compiles; ringex keys its cache folder on RINGEX_NUMBA_CACHE) and with the
+    cache as it stands (``warm``: kernels load from disk)."""
+    runs = [("warm", None)]
+    if cold:
+        runs.insert(0, ("cold", tempfile.mkdtemp(prefix="ringex-numba-")))
+    for cache, folder in runs:
+        env = dict(os.environ)
+        if folder:
+            env["RINGEX_NUMBA_CACHE"] = folder
+        try:
+            out = subprocess.run([sys.executable, __file__, "--warmup-probe"], env=env,
+                                 capture_output=True, text=True, check=True, cwd=ROOT)
+        finally:
+            if folder:
+                shutil.rmtree(folder, ignore_errors=True)
+        t = json.loads(out.stdout.strip().splitlines()[-1])
+        emit_latency("matcher_warmup_construct", [t["import_ns"] + t["construct_ns"]],
+                     unit="ms", cache=cache, note="import order_service + OrderService(config)")
+        emit_latency("matcher_warmup_first_submit", [t["first_submit_ns"]], unit="ms",
+                     cache=cache, note="first submit (a batch of deposits)")
+
+
+def run(wallets: bool, batches: int, batch: int, seed: int, settle: int) -> None:
+    from ringex.core.order_service import OrderService
+    cfg = Config.default()
+    svc = OrderService(cfg, wallets=wallets)
+    wl = Workload(cfg, seed=seed, wallets=wallets)
+    svc.submit(wl.funding())
+    for _ in range(settle):                       # reach a steady book before timing
+        wl.observe(svc.submit(wl.next_batch(batch)))
+    gc.collect()
+    gc.freeze()
+    samples = np.empty(batches, dtype=np.int64)
+    n_events = n_trades = 0
+    clock = time.perf_counter_ns
+    for i in range(batches):
+        cmds = wl.next_batch(batch)
+        t0 = clock()
+        ev = svc.submit(cmds)
+        samples[i] = clock() - t0
+        wl.observe(ev)
+        n_events += ev.size
+        n_trades += int(np.count_nonzero(ev["kind"] == EventKind.FILL)) // 2
+    gc.unfreeze()
+    params = dict(wallets=wallets, batch=batch, batches=batches, seed=seed,
+                  events=n_events, trades=n_trades, live_orders=svc.live_orders(),
+                  **machine())
+    emit_latency("matcher_batch", samples, unit="us", **params)
+    emit_throughput("matcher", batches * batch, samples.sum() / 1e9, unit="commands/s",
+                    **params)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a few seconds: 300 batches each")
+    ap.add_argument("--batches", type=int, default=5000, help="timed batches per run")
+    ap.add_argument("--batch", type=int, default=1024, help="commands per submit call")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--no-warmup", action="store_true", help="skip the fresh-process probe")
+    ap.add_argument("--warmup-probe", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.warmup_probe:
+        warmup_probe()
+        return
+    batches = 300 if args.quick else args.batches
+    if not args.no_warmup:
+        warmup(cold=not args.quick)
+    for wallets in (False, True):
+        run(wallets, batches, args.batch, args.seed, settle=30 if args.quick else 200)
+
+
+if __name__ == "__main__":
+    main()
