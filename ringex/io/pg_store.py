@@ -101,9 +101,7 @@ class PgRepository(Repository):
         with self.conn.transaction():
             for table in APPEND_ONLY:
                 self._append(table, getattr(rows, table))
-            if len(rows.orders):
-                self._copy("stage_orders", rows.orders)
-                self.conn.execute(ORDERS_UPSERT)
+            self._orders(rows)
             with self.conn.cursor() as cur:
                 if rows.audit:
                     cols = TABLES["audit"].column_names
@@ -133,6 +131,21 @@ class PgRepository(Repository):
             self.conn.execute(f"INSERT INTO {table} SELECT * FROM stage_{table} "
                               "ON CONFLICT DO NOTHING")
             self.conn.execute(f"TRUNCATE stage_{table}")
+
+    def _orders(self, rows: Rows) -> None:
+        """Orders ACKed in this group are new rows: COPY them; upsert the others."""
+        o, new = rows.orders, rows.orders_new
+        rest = o[~new]
+        if new.any():
+            try:
+                with self.conn.transaction():
+                    self._copy("orders", o[new])
+            except errors.UniqueViolation:             # a replay: upsert them all
+                rest = o
+        if len(rest):
+            self._copy("stage_orders", rest)
+            self.conn.execute(ORDERS_UPSERT)
+            self.conn.execute("TRUNCATE stage_orders")
 
     def _copy(self, table: str, data) -> None:
         if isinstance(data, np.ndarray):

@@ -38,6 +38,7 @@ class Rows:
     order_events: np.ndarray
     orders: np.ndarray
     transfers: np.ndarray
+    orders_new: np.ndarray = None        # bool per orders row: ACKed in this group (an insert)
     audit: list[tuple] = field(default_factory=list)
     dead_letters: list[tuple] = field(default_factory=list)
     meta: dict[int, int] = field(default_factory=dict)   # producer -> highest batch
@@ -86,14 +87,25 @@ class Projector:
             oevents.append(oe)
             if len(tr):
                 transfers.append(tr)
+        order_state, acked = orders(np.concatenate(events) if len(events) > 1 else
+                                    events[0] if events else np.zeros(0, EVENT))
         return Rows(
             trades=_rows(trades, TRADE_ROW),
             order_events=_rows(oevents, ORDER_EVENT_ROW),
-            orders=orders(np.concatenate(events) if len(events) > 1 else
-                          events[0] if events else np.zeros(0, EVENT)),
+            orders=order_state,
+            orders_new=acked,
             transfers=np.concatenate(transfers) if transfers else np.zeros(0, TRANSFER_ROW),
             audit=audit, dead_letters=dead, meta=meta,
         )
+
+    def warm_up(self) -> None:
+        """Compile or load the kernels now rather than on the first batch."""
+        # numba compiles per argument types, so empty arrays are enough; queue buffers are
+        # writable, payloads decoded from bytes read-only: two signatures
+        for writable in (True, False):
+            ev = np.zeros(0, EVENT)
+            ev.flags.writeable = writable
+            self.project([Payload(PayloadKind.EVENTS, 0, 0, 0, np.zeros(0, COMMAND), ev, 0)])
 
     def check(self, p: Payload) -> str | None:
         """Why this EVENTS payload cannot be projected, or None when it is well formed."""
@@ -110,13 +122,15 @@ def _rows(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
     return flat.view(dtype).reshape(-1)
 
 
-def orders(ev: np.ndarray) -> np.ndarray:
-    """One row per order touched: its state after the group's last event about it.
+def orders(ev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One row per order touched: its state after the group's last event about it, and
+    whether the order was ACKed in this group (so the row is new: a plain insert).
 
     ``filled`` is the lots filled *in this group* (the store adds it), ``status`` is final
     when FILLED/CANCELLED and otherwise recomputed by the store from the total filled.
     """
-    return _order_rows(ev).view(ORDER_ROW).reshape(-1)
+    out, acked = _order_rows(ev)
+    return out.view(ORDER_ROW).reshape(-1), acked
 
 
 # ---------------------------------------------------------------------- kernels
@@ -250,7 +264,7 @@ def _order_rows(ev):
             o[8] = _PARTIAL
         else:
             o[8] = _OPEN
-    return out
+    return out, has_ack[:r + 1]
 
 
 def _transfer_rows(p: Payload, n_assets: int) -> tuple[str | None, np.ndarray]:

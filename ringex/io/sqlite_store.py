@@ -39,6 +39,7 @@ class SqliteRepository(Repository):
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA busy_timeout=5000")
+        self.conn.execute("PRAGMA cache_size=-65536")          # 64 MiB of pages
         self.db = sqlite_utils.Database(self.conn)
         self._sql: dict[tuple, str] = {}
         self._create_schema()

@@ -81,6 +81,7 @@ class Writer:
         ppid = os.getppid()
         signal.signal(signal.SIGINT, signal.SIG_IGN)       # the supervisor sends STOP
         signal.signal(signal.SIGTERM, lambda *_: self._request_stop("SIGTERM"))
+        self.projector.warm_up()
         self.stats[Stat.RUNNING] = 1
         try:
             while True:
