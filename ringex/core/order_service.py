@@ -165,5 +165,27 @@ class OrderService:
             m = int(bk.o_anext[m])
         return out
 
+    # -- state for snapshots (ringex/core/snapshot.py)
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Every state array by a stable name ("book.o_id", "wallets.avail", ...)."""
+        out = {}
+        for prefix, group in (("book", self.book), ("wallets", self.wallets),
+                              ("markets", self.markets)):
+            for name, arr in zip(group._fields, group):
+                out[f"{prefix}.{name}"] = arr
+        return out
+
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Copy saved arrays into this service's own (shapes and dtypes must match)."""
+        mine = self.state_arrays()
+        if set(arrays) != set(mine):
+            raise ValueError(f"state arrays differ: {sorted(set(arrays) ^ set(mine))}")
+        for name, arr in mine.items():
+            src = arrays[name]
+            if src.shape != arr.shape or src.dtype != arr.dtype:
+                raise ValueError(f"{name}: saved {src.dtype}{src.shape}, have {arr.dtype}{arr.shape}")
+        for name, arr in mine.items():
+            np.copyto(arr, arrays[name])
+
     def live_orders(self) -> int:
         return int(self.book.meta[LIVE])
