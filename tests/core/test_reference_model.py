@@ -236,6 +236,18 @@ def test_should_cancel_only_the_sessions_orders_on_disconnect():
     assert [o["order_id"] for o in x.open_orders(1)] == [1]
 
 
+def test_should_snapshot_the_book_at_the_current_sequence():
+    x = ex()
+    new(x, 1, BUY, 99, 1)
+    new(x, 2, BUY, 99, 2)
+    new(x, 1, SELL, 103, 1)
+    got = x.submit(layout.query_book(0, ref=9))
+    assert [(E(e["kind"]).name, int(e["seq"]), int(e["price"]), int(e["qty"]), int(e["leaves"]),
+             int(e["info"])) for e in got] == [("BOOK_LEVEL", 3, 99, 3, 2, 0),
+                                               ("BOOK_LEVEL", 3, 103, 1, 1, INFO_SELL)]
+    assert new(x, 1, BUY, 98, 1)[0][0] == "ACK" and x.seq[0] == 4   # seq not advanced
+
+
 def test_should_answer_deposits_withdrawals_and_queries_with_unsequenced_events():
     x = ex()
     out = ev(x.submit(layout.batch(layout.deposit(1, USD_, 5), layout.withdraw(1, USD_, 10**9),

@@ -145,6 +145,8 @@ class Differential:
             return layout.withdraw(op.account, op.asset, op.amount, ref=ref)
         if isinstance(op, g.QueryOrders):
             return layout.query_orders(op.account, session=self._session(op.account, 0), ref=ref)
+        if isinstance(op, g.QueryBook):
+            return layout.query_book(op.symbol, session=7, ref=ref)
         if isinstance(op, g.QueryBalances):
             return layout.query_balances(op.account, session=self._session(op.account, 0),
                                          ref=ref)

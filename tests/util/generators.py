@@ -88,6 +88,10 @@ class QueryBalances(NamedTuple):
     account: int
 
 
+class QueryBook(NamedTuple):
+    symbol: int            # len(symbols) tests UNKNOWN_SYMBOL
+
+
 MODIFY_KINDS = ("down", "same", "up", "reprice", "bad_qty", "bad_price")
 
 
@@ -181,6 +185,7 @@ def op_strategy(m: Market, wallets: bool):
                       symbol=st.sampled_from((ALL_SYMBOLS, 0, 1)), session=sessions,
                       disconnect=st.booleans())),
         (1, st.builds(QueryOrders, account=accounts)),
+        (1, st.builds(QueryBook, st.integers(0, len(m.config.symbols)))),
     ]
     if wallets:
         amounts = st.integers(-1, max(m.deposit_max))
@@ -200,7 +205,8 @@ def op_lists(m: Market, wallets: bool, min_size: int = 1, max_size: int = 60):
 class _Weights:
     table: list = field(default_factory=lambda: [
         ("new", 55), ("bad_new", 3), ("cancel", 14), ("cancel_cid", 4), ("modify", 14),
-        ("cancel_all", 2), ("query_orders", 2), ("money", 4), ("query_balances", 2)])
+        ("cancel_all", 2), ("query_orders", 2), ("money", 4), ("query_balances", 2),
+        ("query_book", 2)])
 
 
 def random_ops(seed: int, n: int, market: Market, wallets: bool = True) -> list:
@@ -251,6 +257,8 @@ def random_ops(seed: int, n: int, market: Market, wallets: bool = True) -> list:
             out.append(QueryOrders(rng.choice(m.accounts)))
         elif kind == "query_balances":
             out.append(QueryBalances(rng.choice(m.accounts)))
+        elif kind == "query_book":
+            out.append(QueryBook(rng.randrange(nsym + 1)))
         else:
             asset = rng.randrange(len(m.config.assets))
             cls = Deposit if rng.random() < 0.6 else Withdraw

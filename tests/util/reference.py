@@ -17,8 +17,8 @@ import numpy as np
 
 from ringex.config import Config
 from ringex.ring import layout
-from ringex.ring.layout import (ALL_SYMBOLS, CMD_DISCONNECT, CMD_POST_ONLY, INFO_MAKER, INFO_SELL, CancelReason,
-                                CommandKind as K, EventKind as E, OrderType, RejectCode as R,
+from ringex.ring.layout import (ALL_SYMBOLS, CMD_DISCONNECT, CMD_POST_ONLY, INFO_MAKER,
+                                INFO_SELL, CancelReason, CommandKind as K, EventKind as E, OrderType, RejectCode as R,
                                 SelfTradePrevention as STP, Side, TimeInForce)
 
 INT64_MAX = (1 << 63) - 1
@@ -116,7 +116,8 @@ class ReferenceExchange:
             handler = {K.NEW: self._new, K.CANCEL: self._cancel, K.MODIFY: self._modify,
                        K.CANCEL_ALL: self._cancel_all, K.DEPOSIT: self._deposit,
                        K.WITHDRAW: self._withdraw, K.QUERY_BALANCES: self._query_balances,
-                       K.QUERY_ORDERS: self._query_orders}.get(c["kind"])
+                       K.QUERY_ORDERS: self._query_orders,
+                       K.QUERY_BOOK: self._query_book}.get(c["kind"])
             if handler is None:
                 self._reject(c, R.UNKNOWN_COMMAND)
             else:
@@ -125,8 +126,7 @@ class ReferenceExchange:
 
     # ------------------------------------------------------------------ events
     def _emit(self, kind, symbol, account, session, ref, order_id=0, other_id=0, price=0,
-              qty=0, leaves=0, info=0, sequenced=True):
-        seq = 0
+              qty=0, leaves=0, info=0, sequenced=True, seq=0):
         if sequenced and symbol < len(self.syms):
             self.seq[symbol] += 1
             seq = self.seq[symbol]
@@ -529,3 +529,16 @@ class ReferenceExchange:
             self._emit(E.OPEN_ORDER, o.symbol, o.account, c["session"], c["ref"],
                        order_id=o.id, other_id=o.client_order_id, price=o.price,
                        qty=o.leaves, leaves=o.leaves, info=o.info, sequenced=False)
+
+    def _query_book(self, c):
+        """One BOOK_LEVEL per level, bids then asks, best first; seq = the symbol's current
+        sequence, not advanced. Market data: account 0 (rules.md leaves it open)."""
+        sym = c["symbol"]
+        if sym >= len(self.syms):
+            self._reject(c, R.UNKNOWN_SYMBOL)
+            return
+        for side in (Side.BUY, Side.SELL):
+            for p, lots, n in self.levels(sym, side):
+                self._emit(E.BOOK_LEVEL, sym, 0, c["session"], c["ref"], price=p, qty=lots,
+                           leaves=n, info=INFO_SELL if side == Side.SELL else 0,
+                           sequenced=False, seq=self.seq[sym])
