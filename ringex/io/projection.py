@@ -1,4 +1,4 @@
-"""Payloads -> table rows, in numba kernels, with no database in sight (sans-I/O).
+"""Payloads -> table rows, with no database in sight (sans-I/O; kernels in row_kernels.py).
 
 ``Projector.project(payloads)`` turns one drained group of payloads into the rows of one
 transaction. It is pure: the same payloads always give the same rows, keyed so that a
@@ -12,14 +12,12 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit
 
 from ringex.config import Config
-from ringex.core.fees import fee
-from ringex.io.schema import OrderStatus, row_dtype
+from ringex.io.row_kernels import PROBLEMS, event_rows, order_rows
+from ringex.io.schema import row_dtype
 from ringex.io.trade_queue import Payload, PayloadKind, encode
-from ringex.ring.layout import (COMMAND, EVENT, INFO_CODE_MASK, INFO_MAKER, INFO_SELL,
-                                CommandKind, EventKind, RejectCode)
+from ringex.ring.layout import COMMAND, EVENT, INFO_CODE_MASK, CommandKind, EventKind, RejectCode
 
 TRADE_ROW = row_dtype("trades")
 ORDER_EVENT_ROW = row_dtype("order_events")
@@ -76,9 +74,9 @@ class Projector:
             if p.kind == PayloadKind.AUDIT:
                 audit.extend(_audit_rows(p))
                 continue
-            err, t, oe = _event_rows(p.records, p.ts_ns, self.n_symbols, self.tick_lot_value,
-                                     self.maker_bps, self.taker_bps)
-            problem, tr = _transfer_rows(p, self.n_assets) if not err else (_PROBLEMS[err], None)
+            err, t, oe = event_rows(p.records, p.ts_ns, self.n_symbols, self.tick_lot_value,
+                                    self.maker_bps, self.taker_bps)
+            problem, tr = _transfer_rows(p, self.n_assets) if not err else (PROBLEMS[err], None)
             if problem:
                 dead.append((p.producer, p.batch, problem, _raw(p)))
                 continue
@@ -109,9 +107,9 @@ class Projector:
 
     def check(self, p: Payload) -> str | None:
         """Why this EVENTS payload cannot be projected, or None when it is well formed."""
-        err = _event_rows(p.records, 0, self.n_symbols, self.tick_lot_value, self.maker_bps,
-                          self.taker_bps)[0]
-        return _PROBLEMS[err] if err else _transfer_rows(p, self.n_assets)[0]
+        err = event_rows(p.records, 0, self.n_symbols, self.tick_lot_value, self.maker_bps,
+                         self.taker_bps)[0]
+        return PROBLEMS[err] if err else _transfer_rows(p, self.n_assets)[0]
 
 
 def _rows(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
@@ -129,142 +127,8 @@ def orders(ev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ``filled`` is the lots filled *in this group* (the store adds it), ``status`` is final
     when FILLED/CANCELLED and otherwise recomputed by the store from the total filled.
     """
-    out, acked = _order_rows(ev)
+    out, acked = order_rows(ev)
     return out.view(ORDER_ROW).reshape(-1), acked
-
-
-# ---------------------------------------------------------------------- kernels
-# Column positions the kernels write; checked against schema.py below.
-_TRADE_COLS = ("symbol", "seq", "price", "qty", "notional", "taker_order_id", "maker_order_id",
-               "taker_account", "maker_account", "taker_side", "taker_leaves", "maker_leaves",
-               "taker_fee", "maker_fee", "ts_ns")
-_OEVENT_COLS = ("symbol", "seq", "kind", "order_id", "account", "side", "price", "qty",
-                "leaves", "code", "client_order_id", "session", "ref", "ts_ns")
-_ORDER_COLS = ("order_id", "symbol", "account", "side", "price", "qty", "leaves", "filled",
-               "status", "reason", "client_order_id", "session", "created_seq", "updated_seq")
-assert TRADE_ROW.names == _TRADE_COLS and ORDER_EVENT_ROW.names == _OEVENT_COLS
-assert ORDER_ROW.names == _ORDER_COLS
-
-_ACK, _REJECT, _FILL = int(EventKind.ACK), int(EventKind.REJECT), int(EventKind.FILL)
-_CANCELLED, _MODIFIED = int(EventKind.CANCELLED), int(EventKind.MODIFIED)
-_SELL, _MAKER, _CODE = INFO_SELL, INFO_MAKER, INFO_CODE_MASK
-_OPEN, _PARTIAL = int(OrderStatus.OPEN), int(OrderStatus.PARTIALLY_FILLED)
-_FILLED, _CANCELED = int(OrderStatus.FILLED), int(OrderStatus.CANCELLED)
-_PROBLEMS = {1: "event names an unknown symbol",
-             2: "FILL events are not in taker/maker pairs",
-             3: "a taker FILL and its maker FILL disagree"}
-
-
-@njit(cache=True)
-def _is_order_kind(k):
-    return k == _ACK or k == _FILL or k == _CANCELLED or k == _MODIFIED
-
-
-@njit(cache=True)
-def _event_rows(ev, ts, n_symbols, tlv, maker_bps, taker_bps):
-    """(error, trades 2-D, order_events 2-D) for one EVENT batch, in one pass."""
-    n = len(ev)
-    trades = np.empty((n // 2, 15), np.int64)
-    oev = np.empty((n, 14), np.int64)
-    nt = 0
-    no = 0
-    i = 0
-    while i < n:
-        e = ev[i]
-        k = e.kind
-        if _is_order_kind(k) and e.symbol >= n_symbols:
-            return 1, trades[:0], oev[:0]
-        if k == _FILL:
-            if (e.info & _MAKER) != 0 or i + 1 >= n:
-                return 2, trades[:0], oev[:0]
-            m = ev[i + 1]
-            if m.kind != _FILL or (m.info & _MAKER) == 0:
-                return 2, trades[:0], oev[:0]
-            if (np.int64(m.seq) != np.int64(e.seq) + 1 or m.symbol != e.symbol or m.order_id != e.other_id
-                    or m.other_id != e.order_id or m.price != e.price or m.qty != e.qty):
-                return 3, trades[:0], oev[:0]
-            s = e.symbol
-            notional = e.price * e.qty * tlv[s]
-            r = trades[nt]
-            r[0], r[1], r[2], r[3], r[4] = s, e.seq, e.price, e.qty, notional
-            r[5], r[6], r[7], r[8] = e.order_id, m.order_id, e.account, m.account
-            r[9] = 1 if (e.info & _SELL) != 0 else 0
-            r[10], r[11] = e.leaves, m.leaves
-            r[12] = fee(notional, taker_bps[s])
-            r[13] = fee(notional, maker_bps[s])
-            r[14] = ts
-            nt += 1
-            i += 2
-            continue
-        if (k == _ACK or k == _CANCELLED or k == _MODIFIED or k == _REJECT) and e.seq != 0:
-            r = oev[no]
-            r[0], r[1], r[2], r[3], r[4] = e.symbol, e.seq, k, e.order_id, e.account
-            r[5] = 1 if (e.info & _SELL) != 0 else 0
-            r[6], r[7], r[8] = e.price, e.qty, e.leaves
-            r[9], r[10], r[11], r[12], r[13] = e.info & _CODE, e.other_id, e.session, e.ref, ts
-            no += 1
-        i += 1
-    return 0, trades[:nt], oev[:no]
-
-
-@njit(cache=True)
-def _order_rows(ev):
-    """Aggregate ACK/FILL/CANCELLED/MODIFIED per order_id (stable: event order kept)."""
-    n = len(ev)
-    idx = np.empty(n, np.int64)
-    m = 0
-    for i in range(n):
-        if _is_order_kind(ev[i].kind) and ev[i].order_id > 0:
-            idx[m] = i
-            m += 1
-    idx = idx[:m]
-    keys = np.empty(m, np.int64)
-    for j in range(m):
-        keys[j] = ev[idx[j]].order_id
-    order = np.argsort(keys, kind="mergesort")
-    out = np.zeros((m, 14), np.int64)
-    has_ack = np.zeros(m, np.bool_)
-    has_nf = np.zeros(m, np.bool_)
-    last_kind = np.zeros(m, np.int64)
-    last_info = np.zeros(m, np.int64)
-    r = -1
-    prev = -1
-    for j in range(m):
-        e = ev[idx[order[j]]]
-        if e.order_id != prev:
-            prev = e.order_id
-            r += 1
-            o = out[r]
-            o[0], o[1], o[2] = e.order_id, e.symbol, e.account
-            o[3] = 1 if (e.info & _SELL) != 0 else 0
-            o[11], o[12] = e.session, e.seq
-            if e.kind == _ACK:
-                has_ack[r] = True
-                o[5] = e.qty
-        o = out[r]
-        if e.kind == _FILL:
-            o[7] += e.qty
-            if not has_nf[r]:
-                o[4] = e.price          # a maker's trade price is its limit price
-        else:
-            o[4], o[10] = e.price, e.other_id
-            has_nf[r] = True
-        o[6], o[13] = e.leaves, e.seq
-        last_kind[r], last_info[r] = e.kind, e.info
-    out = out[:r + 1]
-    for q in range(r + 1):
-        o = out[q]
-        if not has_ack[q]:
-            o[5] = o[7] + o[6]          # original qty unknown here: best guess
-        if last_kind[q] == _CANCELLED:
-            o[8], o[9] = _CANCELED, last_info[q] & _CODE
-        elif o[6] == 0:
-            o[8] = _FILLED
-        elif o[7] > 0:
-            o[8] = _PARTIAL
-        else:
-            o[8] = _OPEN
-    return out, has_ack[:r + 1]
 
 
 def _transfer_rows(p: Payload, n_assets: int) -> tuple[str | None, np.ndarray]:
@@ -308,7 +172,8 @@ def _transfer_rows(p: Payload, n_assets: int) -> tuple[str | None, np.ndarray]:
             continue
         ckind, qty, asset = head[0], head[1], head[2]
         if int(e["symbol"]) != asset:
-            return "a BALANCE reply names another asset than its command", np.zeros(0, TRANSFER_ROW)
+            return ("a BALANCE reply names another asset than its command",
+                    np.zeros(0, TRANSFER_ROW))
         out.append((p.producer, p.batch, i, key[0], asset,
                     qty if ckind == CommandKind.DEPOSIT else -qty, ckind,
                     int(e["qty"]), int(e["leaves"]), key[1], key[2], p.ts_ns))

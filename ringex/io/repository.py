@@ -137,7 +137,8 @@ class Repository(ABC):
 
     # ------------------------------------------------------------ inspection (CLI)
     def _symbol_names(self) -> dict[int, str]:
-        return {r["symbol_id"]: r["name"] for r in self._fetch("SELECT symbol_id, name FROM symbols")}
+        rows = self._fetch("SELECT symbol_id, name FROM symbols")
+        return {r["symbol_id"]: r["name"] for r in rows}
 
     def _symbol_id(self, symbol: int | str) -> int:
         if isinstance(symbol, int):
