@@ -117,11 +117,13 @@ class Journal:
         """Write one batch as one entry (one write call); fsync per the policy."""
         if batch <= self.last_batch:
             raise StorageError(f"journal batch {batch} is not after {self.last_batch}")
-        payload = np.ascontiguousarray(cmds, dtype=layout.COMMAND).tobytes()
+        payload = memoryview(np.ascontiguousarray(cmds, dtype=layout.COMMAND).view(np.uint8))
         head = HEADER.pack(MAGIC, batch, len(cmds), zlib.crc32(payload))
-        data = memoryview(head + payload)
-        while data:                       # a regular file takes it all unless interrupted
-            data = data[os.write(self._fd, data):]
+        done = os.writev(self._fd, [head, payload])       # no copies of the batch
+        if done < len(head) + len(payload):                # interrupted: finish it
+            rest = memoryview(head + payload.tobytes())[done:]
+            while rest:
+                rest = rest[os.write(self._fd, rest):]
         if self.fsync == "batch":
             os.fsync(self._fd)
         self.last_batch = batch
