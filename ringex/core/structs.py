@@ -1,17 +1,21 @@
-"""Bundles of state arrays handed to kernels as one numba StructRef.
+"""Bundles of state arrays handed to kernels as one numba StructRef of borrowed arrays.
 
-A namedtuple of arrays works too, but numba increfs every member array each time such
-a tuple crosses a call boundary (about 35 atomic operations per call for the book):
-hundreds of nanoseconds per command. A StructRef is one reference, whatever it holds.
-Python keeps the namedtuple (for views and snapshots); kernels get ``bundle(arrays)``,
-which shares the same arrays, so a write on either side is seen by the other.
+Two costs are avoided here. A namedtuple of ~35 arrays crossing a numba call boundary
+increfs every member; a StructRef is one reference. And every read of an array member
+of a StructRef increfs and decrefs that array's meminfo (an atomic add each) unless the
+array has none: so the struct holds *borrowed* views, made with ``numba.carray`` from
+the arrays' data pointers, which carry no meminfo. The Python side keeps the owning
+namedtuple alive for as long as the bundle is used (OrderService holds both), so the
+views never outlive their memory.
 """
 from __future__ import annotations
 
 import functools
 
-from numba import njit, typeof
+import numpy as np
+from numba import carray, njit, typeof
 from numba.core import types
+from numba.core.extending import intrinsic
 from numba.experimental import structref
 
 
@@ -28,17 +32,43 @@ class State(structref.StructRefProxy):
 structref.define_boxing(StateType, State)
 
 
+
+def _pointer_intrinsic(item):
+    """An intrinsic turning an integer address into a typed pointer (for numba.carray)."""
+    @intrinsic
+    def as_pointer(typingctx, address):
+        ptr = types.CPointer(item)
+
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(ptr))
+        return ptr(types.intp), codegen
+    return as_pointer
+
+
+_POINTERS = {np.dtype(np.int8): _pointer_intrinsic(types.int8),
+             np.dtype(np.int32): _pointer_intrinsic(types.int32),
+             np.dtype(np.int64): _pointer_intrinsic(types.int64)}
+
+
 def bundle(arrays) -> State:
-    """A StructRef with the namedtuple's fields, sharing its arrays."""
+    """A StructRef with the namedtuple's fields, viewing (not owning) its arrays."""
+    for name, a in zip(arrays._fields, arrays):
+        if not (isinstance(a, np.ndarray) and a.flags.c_contiguous and a.dtype in _POINTERS):
+            raise TypeError(f"{name}: needs a C-contiguous int8/int32/int64 array")
     ty = StateType([(f, typeof(a)) for f, a in zip(arrays._fields, arrays)])
-    return _constructor(ty, tuple(arrays._fields))(*arrays)
+    args = []
+    for a in arrays:
+        args += [a.ctypes.data, a.shape]
+    dtypes = tuple(a.dtype for a in arrays)
+    return _constructor(ty, tuple(arrays._fields), dtypes)(*args)
 
 
 @functools.cache
-def _constructor(ty, fields):
-    args = ", ".join(fields)
-    body = "\n".join(f"    st.{f} = {f}" for f in fields)
-    src = f"def make({args}):\n    st = structref.new(ty)\n{body}\n    return st\n"
-    ns = {"structref": structref, "ty": ty}
-    exec(src, ns)  # one constructor per field layout, built once
+def _constructor(ty, fields, dtypes):
+    params = ", ".join(f"p_{f}, s_{f}" for f in fields)
+    body = "\n".join(f"    st.{f} = carray(ptr_{i}(p_{f}), s_{f})" for i, f in enumerate(fields))
+    src = f"def make({params}):\n    st = structref.new(ty)\n{body}\n    return st\n"
+    ns = {"structref": structref, "ty": ty, "carray": carray}
+    ns.update({f"ptr_{i}": _POINTERS[d] for i, d in enumerate(dtypes)})
+    exec(src, ns)  # one constructor per field layout, built once per process
     return njit(ns["make"])
