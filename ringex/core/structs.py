@@ -50,25 +50,41 @@ _POINTERS = {np.dtype(np.int8): _pointer_intrinsic(types.int8),
              np.dtype(np.int64): _pointer_intrinsic(types.int64)}
 
 
+def _borrowable(a) -> bool:
+    return isinstance(a, np.ndarray) and a.flags.c_contiguous and a.dtype in _POINTERS
+
+
 def bundle(arrays) -> State:
-    """A StructRef with the namedtuple's fields, viewing (not owning) its arrays."""
-    for name, a in zip(arrays._fields, arrays):
-        if not (isinstance(a, np.ndarray) and a.flags.c_contiguous and a.dtype in _POINTERS):
-            raise TypeError(f"{name}: needs a C-contiguous int8/int32/int64 array")
+    """A StructRef with the namedtuple's fields.
+
+    C-contiguous int8/int32/int64 arrays become borrowed views (the caller keeps the
+    namedtuple alive); any other member (structured arrays, tuples of arrays, scalars)
+    is stored as is, with numba's usual reference counting.
+    """
     ty = StateType([(f, typeof(a)) for f, a in zip(arrays._fields, arrays)])
-    args = []
+    args, kinds = [], []
     for a in arrays:
-        args += [a.ctypes.data, a.shape]
-    dtypes = tuple(a.dtype for a in arrays)
-    return _constructor(ty, tuple(arrays._fields), dtypes)(*args)
+        if _borrowable(a):
+            args += [a.ctypes.data, a.shape]
+            kinds.append(a.dtype)
+        else:
+            args.append(a)
+            kinds.append(None)
+    return _constructor(ty, tuple(arrays._fields), tuple(kinds))(*args)
 
 
 @functools.cache
-def _constructor(ty, fields, dtypes):
-    params = ", ".join(f"p_{f}, s_{f}" for f in fields)
-    body = "\n".join(f"    st.{f} = carray(ptr_{i}(p_{f}), s_{f})" for i, f in enumerate(fields))
-    src = f"def make({params}):\n    st = structref.new(ty)\n{body}\n    return st\n"
-    ns = {"structref": structref, "ty": ty, "carray": carray}
-    ns.update({f"ptr_{i}": _POINTERS[d] for i, d in enumerate(dtypes)})
+def _constructor(ty, fields, kinds):
+    params, lines, ns = [], [], {"structref": structref, "ty": ty, "carray": carray}
+    for i, (f, kind) in enumerate(zip(fields, kinds)):
+        if kind is None:
+            params.append(f"v_{f}")
+            lines.append(f"    st.{f} = v_{f}")
+        else:
+            params.append(f"p_{f}, s_{f}")
+            lines.append(f"    st.{f} = carray(ptr_{i}(p_{f}), s_{f})")
+            ns[f"ptr_{i}"] = _POINTERS[kind]
+    body = "\n".join(lines)
+    src = f"def make({', '.join(params)}):\n    st = structref.new(ty)\n{body}\n    return st\n"
     exec(src, ns)  # one constructor per field layout, built once per process
     return njit(ns["make"])
