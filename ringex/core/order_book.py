@@ -145,14 +145,20 @@ def can_rest(bk, b, t):
     return bk.page_table[bk.pt_off[b] + (t >> PAGE_BITS)] >= 0 or bk.meta[PAGE_TOP] > 0
 
 
+@njit(cache=True, inline="always")
+def _where(bk, slot):
+    """(side, book, tick offset, page-table index) of the order in slot."""
+    side = bk.o_side[slot]
+    sym = bk.o_symbol[slot]
+    t = bk.o_price[slot] - bk.lo[sym]
+    b = 2 * sym + side
+    return side, b, t, bk.pt_off[b] + (t >> PAGE_BITS)
+
+
 @njit(cache=True)
 def rest(bk, slot):
     """Append a (filled-in) order at the tail of its level and index it. Needs can_rest."""
-    side = bk.o_side[slot]
-    sym = bk.o_symbol[slot]
-    b = 2 * sym + side
-    t = bk.o_price[slot] - bk.lo[sym]
-    pti = bk.pt_off[b] + (t >> PAGE_BITS)
+    side, b, t, pti = _where(bk, slot)
     page = bk.page_table[pti]
     if page < 0:
         top = bk.meta[PAGE_TOP] - 1
@@ -195,11 +201,7 @@ def rest(bk, slot):
 @njit(cache=True)
 def unrest(bk, slot):
     """Take a resting order out of its level and indexes (the slot stays allocated)."""
-    side = bk.o_side[slot]
-    sym = bk.o_symbol[slot]
-    b = 2 * sym + side
-    t = bk.o_price[slot] - bk.lo[sym]
-    pti = bk.pt_off[b] + (t >> PAGE_BITS)
+    side, b, t, pti = _where(bk, slot)
     page = bk.page_table[pti]
     li = page * PAGE + (t & (PAGE - 1))
     prv, nxt = bk.o_prev[slot], bk.o_next[slot]

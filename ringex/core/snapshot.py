@@ -68,13 +68,7 @@ class StateStore:
 
     # -- snapshots
     def snapshots(self) -> list[tuple[int, Path]]:
-        out = []
-        for p in self.snap_dir.glob("snap-*.npz"):
-            try:
-                out.append((int(p.stem.split("-")[1]), p))
-            except ValueError:
-                continue
-        return sorted(out)
+        return _numbered(self.snap_dir, "snap-*.npz")
 
     def save_snapshot(self, svc: OrderService, batch: int) -> Path:
         arrays = svc.state_arrays()
@@ -114,13 +108,7 @@ class StateStore:
 
     # -- journal segments
     def segments(self) -> list[tuple[int, Path]]:
-        out = []
-        for p in self.journal_dir.glob("seg-*.rxj"):
-            try:
-                out.append((int(p.stem.split("-")[1]), p))
-            except ValueError:
-                continue
-        return sorted(out)
+        return _numbered(self.journal_dir, "seg-*.rxj")
 
     def open_journal(self, next_batch: int) -> Journal:
         """Append to the newest segment (cutting a torn tail), or start one at next_batch."""
@@ -179,6 +167,17 @@ class StateStore:
         if self.journal is not None:
             self.journal.close()
             self.journal = None
+
+
+def _numbered(folder: Path, pattern: str) -> list[tuple[int, Path]]:
+    """Files named <prefix>-<batch>.<ext>, by batch."""
+    out = []
+    for p in folder.glob(pattern):
+        try:
+            out.append((int(p.stem.split("-")[1]), p))
+        except ValueError:
+            continue
+    return sorted(out)
 
 
 def _fsync_dir(path: Path) -> None:
