@@ -1,0 +1,312 @@
+"""The supervisor: ``ringex run`` as one object that starts, watches and stops every process.
+
+    code = Supervisor(RunOptions(data_dir="ringex-data")).run()    # blocks until stopped
+
+Start order: lock the data dir, prepare the repository (schema, config, admin key, start
+state, pending transfers), create the rings and the trade queue, start the writer, the
+engine, then the gateways; write ``<data-dir>/ringex.run`` when all are ready.
+
+Stop (SIGINT/SIGTERM, or a child that died): gateways first (``stop_event``), then the
+engine (drains the command rings, cancels resting orders, hands off its last batch), then
+the writer (flushes), then every ring is unlinked. Each step is bounded in time; a child
+that overstays is killed and the exit code is 1. Nothing is ever restarted silently.
+The full contract is docs/architecture.md.
+"""
+from __future__ import annotations
+
+import fcntl
+import importlib
+import json
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import secrets
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ringex.config import Config
+from ringex.core.engine import Ctl, EngineProcess, EngineSpec, State
+from ringex.errors import RingexError
+from ringex.io import accounts
+from ringex.io.repository import open_repository
+from ringex.io.startup import load_start_state
+from ringex.io.trade_queue import TradeQueue
+from ringex.io.writer import WriterOptions, WriterProcess
+from ringex.ring import layout
+from ringex.ring.broadcast import BroadcastRing
+from ringex.ring.spsc import SpscRing
+from ringex.ring.wait import EventfdWait
+
+log = logging.getLogger("ringex.supervisor")
+
+GATEWAY_ENTRY = "ringex.io.gateway:run_gateway"
+RUN_FILE = "ringex.run"
+LOCK_FILE = "ringex.lock"
+RING_CAPACITY = 1 << 16          # command and event rings, records
+MD_CAPACITY = 1 << 18            # market-data broadcast ring, records
+WAIT_NAMES = {"busy": "busy_spin", "spin": "spin_then_sleep", "eventfd": "eventfd"}
+
+
+@dataclass
+class RunOptions:
+    data_dir: str | Path = "ringex-data"
+    config_path: str | None = None          # None: the shipped config
+    db_url: str | None = None               # None: <data_dir>/ringex.db (SQLite)
+    host: str = "127.0.0.1"
+    port: int = 8765                        # 0: pick a free port
+    gateways: int = 1
+    wait: str = "spin"                      # busy | spin | eventfd (WAIT_NAMES)
+    gateway_entry: str = GATEWAY_ENTRY      # "module:function" with run_gateway's signature
+    start_timeout_s: float = 300.0          # numba may compile the kernels on a first run
+    stop_timeout_s: float = 30.0            # per step of the shutdown
+
+    @property
+    def db(self) -> str:
+        return self.db_url or str(Path(self.data_dir) / "ringex.db")
+
+
+class Supervisor:
+    def __init__(self, options: RunOptions):
+        if options.wait not in WAIT_NAMES:
+            raise RingexError(f"--wait must be one of {sorted(WAIT_NAMES)}")
+        if not 1 <= options.gateways <= 63:
+            raise RingexError("--gateways must be between 1 and 63")
+        self.opt = options
+        self.data_dir = Path(options.data_dir).resolve()
+        self.run_id = secrets.token_hex(4)
+        self.ctx = multiprocessing.get_context("spawn")
+        self.config: Config | None = None
+        self.port = options.port
+        self.rings: list = []
+        self.queue: TradeQueue | None = None
+        self.writer: WriterProcess | None = None
+        self.engine: EngineProcess | None = None
+        self.gateways: list = []
+        self.stop_event = self.ctx.Event()
+        self.wakeups: list[EventfdWait] = []
+        self._lock_fd: int | None = None
+        self._stop_reason: str | None = None
+        self._pending = None
+
+    # ------------------------------------------------------------------ public
+    def run(self) -> int:
+        """Start everything, wait for a signal or a failure, stop everything; exit code."""
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        code = 1
+        try:
+            self._lock()
+            self._start()
+            code = self._watch()
+        except Exception as exc:                         # noqa: BLE001 - report, then stop
+            log.error("ringex: %s", exc, exc_info=not isinstance(exc, RingexError))
+            code = 1
+        finally:
+            if not self._shutdown():
+                code = 1
+            for s, h in old.items():
+                signal.signal(s, h)
+        return code
+
+    def request_stop(self, reason: str = "requested") -> None:
+        self._stop_reason = self._stop_reason or reason
+
+    # ------------------------------------------------------------------ start
+    def _lock(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RingexError(f"another ringex runs on {self.data_dir}") from None
+        self._lock_fd = fd
+
+    def _start(self) -> None:
+        o = self.opt
+        self.config = Config.from_toml(o.config_path) if o.config_path else Config.default()
+        with open_repository(o.db, self.config) as repo:
+            accounts.ensure_admin_key(self.data_dir, repo)
+            self._pending = accounts.take_pending(self.data_dir, self.run_id)
+            start = load_start_state(repo, self.config, self._pending.transfers(self.config))
+        if self.port == 0:
+            self.port = free_port(o.host)
+        names = ring_names(self.run_id, o.gateways)
+        for g in names["gateways"]:
+            self.rings.append(SpscRing.create(g["cmd"], layout.COMMAND, RING_CAPACITY))
+            self.rings.append(SpscRing.create(g["evt"], layout.EVENT, RING_CAPACITY))
+        self.rings.append(BroadcastRing.create(names["md"], layout.EVENT, MD_CAPACITY, role=None))
+        wait = WAIT_NAMES[o.wait]
+        cmd_w = evt_w = None
+        if wait == "eventfd":
+            cmd_w = [EventfdWait() for _ in range(o.gateways)]
+            evt_w = [EventfdWait() for _ in range(o.gateways)]
+            self.wakeups = cmd_w + evt_w
+        self.queue = TradeQueue()
+        self.writer = WriterProcess(self.queue, o.db, self.config, WriterOptions(), self.ctx)
+        self.writer.start(timeout=o.start_timeout_s)
+        log.info("writer started (pid %d) on %s", self.writer.process.pid, o.db)
+        spec = EngineSpec(cmd_rings=[g["cmd"] for g in names["gateways"]],
+                          evt_rings=[g["evt"] for g in names["gateways"]], md_ring=names["md"],
+                          config_path=o.config_path, wait=wait, start=start,
+                          cmd_wakeups=cmd_w, evt_wakeups=evt_w)
+        self.engine = EngineProcess(spec, self.queue, self.ctx)
+        try:
+            self.engine.start(timeout=o.start_timeout_s)
+        except BaseException:
+            self._pending.restore()
+            raise
+        self._pending.done()
+        log.info("engine started (pid %d, %d gateway rings, wait %s)",
+                 self.engine.process.pid, o.gateways, wait)
+        self._start_gateways(names, wait, cmd_w, evt_w)
+        self._write_run_file()
+        log.info("ringex %s running: ws://%s:%d/ws (data %s)", self.run_id, o.host, self.port,
+                 self.data_dir)
+
+    def _start_gateways(self, names, wait, cmd_w, evt_w) -> None:
+        o = self.opt
+        readies = []
+        for i, g in enumerate(names["gateways"]):
+            ready = self.ctx.Event()
+            kwargs = dict(index=i, ring_names={"cmd": g["cmd"], "evt": g["evt"],
+                                                "md": names["md"]},
+                          config_path=o.config_path, db_url=o.db, host=o.host, port=self.port,
+                          data_dir=str(self.data_dir), queue=self.queue,
+                          stop_event=self.stop_event, wait_strategy=wait, ready_event=ready,
+                          wakeups={"cmd": cmd_w[i], "evt": evt_w[i]} if cmd_w else None)
+            p = self.ctx.Process(target=_gateway_main, name=f"ringex-gateway-{i}",
+                                 args=(o.gateway_entry, kwargs))
+            p.start()
+            self.gateways.append(p)
+            readies.append(ready)
+        deadline = time.monotonic() + o.start_timeout_s
+        for i, (p, ready) in enumerate(zip(self.gateways, readies)):
+            while not ready.wait(0.05):
+                if not p.is_alive():
+                    raise RingexError(f"gateway {i} exited during start-up "
+                                      f"(exit code {p.exitcode})")
+                if time.monotonic() > deadline or self._stop_reason:
+                    raise RingexError(f"gateway {i} did not become ready")
+        log.info("%d gateway(s) listening on %s:%d", len(self.gateways), o.host, self.port)
+
+    def _write_run_file(self) -> None:
+        info = {"pid": os.getpid(), "run": self.run_id, "host": self.opt.host,
+                "port": self.port, "url": f"ws://{self.opt.host}:{self.port}/ws",
+                "gateways": len(self.gateways), "db": self.opt.db}
+        tmp = self.data_dir / (RUN_FILE + ".tmp")
+        tmp.write_text(json.dumps(info) + "\n")
+        os.replace(tmp, self.data_dir / RUN_FILE)
+
+    # ------------------------------------------------------------------ watch
+    def _on_signal(self, signum, frame) -> None:
+        self.request_stop(signal.Signals(signum).name)
+
+    def _children(self) -> list[tuple[str, multiprocessing.Process]]:
+        out = [("writer", self.writer.process), ("engine", self.engine.process)]
+        out += [(f"gateway {i}", p) for i, p in enumerate(self.gateways)]
+        return out
+
+    def _watch(self) -> int:
+        children = self._children()
+        stale_logged = False
+        while not self._stop_reason:
+            multiprocessing.connection.wait([p.sentinel for _, p in children], timeout=0.25)
+            for name, p in children:
+                if not p.is_alive():
+                    log.error("%s (pid %s) exited unexpectedly with code %s; stopping ringex",
+                              name, p.pid, p.exitcode)
+                    return 1
+            beat = self.engine.ctl[Ctl.HEARTBEAT_NS]
+            if beat and time.monotonic_ns() - beat > 10_000_000_000 and not stale_logged:
+                log.warning("engine heartbeat is %.1f s old", (time.monotonic_ns() - beat) / 1e9)
+                stale_logged = True
+        log.info("stopping (%s)", self._stop_reason)
+        return 0
+
+    # ------------------------------------------------------------------ stop
+    def _shutdown(self) -> bool:
+        """Stop in order (gateways, engine, writer), unlink rings; True if all went clean."""
+        clean = True
+        t = self.opt.stop_timeout_s
+        self.stop_event.set()
+        deadline = time.monotonic() + t
+        for i, p in enumerate(self.gateways):
+            p.join(max(0.0, deadline - time.monotonic()))
+            clean &= _reap(p, f"gateway {i}")
+        if self.engine is not None:
+            if self.engine.process.is_alive():
+                code = self.engine.stop(timeout=t)
+                clean &= code == 0 and self.engine.state == State.STOPPED
+            else:
+                clean &= _reap(self.engine.process, "engine")
+        if self.writer is not None:
+            code = self.writer.stop(timeout=2 * t) if self.writer.process.is_alive() else \
+                self.writer.process.exitcode
+            if code != 0:
+                log.error("writer exited with code %s", code)
+                clean = False
+        for r in self.rings:
+            r.close()
+        self.rings = []
+        for w in self.wakeups:
+            w.close()
+        if self.queue is not None:
+            self.queue.close()
+        (self.data_dir / RUN_FILE).unlink(missing_ok=True)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        log.info("ringex stopped%s", "" if clean else " (with errors)")
+        return clean
+
+
+def _reap(p: multiprocessing.Process, name: str) -> bool:
+    """Join a child that should have exited; kill it if not. True if it exited cleanly."""
+    if p.is_alive():
+        log.error("%s did not stop in time; killing it", name)
+        p.kill()
+        p.join(5)
+        return False
+    p.join(0)
+    if p.exitcode not in (0, None):
+        log.error("%s exited with code %s", name, p.exitcode)
+        return False
+    return True
+
+
+def ring_names(run_id: str, gateways: int) -> dict:
+    """The names of one run's rings (docs/architecture.md, section 1)."""
+    return {"gateways": [{"cmd": f"ringex-{run_id}-g{i}-cmd", "evt": f"ringex-{run_id}-g{i}-evt"}
+                         for i in range(gateways)],
+            "md": f"ringex-{run_id}-md"}
+
+
+def free_port(host: str) -> int:
+    """A port nothing listens on right now (resolves ``--port 0`` once for all gateways)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _gateway_main(entry: str, kwargs: dict) -> None:
+    """A gateway process: signals as the contract says, parent watch, then the entry point."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    stop_event = kwargs["stop_event"]
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: stop_event.set())
+    ppid = os.getppid()
+
+    def watch_parent() -> None:
+        while not stop_event.wait(0.5):
+            if os.getppid() != ppid:
+                log.error("gateway %d: the supervisor died; stopping", kwargs["index"])
+                stop_event.set()
+
+    threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
+    module, _, func = entry.partition(":")
+    getattr(importlib.import_module(module), func)(**kwargs)
