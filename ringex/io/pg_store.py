@@ -71,11 +71,14 @@ def copy_binary(arr: np.ndarray) -> bytes:
 
 
 class PgRepository(Repository):
-    def __init__(self, url: str, connect_timeout: float = 5.0):
+    def __init__(self, url: str, connect_timeout: float = 5.0, readonly: bool = False):
         self.url = url
         # autocommit: every `with conn.transaction()` is a real transaction, nested ones savepoints
         self.conn = psycopg.connect(url, autocommit=True,
                                     connect_timeout=max(1, int(connect_timeout)))
+        if readonly:            # inspection: create nothing, and the server refuses writes
+            self.conn.execute("SET default_transaction_read_only = on")
+            return
         self._create_schema()
 
     def _create_schema(self) -> None:

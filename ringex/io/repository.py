@@ -6,8 +6,9 @@
     repo.write(rows)               # the writer: one group, one transaction, idempotent
     repo.add_account("alice") -> 1;  repo.add_api_key(1) -> "rx_..." (shown once)
     repo.account_for_key(key) -> 1 | None;  repo.list_accounts()
-    repo.recent_trades(symbol=None, last=20); repo.orders(account=None, status=None)
-    repo.balances(account=None)
+    repo.recent_trades(symbol=None, last=20)
+    repo.orders(account=None, status=None, symbol=None, last=None); repo.balances(account=None)
+    open_repository(url, readonly=True).check_config(config)   # inspection: no writes at all
 
 The backends differ only in how they connect, create the schema and bulk-write; every
 query here is written once with ``?`` placeholders. Errors of the database surface as the
@@ -32,22 +33,38 @@ from ringex.ring.layout import CancelReason, Side
 API_KEY_PREFIX = "rx_"
 
 
-def open_repository(url_or_path: str | Path, config: Config | None = None) -> "Repository":
+def open_repository(url_or_path: str | Path, config: Config | None = None,
+                    readonly: bool = False) -> "Repository":
     """A PostgreSQL repository for ``postgresql://`` / ``postgres://`` URLs, else SQLite.
 
     SQLite takes a file path or ``sqlite:///path``. The schema is created if missing; with
-    ``config`` the assets and symbols are synced too.
+    ``config`` the assets and symbols are synced too. ``readonly`` (inspection) creates
+    nothing and refuses every write: the SQLite file must exist, and ``config`` is only
+    checked against what is stored (``check_config``), never written.
     """
     target = str(url_or_path)
-    if target.startswith(("postgresql://", "postgres://")):
+    if is_postgres_url(target):
         from ringex.io.pg_store import PgRepository
-        repo: Repository = PgRepository(target)
+        repo: Repository = PgRepository(target, readonly=readonly)
     else:
         from ringex.io.sqlite_store import SqliteRepository
-        repo = SqliteRepository(target.removeprefix("sqlite:///"))
+        repo = SqliteRepository(sqlite_path(target), readonly=readonly)
     if config is not None:
-        repo.sync_config(config)
+        try:
+            repo.check_config(config) if readonly else repo.sync_config(config)
+        except BaseException:
+            repo.close()
+            raise
     return repo
+
+
+def is_postgres_url(target: str) -> bool:
+    return target.startswith(("postgresql://", "postgres://"))
+
+
+def sqlite_path(target: str) -> str:
+    """The file of a SQLite target (a path or ``sqlite:///path``)."""
+    return target.removeprefix("sqlite:///")
 
 
 def hash_key(key: str) -> str:
@@ -93,9 +110,20 @@ class Repository(ABC):
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (symbol_id) DO NOTHING",
                 (s.id, s.name, s.base.id, s.quote.id, str(s.tick), str(s.lot),
                  s.tick_lot_value, s.lot_units, s.maker_fee_bps, s.taker_fee_bps))
+        self.check_config(config)
+
+    def check_config(self, config: Config) -> None:
+        """Refuse a config that reads stored rows differently (reads only).
+
+        A symbol both stored and configured must agree on name, base, quote,
+        tick_lot_value and lot_units; an asset on name and scale. Stored symbols the config
+        no longer lists, and configured ones not stored yet, are fine.
+        """
         stored = {r["symbol_id"]: r for r in self._fetch("SELECT * FROM symbols")}
         for s in config.symbols:
-            r = stored[s.id]
+            r = stored.get(s.id)
+            if r is None:
+                continue
             want = (s.name, s.base.id, s.quote.id, s.tick_lot_value, s.lot_units)
             have = (r["name"], r["base_asset"], r["quote_asset"], r["tick_lot_value"],
                     r["lot_units"])
@@ -103,6 +131,14 @@ class Repository(ABC):
                 raise StorageError(f"{self.url}: symbol {s.id} is stored as {have} "
                                    f"(name, base, quote, tick_lot_value, lot_units) but the "
                                    f"config says {want}; stored trades would be misread")
+        stored_assets = {r["asset_id"]: (r["name"], r["scale"])
+                         for r in self._fetch("SELECT asset_id, name, scale FROM assets")}
+        for a in config.assets:
+            have = stored_assets.get(a.id)
+            if have is not None and have != (a.name, a.scale):
+                raise StorageError(f"{self.url}: asset {a.id} is stored as {have} "
+                                   f"(name, scale) but the config says {(a.name, a.scale)}; "
+                                   "stored amounts would be misread")
 
     def last_batches(self) -> dict[int, int]:
         """Last committed batch number per producer (the writer skips anything at or below)."""
@@ -168,11 +204,11 @@ class Repository(ABC):
             out.append(r)
         return out
 
-    def orders(self, account: int | None = None,
-               status: str | OrderStatus | None = None) -> list[dict]:
-        """Orders (current state), oldest first; ``status`` is a name ("open",
-        "partially_filled", "filled", "cancelled"), "live" (open or partially filled) or an
-        OrderStatus."""
+    def orders(self, account: int | None = None, status: str | OrderStatus | None = None,
+               symbol: int | str | None = None, last: int | None = None) -> list[dict]:
+        """Orders (current state), oldest first (the newest ``last`` when given); ``status``
+        is a name ("open", "partially_filled", "filled", "cancelled"), "live" (open or
+        partially filled) or an OrderStatus."""
         where, params = [], []
         if account is not None:
             where.append("account = ?")
@@ -181,11 +217,17 @@ class Repository(ABC):
             codes = _status_codes(status)
             where.append(f"status IN ({', '.join('?' * len(codes))})")
             params.extend(codes)
+        if symbol is not None:
+            where.append("symbol = ?")
+            params.append(self._symbol_id(symbol))
         sql = "SELECT * FROM orders"
         if where:
             sql += " WHERE " + " AND ".join(where)
         names = self._symbol_names()
-        rows = self._fetch(sql + " ORDER BY order_id", tuple(params))
+        if last is None:
+            rows = self._fetch(sql + " ORDER BY order_id", tuple(params))
+        else:
+            rows = self._fetch(sql + " ORDER BY order_id DESC LIMIT ?", (*params, last))[::-1]
         for r in rows:
             r["symbol_name"] = names.get(r["symbol"], str(r["symbol"]))
             r["side"] = Side(r["side"]).name.lower()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from pathlib import Path
 
 import numpy as np
 import sqlite_utils
@@ -33,8 +34,15 @@ ORDERS_UPSERT = """ ON CONFLICT (order_id) DO UPDATE SET
 
 
 class SqliteRepository(Repository):
-    def __init__(self, path: str):
+    def __init__(self, path: str, readonly: bool = False):
         self.url = path
+        if readonly:            # inspection: the file must exist; nothing is created or written
+            uri = Path(path).absolute().as_uri() + "?mode=ro"
+            self.conn = sqlite3.connect(uri, uri=True, isolation_level=None,
+                                        check_same_thread=False)
+            self.conn.execute("PRAGMA busy_timeout=5000")
+            self.db = sqlite_utils.Database(self.conn)
+            return
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
