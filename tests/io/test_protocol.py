@@ -51,6 +51,12 @@ def logged_in(account: int = ACCOUNT, **kw) -> Session:
     return s
 
 
+def admin(**kw) -> Session:
+    s = anon(**kw)
+    assert s.authenticated(0, admin=True) == []
+    return s
+
+
 def send(s: Session, msg) -> list:
     return s.receive_text(msg if isinstance(msg, (str, bytes)) else orjson.dumps(msg))
 
@@ -237,7 +243,8 @@ def test_should_log_in_with_a_message():
     assert err(send(s, {"op": "login", "api_key": "k1"})) == "login_pending"
     assert err(send(s, PLACE)) == "not_authenticated"
     assert s.authenticated(ACCOUNT) == [Reply({"type": "login", "ok": True,
-                                               "account": ACCOUNT, "req_id": 1})]
+                                               "account": ACCOUNT, "admin": False,
+                                               "cancel_on_disconnect": False, "req_id": 1})]
     assert s.state is State.AUTHENTICATED and s.account == ACCOUNT
     assert err(send(s, {"op": "login", "api_key": "k1"})) == "already_authenticated"
     assert commands(send(s, PLACE))[0]["account"] == ACCOUNT

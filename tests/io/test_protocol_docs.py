@@ -17,8 +17,9 @@ from ringex.io.protocol import (
 )
 from ringex.io.protocol.codes import UNKNOWN_REASON, UNKNOWN_REJECT
 from ringex.ring.layout import INFO_MAKER, CancelReason, EventKind as EK, RejectCode
+from ringex.io.protocol.requests import ADMIN_OPS
 from tests.io.test_protocol import (
-    BTC, CONFIG, PLACE, anon, commands, event, logged_in, send,
+    BTC, CONFIG, PLACE, admin, anon, commands, event, logged_in, send,
 )
 from tests.io.test_protocol_feed import batch
 
@@ -45,7 +46,7 @@ def test_every_op_has_a_request_example():
 
 @pytest.mark.parametrize("req", REQUESTS, ids=lambda r: f"{r['op']}-{r.get('req_id', '')}")
 def test_request_examples_are_accepted(req):
-    s = anon() if req["op"] == "login" else logged_in()
+    s = anon() if req["op"] == "login" else admin() if req["op"] in ADMIN_OPS else logged_in()
     actions = send(s, req)
     assert actions, req
     for a in actions:
@@ -93,11 +94,19 @@ def _produced() -> list[dict]:
     a = anon()
     send(a, {"op": "login", "api_key": "k", "req_id": 10})
     out.extend(x.message for x in a.authenticated(5))
+    ad = admin()
+    for op in ("deposit", "withdraw"):
+        (r,) = ref_of_in(ad, {"op": op, "account": 5, "asset": "USD", "amount": "1"})
+        out.extend(ad.event_to_messages(event(EK.BALANCE, account=5, ref=r, qty=1)))
     feed = MarketFeed(CONFIG)
     out.extend(m for _, _, m in feed.apply(batch((EK.TRADE, BTC.id, 1, 1, 1, False),
                                                  (EK.BOOK_LEVEL, BTC.id, 2, 1, 1, False))))
     out.append(feed.snapshot("BTC-USD"))
     return out
+
+
+def ref_of_in(s, msg) -> list[int]:
+    return [c["ref"] for c in commands(send(s, msg))]
 
 
 def _shape(msg: dict) -> tuple:

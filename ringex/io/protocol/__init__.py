@@ -11,13 +11,17 @@ and performs the returned actions.
     MarketFeed(config)                       one per gateway
       .apply(events) -> [(channel, symbol, dict)]   market-data events, per batch
       .snapshot(symbol) -> dict              book_snapshot for a new subscriber
+    BookSync(feed, session_id)               loads the feed's books from the engine
+      .request(symbol_ids) -> [record]       QUERY_BOOKs + marker to write
+      .on_event(event) -> bool / .finish() -> [symbol]   see booksync
     encode(dict) -> bytes                    JSON to send as a text frame
 
 Actions: SendCommand(record), Reply(message), Subscribe(channel, symbol),
 Unsubscribe(channel, symbol), Authenticate(api_key), Close(code, reason).
 
 Modules: session (the state machine), requests (JSON -> COMMAND fields), events
-(EVENT -> messages), pending (refs awaiting the engine), feed (market data), messages
+(EVENT -> messages), pending (refs awaiting the engine), feed (market data), booksync
+(book snapshots from the engine), messages
 (message builders), numbers (exact decimals, client ids), codes (wire codes),
 ratelimit, symbols, actions.
 """
@@ -27,6 +31,7 @@ from ringex.io.protocol.actions import (
 from ringex.io.protocol.codes import (
     CANCEL_REASONS, REJECT_CODES, CloseCode, ErrorCode,
 )
+from ringex.io.protocol.booksync import BookSync
 from ringex.io.protocol.feed import MarketFeed
 from ringex.io.protocol.messages import (
     book_snapshot_message, book_update_message, encode, trade_message,
@@ -37,7 +42,7 @@ from ringex.io.protocol.session import (
 )
 
 __all__ = [
-    "Action", "Authenticate", "Close", "Reply", "SendCommand", "Subscribe", "Unsubscribe",
+    "Action", "Authenticate", "BookSync", "Close", "Reply", "SendCommand", "Subscribe", "Unsubscribe",
     "CANCEL_REASONS", "REJECT_CODES", "CloseCode", "ErrorCode", "MarketFeed",
     "book_snapshot_message", "book_update_message", "encode", "trade_message",
     "pack_client_id", "unpack_client_id", "Session", "SessionLimits", "State",

@@ -46,14 +46,26 @@ class ErrorCode(StrEnum):
     OVERLOADED = "overloaded"                      # too many requests awaiting the engine
     FRAME_TOO_LARGE = "frame_too_large"
     BINARY_FRAME = "binary_frame"
+    NOT_AUTHORIZED = "not_authorized"              # an admin op on a non-admin connection
+    INVALID_ACCOUNT = "invalid_account"            # deposit/withdraw: not a positive u32 integer
+    UNKNOWN_ASSET = "unknown_asset"
+    INVALID_AMOUNT = "invalid_amount"              # not a positive plain decimal string, finer
+                                                   # than the asset's minor unit, or too big
+    SLOW_CONSUMER = "slow_consumer"                # the client does not read its messages
+
+
+# Numbers for AUDIT.code (one byte): 1-based declaration order, so append new codes only.
+ERROR_NUMBERS: dict[str, int] = {str(c): i + 1 for i, c in enumerate(ErrorCode)}
 
 
 class CloseCode(IntEnum):
     """WebSocket close codes the protocol asks for (RFC 6455 section 7.4.1)."""
 
+    GOING_AWAY = 1001           # the gateway is shutting down
     UNSUPPORTED_DATA = 1003     # a binary frame
     POLICY_VIOLATION = 1008     # rate-limit flood, too many failed logins
     MESSAGE_TOO_BIG = 1009      # a frame above the size limit
+    TRY_AGAIN_LATER = 1013      # the client reads too slowly: its output buffer is full
     INTERNAL_ERROR = 1011       # for the adapter: an unexpected exception
 
 

@@ -18,6 +18,7 @@ from ringex.io.protocol.symbols import SymbolInfo, Tables
 from ringex.ring.layout import INFO_CODE_MASK, INFO_MAKER, INFO_SELL, EventKind as EK
 
 FeeFn = Callable[[Symbol, int, int, bool], int]
+TRANSFER_OPS = ("deposit", "withdraw")     # admin ops answered by one BALANCE (or REJECT)
 
 
 def with_req_id(msg: dict, req_id: object) -> dict:
@@ -49,7 +50,7 @@ class EventTranslator:
             return [self._reject(ref, request, s if seq else None, order_id, other_id,
                                  info & INFO_CODE_MASK)]
         if kind == EK.BALANCE:
-            return self._balance(ref, request, symbol, qty, leaves)
+            return self._balance(ref, request, symbol, qty, leaves, ev[6])
         if s is None:
             return []
         sell = bool(info & INFO_SELL)
@@ -102,9 +103,18 @@ class EventTranslator:
             with_req_id(msg, request.req_id)
         return msg
 
-    def _balance(self, ref, request, asset_id, available, locked) -> list[dict]:
+    def _balance(self, ref, request, asset_id, available, locked, account) -> list[dict]:
         asset = self._t.assets.get(asset_id)
-        if request is None or request.op != "balances" or asset is None:
+        if request is None or asset is None:
+            return []
+        if request.op in TRANSFER_OPS:
+            self._pending.pop(ref)
+            unit = asset.unit
+            return [with_req_id({"type": request.op, "account": account,
+                                 "asset": asset.asset.name, "amount": unit.format(request.items[1]),
+                                 "available": unit.format(available),
+                                 "locked": unit.format(locked)}, request.req_id)]
+        if request.op != "balances":
             return []
         request.items[asset.asset.name] = {"available": asset.unit.format(available),
                                            "locked": asset.unit.format(locked)}

@@ -40,10 +40,15 @@ FIELDS: dict[str, frozenset[str]] = {op: frozenset(_COMMON + extra) for op, extr
     "open_orders": (),
     "subscribe": ("channel", "symbol"),
     "unsubscribe": ("channel", "symbol"),
-    "login": ("api_key",),
+    "login": ("api_key", "cancel_on_disconnect"),
     "ping": (),
+    "deposit": ("account", "asset", "amount"),
+    "withdraw": ("account", "asset", "amount"),
 }.items()}
-PRIVATE_OPS = frozenset({"place", "cancel", "modify", "cancel_all", "balances", "open_orders"})
+ADMIN_OPS = frozenset({"deposit", "withdraw"})
+PRIVATE_OPS = frozenset({"place", "cancel", "modify", "cancel_all", "balances",
+                         "open_orders"}) | ADMIN_OPS
+U32_MAX = 0xFFFFFFFF
 
 
 def show(value: object) -> str:
@@ -208,6 +213,32 @@ def subscription(msg: dict, t: Tables) -> tuple[str, str]:
         raise Refused(E.UNKNOWN_CHANNEL,
                       f"channel must be one of {', '.join(CHANNELS)}, not {show(channel)}")
     return channel, symbol_field(msg, t).name
+
+
+def transfer(msg: dict, t: Tables) -> dict[str, int]:
+    """DEPOSIT/WITHDRAW fields (admin only): the target ``account``, the ``asset`` id in
+    COMMAND.symbol and the ``amount`` in the asset's minor units in COMMAND.qty."""
+    account = required(msg, "account")
+    if type(account) is not int or not 0 < account <= U32_MAX:
+        raise Refused(E.INVALID_ACCOUNT, f"account must be a positive integer, not {show(account)}")
+    name = required(msg, "asset")
+    if type(name) is not str:
+        raise Refused(E.BAD_REQUEST, "asset must be a string")
+    asset = t.assets_by_name.get(name)
+    if asset is None:
+        raise Refused(E.UNKNOWN_ASSET, f"unknown asset {show(name)}")
+    raw = required(msg, "amount")
+    parsed = parse_decimal(raw)
+    if parsed is None or parsed[0] <= 0:
+        raise Refused(E.INVALID_AMOUNT, "amount must be a JSON string holding a positive plain "
+                      f"decimal like \"100.5\" (at most {MAX_DECIMAL_CHARS} chars), not {show(raw)}")
+    units = asset.unit.count(*parsed)
+    if units is None:
+        raise Refused(E.INVALID_AMOUNT, f"amount {raw} is finer than {name}'s minor unit "
+                      f"{asset.unit.format(1)}")
+    if units > INT64_MAX:
+        raise Refused(E.INVALID_AMOUNT, f"amount {raw} is too large")
+    return dict(account=account, symbol=asset.asset.id, qty=units)
 
 
 def api_key(msg: dict) -> str | None:

@@ -8,9 +8,15 @@ The adapter owns the socket and the rings; per connection it calls:
 - ``event_to_messages(event)`` for each engine event whose ``session`` is this one ->
   messages to send, in order.
 
+- ``disconnected()`` once the socket is gone -> actions (the cancel-on-disconnect
+  command, if the session asked for it);
+- ``commands_refused(records)`` when the command ring had no room for the records of
+  one input's SendCommand actions -> the ``overloaded`` reply to send instead.
+
 State: ANONYMOUS -> (login) LOGGING_IN -> AUTHENTICATED; any -> CLOSED after a Close
 action. Only ``subscribe``, ``unsubscribe``, ``login`` and ``ping`` are served before
-AUTHENTICATED. The account in every command is the session's, never the message's.
+AUTHENTICATED. The account in every command is the session's, never the message's --
+except the admin-only ``deposit``/``withdraw``, which name the account they credit.
 """
 from __future__ import annotations
 
@@ -33,11 +39,12 @@ from ringex.io.protocol.messages import error
 from ringex.io.protocol.pending import BARRIER, U32_MAX, PendingRequests, Request
 from ringex.io.protocol.ratelimit import TokenBucket
 from ringex.io.protocol.symbols import tables_for
-from ringex.ring.layout import ALL_SYMBOLS, CommandKind as CK
+from ringex.ring.layout import ALL_SYMBOLS, CMD_DISCONNECT, CommandKind as CK
 
 
 _NEW, _CANCEL, _MODIFY, _CANCEL_ALL, _QUERY_BALANCES, _QUERY_ORDERS = map(int, (
     CK.NEW, CK.CANCEL, CK.MODIFY, CK.CANCEL_ALL, CK.QUERY_BALANCES, CK.QUERY_ORDERS))
+_TRANSFERS = {"deposit": int(CK.DEPOSIT), "withdraw": int(CK.WITHDRAW)}
 
 
 def kernel_fill_fee(symbol: Symbol, price: int, qty: int, maker: bool) -> int:
@@ -72,13 +79,16 @@ class Session:
 
     ``state`` (:class:`State`), ``account`` (None until authenticated), ``session_id``,
     ``subscriptions`` ({(channel, symbol name)}: drop them from the fan-out when the
-    socket closes), ``orders`` (this session's live orders as learnt from events).
+    socket closes), ``orders`` (this session's live orders as learnt from events),
+    ``admin`` (may deposit/withdraw), ``cancel_on_disconnect`` (set it from a
+    connect-time option before the first frame; a ``login`` may set it too).
     """
 
     def __init__(self, config: Config, session_id: int, *,
                  limits: SessionLimits = SessionLimits(),
                  clock: Callable[[], int] = time.perf_counter_ns,
-                 fill_fee: FeeFn = kernel_fill_fee):
+                 fill_fee: FeeFn = kernel_fill_fee,
+                 cancel_on_disconnect: bool = False):
         """``session_id``: this connection's COMMAND.session (see :func:`session_number`).
         ``clock``: monotonic nanoseconds, for the rate limit and COMMAND.ts_ns.
         ``fill_fee``: fee of one fill side; pass ``lambda *a: 0`` when wallets are off."""
@@ -88,6 +98,8 @@ class Session:
         self.limits = limits
         self.state = State.ANONYMOUS
         self.account: int | None = None
+        self.admin = False
+        self.cancel_on_disconnect = bool(cancel_on_disconnect)
         self.subscriptions: set[tuple[str, str]] = set()   # (channel, symbol name)
         self._t = tables_for(config)
         self._clock = clock
@@ -95,12 +107,15 @@ class Session:
         self._pending = PendingRequests()
         self._events = EventTranslator(self._t, self._pending, fill_fee)
         self._login_req_id: object = None
+        self._login_cod = False
+        self._gone = False
         self._auth_failures = 0
         self._ops = {
             "place": self._place, "cancel": self._cancel, "modify": self._modify,
             "cancel_all": self._cancel_all, "balances": self._balances,
             "open_orders": self._open_orders, "subscribe": self._subscribe,
             "unsubscribe": self._unsubscribe, "login": self._login, "ping": self._ping,
+            "deposit": self._transfer, "withdraw": self._transfer,
         }
 
     # ------------------------------------------------------------ input from the client
@@ -153,6 +168,8 @@ class Session:
             raise Refused(E.UNKNOWN_OP, f"unknown op {rq.show(op)}")
         if op in rq.PRIVATE_OPS and self.state is not State.AUTHENTICATED:
             raise Refused(E.NOT_AUTHENTICATED, f"log in before {op}")
+        if op in rq.ADMIN_OPS and not self.admin:
+            raise Refused(E.NOT_AUTHORIZED, f"{op} needs an admin connection")
         rq.check_fields(msg, op)
         return handler(msg, req_id, now)
 
@@ -176,6 +193,15 @@ class Session:
         s = rq.cancel_all(msg, self._t)
         return self._send(now, (req_id, "cancel_all", _CANCEL_ALL,
                                 {"symbol": ALL_SYMBOLS if s is None else s.id}), barrier=True)
+
+    def _transfer(self, msg, req_id, now):
+        op = msg["op"]
+        fields = rq.transfer(msg, self._t)
+        if len(self._pending) + 1 > self.limits.max_pending:
+            raise Refused(E.OVERLOADED, "too many requests awaiting the engine; retry later")
+        ref = self._pending.add(Request(req_id, op, (fields["symbol"], fields["qty"])))
+        return [SendCommand(rq.command(_TRANSFERS[op], fields["account"], self.session_id,
+                                       ref, now, symbol=fields["symbol"], qty=fields["qty"]))]
 
     def _subscribe(self, msg, req_id, now):
         channel, symbol = rq.subscription(msg, self._t)
@@ -202,6 +228,7 @@ class Session:
         key = rq.api_key(msg)
         if key is None:
             return self._auth_failure(req_id)
+        self._login_cod = rq.bool_field(msg, "cancel_on_disconnect")
         self.state = State.LOGGING_IN
         self._login_req_id = req_id
         return [Authenticate(key)]
@@ -224,23 +251,28 @@ class Session:
         return actions
 
     # ------------------------------------------------------------ authentication results
-    def authenticated(self, account: int) -> list[Action]:
-        """The adapter verified the key of this connection and found ``account``.
+    def authenticated(self, account: int, admin: bool = False) -> list[Action]:
+        """The adapter verified the key of this connection and found ``account``
+        (``admin``: the key is the exchange's admin key, which may deposit and withdraw).
         After a ``login`` message this returns the ``login`` reply; after a handshake
         ``Authorization`` header (call it before the first frame) it returns nothing."""
         if self.state is State.CLOSED:
             return []
         if self.state is State.AUTHENTICATED:
             raise ValueError("session is authenticated already")
-        if not 0 < account <= U32_MAX:
+        if not 0 <= account <= U32_MAX or (account == 0 and not admin):
             raise ValueError(f"account {account} cannot trade")
         logging_in = self.state is State.LOGGING_IN
         self.state = State.AUTHENTICATED
         self.account = account
+        self.admin = bool(admin)
         if not logging_in:
             return []
-        return [Reply(with_req_id({"type": "login", "ok": True, "account": account},
-                                        self._login_req_id))]
+        self.cancel_on_disconnect = self.cancel_on_disconnect or self._login_cod
+        return [Reply(with_req_id({"type": "login", "ok": True, "account": account,
+                                   "admin": self.admin,
+                                   "cancel_on_disconnect": self.cancel_on_disconnect},
+                                  self._login_req_id))]
 
     def auth_failed(self) -> list[Action]:
         """The key of the pending ``login`` is unknown: an ``auth_failed`` error, and a
@@ -261,6 +293,40 @@ class Session:
         self.state = State.CLOSED
         return [Reply(error(err, reason, req_id)), Close(int(code), reason)]
 
+    # ------------------------------------------------------------ adapter-side outcomes
+    def close(self, code: CloseCode, err: E, reason: str) -> list[Action]:
+        """The adapter closes the connection for a reason of its own (a client that does
+        not read, a shutdown): the ``error`` to send (if the socket still takes it) and
+        the Close. The session ignores all further input."""
+        if self.state is State.CLOSED:
+            return [Close(int(code), reason)]
+        return self._close(code, err, reason)
+
+    def disconnected(self) -> list[Action]:
+        """The socket is gone (closed by either side). Returns the cancel-on-disconnect
+        command when this session asked for it: a CANCEL_ALL of every symbol with
+        CMD_DISCONNECT, which the engine applies to this session's orders only. The
+        adapter must deliver it (wait for ring room rather than drop it)."""
+        self.state = State.CLOSED
+        if self.account is None or not self.cancel_on_disconnect or self._gone:
+            return []
+        self._gone = True
+        return [SendCommand(rq.command(_CANCEL_ALL, self.account, self.session_id, 0,
+                                       self._clock(), symbol=ALL_SYMBOLS,
+                                       flags=CMD_DISCONNECT))]
+
+    def commands_refused(self, records: list[np.ndarray]) -> list[Action]:
+        """The adapter found no room in the command ring for ``records`` (the SendCommand
+        records of one input, none of them written): forget their requests and return the
+        ``overloaded`` error for the client instead."""
+        req_id = None
+        for rec in records:
+            request = self._pending.pop(int(rec["ref"][0]))
+            if request is not None and request.op != BARRIER and req_id is None:
+                req_id = request.req_id
+        return [Reply(error(E.OVERLOADED, "the engine is not keeping up; retry later",
+                            req_id))]
+
     # ------------------------------------------------------------ engine events
     @property
     def orders(self) -> dict[int, tuple[int, str | None, str]]:
@@ -279,7 +345,12 @@ class Session:
         Send the returned messages in order, each with ``encode``.
         """
         ev = event if type(event) is tuple else event.item()
-        if (self.state is not State.AUTHENTICATED or ev[7] != self.session_id
-                or ev[6] != self.account):
+        if self.state is not State.AUTHENTICATED or ev[7] != self.session_id:
+            return []
+        if ev[6] != self.account and not (self.admin and self._is_transfer(ev[8])):
             return []
         return self._events.messages(ev)
+
+    def _is_transfer(self, ref: int) -> bool:
+        request = self._pending.get(ref)
+        return request is not None and request.op in rq.ADMIN_OPS

@@ -44,6 +44,8 @@ class Tables:
             self.by_name[s.name] = info
         self.assets: dict[int, AssetInfo] = {
             a.id: AssetInfo(a, Step.minor_unit(a.scale)) for a in config.assets}
+        self.assets_by_name: dict[str, AssetInfo] = {
+            a.asset.name: a for a in self.assets.values()}
 
 
 @lru_cache(maxsize=16)
