@@ -45,6 +45,8 @@ from ringex.ring.wait import EventfdWait
 log = logging.getLogger("ringex.supervisor")
 
 GATEWAY_ENTRY = "ringex.io.gateway:run_gateway"
+DEMO_ENTRY = "ringex.io.demo:run_demo"
+LOCK_WAIT_S = 2.0                # a CLI transfer may hold the lock (shared) for a moment
 RUN_FILE = "ringex.run"
 LOCK_FILE = "ringex.lock"
 RING_CAPACITY = 1 << 16          # command and event rings, records
@@ -62,6 +64,7 @@ class RunOptions:
     gateways: int = 1
     wait: str = "spin"                      # busy | spin | eventfd (WAIT_NAMES)
     gateway_entry: str = GATEWAY_ENTRY      # "module:function" with run_gateway's signature
+    demo: bool = False                      # also run ringex.io.demo.run_demo (section 8)
     start_timeout_s: float = 300.0          # numba may compile the kernels on a first run
     stop_timeout_s: float = 30.0            # per step of the shutdown
 
@@ -87,6 +90,8 @@ class Supervisor:
         self.writer: WriterProcess | None = None
         self.engine: EngineProcess | None = None
         self.gateways: list = []
+        self.demo = None
+        self.admin_key: str | None = None
         self.stop_event = self.ctx.Event()
         self.wakeups: list[EventfdWait] = []
         self._lock_fd: int | None = None
@@ -119,18 +124,23 @@ class Supervisor:
     def _lock(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise RingexError(f"another ringex runs on {self.data_dir}") from None
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise RingexError(f"another ringex runs on {self.data_dir}") from None
+                time.sleep(0.05)
         self._lock_fd = fd
 
     def _start(self) -> None:
         o = self.opt
         self.config = Config.from_toml(o.config_path) if o.config_path else Config.default()
         with open_repository(o.db, self.config) as repo:
-            accounts.ensure_admin_key(self.data_dir, repo)
+            self.admin_key = accounts.ensure_admin_key(self.data_dir, repo)
             self._pending = accounts.take_pending(self.data_dir, self.run_id)
             start = load_start_state(repo, self.config, self._pending.transfers(self.config))
         if self.port == 0:
@@ -164,6 +174,8 @@ class Supervisor:
         log.info("engine started (pid %d, %d gateway rings, wait %s)",
                  self.engine.process.pid, o.gateways, wait)
         self._start_gateways(names, wait, cmd_w, evt_w)
+        if o.demo:
+            self._start_demo()
         self._write_run_file()
         log.info("ringex %s running: ws://%s:%d/ws (data %s)", self.run_id, o.host, self.port,
                  self.data_dir)
@@ -179,8 +191,8 @@ class Supervisor:
                           data_dir=str(self.data_dir), queue=self.queue,
                           stop_event=self.stop_event, wait_strategy=wait, ready_event=ready,
                           wakeups={"cmd": cmd_w[i], "evt": evt_w[i]} if cmd_w else None)
-            p = self.ctx.Process(target=_gateway_main, name=f"ringex-gateway-{i}",
-                                 args=(o.gateway_entry, kwargs))
+            p = self.ctx.Process(target=_child_main, name=f"ringex-gateway-{i}",
+                                 args=(o.gateway_entry, kwargs, f"gateway {i}"))
             p.start()
             self.gateways.append(p)
             readies.append(ready)
@@ -193,6 +205,15 @@ class Supervisor:
                 if time.monotonic() > deadline or self._stop_reason:
                     raise RingexError(f"gateway {i} did not become ready")
         log.info("%d gateway(s) listening on %s:%d", len(self.gateways), o.host, self.port)
+
+    def _start_demo(self) -> None:
+        kwargs = dict(url=f"ws://{self.opt.host}:{self.port}/ws", db_url=self.opt.db,
+                      data_dir=str(self.data_dir), config_path=self.opt.config_path,
+                      admin_key=self.admin_key, stop_event=self.stop_event)
+        self.demo = self.ctx.Process(target=_child_main, name="ringex-demo",
+                                     args=(DEMO_ENTRY, kwargs, "demo"))
+        self.demo.start()
+        log.info("demo started (pid %d)", self.demo.pid)
 
     def _write_run_file(self) -> None:
         info = {"pid": os.getpid(), "run": self.run_id, "host": self.opt.host,
@@ -209,6 +230,8 @@ class Supervisor:
     def _children(self) -> list[tuple[str, multiprocessing.Process]]:
         out = [("writer", self.writer.process), ("engine", self.engine.process)]
         out += [(f"gateway {i}", p) for i, p in enumerate(self.gateways)]
+        if self.demo is not None:
+            out.append(("demo", self.demo))
         return out
 
     def _watch(self) -> int:
@@ -217,6 +240,9 @@ class Supervisor:
         while not self._stop_reason:
             multiprocessing.connection.wait([p.sentinel for _, p in children], timeout=0.25)
             for name, p in children:
+                if p is self.demo and p.exitcode == 0:
+                    self.request_stop("the demo finished")
+                    break
                 if not p.is_alive():
                     log.error("%s (pid %s) exited unexpectedly with code %s; stopping ringex",
                               name, p.pid, p.exitcode)
@@ -235,9 +261,12 @@ class Supervisor:
         t = self.opt.stop_timeout_s
         self.stop_event.set()
         deadline = time.monotonic() + t
-        for i, p in enumerate(self.gateways):
+        others = [(f"gateway {i}", p) for i, p in enumerate(self.gateways)]
+        if self.demo is not None:
+            others.append(("demo", self.demo))
+        for name, p in others:
             p.join(max(0.0, deadline - time.monotonic()))
-            clean &= _reap(p, f"gateway {i}")
+            clean &= _reap(p, name)
         if self.engine is not None:
             if self.engine.process.is_alive():
                 code = self.engine.stop(timeout=t)
@@ -293,8 +322,9 @@ def free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
-def _gateway_main(entry: str, kwargs: dict) -> None:
-    """A gateway process: signals as the contract says, parent watch, then the entry point."""
+def _child_main(entry: str, kwargs: dict, name: str) -> None:
+    """A gateway or demo process: signals as the contract says (SIGINT ignored, SIGTERM
+    sets stop_event), a thread that sets stop_event if the supervisor dies, the entry."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     stop_event = kwargs["stop_event"]
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -304,7 +334,7 @@ def _gateway_main(entry: str, kwargs: dict) -> None:
     def watch_parent() -> None:
         while not stop_event.wait(0.5):
             if os.getppid() != ppid:
-                log.error("gateway %d: the supervisor died; stopping", kwargs["index"])
+                log.error("%s: the supervisor died; stopping", name)
                 stop_event.set()
 
     threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
