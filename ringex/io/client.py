@@ -1,0 +1,473 @@
+"""An asyncio client for the ringex WebSocket protocol (docs/protocol.md).
+
+    async with await connect("ws://127.0.0.1:8765/ws", api_key) as c:
+        ack = await c.place("BTC-USD", "buy", "0.5", "30000.00")   # Ack | Reject
+        async for ev in c.events():                                # Fill, Cancelled, Trade ...
+            ...
+
+Every request gets a ``req_id`` and awaits its direct reply, returned as a typed result
+(frozen dataclasses below; prices, quantities and amounts are ``Decimal``). A ``reject``
+is a result, not an exception: the engine refused the command. A gateway ``error`` raises
+:class:`ClientError` with its stable ``code``, as do a timeout and a closed connection.
+Everything else the gateway pushes (fills, unsolicited cancels, trades, book messages)
+arrives on :meth:`Client.events`, in order.
+
+``admin_transfer(url, admin_key, op, account, asset, amount)`` is the synchronous helper
+the CLI uses for deposits and withdrawals (docs/architecture.md section 5).
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, fields
+from decimal import Decimal
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+Number = str | int | Decimal
+
+
+class ClientError(Exception):
+    """A request failed: the gateway's ``error`` code, ``timeout``, ``closed``,
+    ``auth_failed`` (handshake refused), or a reject's code in ``admin_transfer``."""
+
+    def __init__(self, code: str, message: str = "", reply: dict | None = None):
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code
+        self.message = message
+        self.reply = reply
+
+
+# ---------------------------------------------------------------- typed results
+def _d(v):
+    return None if v is None else Decimal(v)
+
+
+def _levels(levels) -> list[tuple[Decimal, Decimal]]:
+    return [(Decimal(p), Decimal(q)) for p, q in levels]
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    symbol: str
+    order_id: int
+    client_order_id: str | None
+    side: str
+    price: Decimal | None
+    qty: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    code: str
+    message: str
+    op: str | None
+    symbol: str | None
+    order_id: int | None
+    client_order_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    symbol: str
+    order_id: int
+    client_order_id: str | None
+    side: str
+    price: Decimal
+    qty: Decimal
+    leaves: Decimal
+    liquidity: str
+    fee: Decimal
+    fee_asset: str
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    symbol: str
+    order_id: int
+    client_order_id: str | None
+    side: str
+    price: Decimal | None
+    qty: Decimal
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Modified:
+    symbol: str
+    order_id: int
+    client_order_id: str | None
+    side: str
+    price: Decimal | None
+    qty: Decimal
+    leaves: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOrder:
+    symbol: str
+    order_id: int
+    client_order_id: str | None
+    side: str
+    price: Decimal | None
+    qty: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    available: Decimal
+    locked: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    symbol: str
+    seq: int
+    prev_seq: int
+    price: Decimal
+    qty: Decimal
+    taker_side: str
+
+
+@dataclass(frozen=True, slots=True)
+class BookSnapshot:
+    symbol: str
+    seq: int
+    bids: list[tuple[Decimal, Decimal]]
+    asks: list[tuple[Decimal, Decimal]]
+
+
+@dataclass(frozen=True, slots=True)
+class BookUpdate:
+    symbol: str
+    seq: int
+    prev_seq: int
+    bids: list[tuple[Decimal, Decimal]]
+    asks: list[tuple[Decimal, Decimal]]
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAllDone:
+    symbol: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribed:
+    channel: str
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribed:
+    channel: str
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedIn:
+    account: int
+    admin: bool
+    cancel_on_disconnect: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    op: str                  # "deposit" or "withdraw"
+    account: int
+    asset: str
+    amount: Decimal
+    available: Decimal
+    locked: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """An ``error`` with no ``req_id`` (e.g. ``bad_json``), delivered as an event."""
+    code: str
+    message: str
+
+
+_DECIMALS = {"price", "qty", "leaves", "fee", "amount", "available", "locked"}
+
+
+def _build(cls, msg: dict):
+    kw = {}
+    for f in fields(cls):
+        v = msg.get(f.name)
+        if f.name in _DECIMALS:
+            v = _d(v)
+        elif f.name in ("bids", "asks"):
+            v = _levels(v or [])
+        kw[f.name] = v
+    return cls(**kw)
+
+
+def parse(msg: dict):
+    """A wire message as its typed result; unknown types stay dicts."""
+    t = msg.get("type")
+    if t in _TYPES:
+        return _build(_TYPES[t], msg)
+    if t == "balances":
+        return {a: Balance(Decimal(b["available"]), Decimal(b["locked"]))
+                for a, b in msg["balances"].items()}
+    if t == "open_orders":
+        return [_build(OpenOrder, o) for o in msg["orders"]]
+    if t == "cancel_all":
+        return CancelAllDone(msg.get("symbol"))
+    if t == "login":
+        return LoggedIn(msg["account"], msg.get("admin", False),
+                        msg.get("cancel_on_disconnect", False))
+    if t in ("deposit", "withdraw"):
+        return Transfer(t, msg["account"], msg["asset"], Decimal(msg["amount"]),
+                        Decimal(msg["available"]), Decimal(msg["locked"]))
+    if t == "error":
+        return Error(msg.get("code", ""), msg.get("message", ""))
+    return msg
+
+
+_TYPES = {"ack": Ack, "reject": Reject, "fill": Fill, "cancelled": Cancelled,
+          "modified": Modified, "trade": Trade, "book_snapshot": BookSnapshot,
+          "book_update": BookUpdate, "subscribed": Subscribed, "unsubscribed": Unsubscribed}
+
+
+# ---------------------------------------------------------------- the client
+class Client:
+    """One connection. Make it with :func:`connect`; close it with ``close()`` or
+    ``async with``. ``timeout``: seconds to wait for each direct reply."""
+
+    def __init__(self, ws: ClientConnection, timeout: float = 10.0, max_events: int = 1_000_000):
+        self.ws = ws
+        self.timeout = timeout
+        self.account: int | None = None
+        self.admin = False
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, tuple[asyncio.Future, bool]] = {}
+        self._events: asyncio.Queue = asyncio.Queue(max_events)
+        self.dropped_events = 0           # pushes dropped because nobody read events()
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    # -------------------------------------------------------------- plumbing
+    async def _read(self) -> None:
+        try:
+            async for raw in self.ws:
+                msg = orjson.loads(raw)
+                rid = msg.get("req_id")
+                waiting = self._waiting.pop(rid, None) if type(rid) is int else None
+                if waiting is not None:
+                    fut, raw_reply = waiting
+                    if fut.done():
+                        continue
+                    if msg.get("type") == "error":
+                        fut.set_exception(ClientError(msg["code"], msg.get("message", ""), msg))
+                    else:
+                        fut.set_result(msg if raw_reply else parse(msg))
+                    continue
+                try:
+                    self._events.put_nowait(parse(msg))
+                except asyncio.QueueFull:
+                    self.dropped_events += 1
+        except ConnectionClosed:
+            pass
+        finally:
+            self.close_code, self.close_reason = self.ws.close_code, self.ws.close_reason
+            for fut, _ in self._waiting.values():
+                if not fut.done():
+                    fut.set_exception(ClientError("closed", "the connection closed"))
+            self._waiting.clear()
+            self._events.put_nowait(None)          # ends events()
+
+    async def request(self, msg: dict, timeout: float | None = None, raw: bool = False):
+        """Send ``msg`` with a fresh ``req_id``; return its direct reply, parsed (or the
+        message dict with ``raw``)."""
+        rid = next(self._ids)
+        fut = asyncio.get_running_loop().create_future()
+        self._waiting[rid] = (fut, raw)
+        msg["req_id"] = rid
+        try:
+            await self.ws.send(orjson.dumps(msg), text=True)
+        except ConnectionClosed:
+            self._waiting.pop(rid, None)
+            raise ClientError("closed", "the connection closed") from None
+        try:
+            return await asyncio.wait_for(fut, self.timeout if timeout is None else timeout)
+        except asyncio.TimeoutError:
+            self._waiting.pop(rid, None)
+            raise ClientError("timeout", f"no reply to {msg.get('op')} in time") from None
+
+    async def send_raw(self, data: str | bytes) -> None:
+        """Send one frame as is (tests, benchmarks); replies arrive on ``events()``."""
+        await self.ws.send(data, text=True)
+
+    async def events(self) -> AsyncIterator:
+        """Pushed messages, in order, until the connection closes."""
+        while True:
+            ev = await self._events.get()
+            if ev is None:
+                self._events.put_nowait(None)
+                return
+            yield ev
+
+    async def next_event(self, kind: type | tuple | None = None, timeout: float | None = None):
+        """The next pushed message (of ``kind``, skipping others); ClientError on timeout
+        or when the connection closes first."""
+        deadline = asyncio.get_running_loop().time() + (self.timeout if timeout is None
+                                                        else timeout)
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            try:
+                ev = await asyncio.wait_for(self._events.get(), max(left, 0))
+            except asyncio.TimeoutError:
+                raise ClientError("timeout", f"no {kind} event in time") from None
+            if ev is None:
+                self._events.put_nowait(None)
+                raise ClientError("closed", "the connection closed")
+            if kind is None or isinstance(ev, kind):
+                return ev
+
+    def pending_events(self) -> list:
+        """Every pushed message received so far and not yet read (non-blocking)."""
+        out = []
+        while not self._events.empty():
+            ev = self._events.get_nowait()
+            if ev is None:
+                self._events.put_nowait(None)
+                break
+            out.append(ev)
+        return out
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await self._reader
+
+    async def __aenter__(self) -> "Client":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    # -------------------------------------------------------------- requests
+    async def login(self, api_key: str, cancel_on_disconnect: bool = False) -> LoggedIn:
+        msg = {"op": "login", "api_key": api_key}
+        if cancel_on_disconnect:
+            msg["cancel_on_disconnect"] = True
+        res = await self.request(msg)
+        self.account, self.admin = res.account, res.admin
+        return res
+
+    async def ping(self) -> dict:
+        return await self.request({"op": "ping"})
+
+    async def place(self, symbol: str, side: str, qty: Number, price: Number | None = None, *,
+                    type: str | None = None, tif: str | None = None, post_only: bool = False,
+                    client_order_id: str | None = None, stp: str | None = None) -> Ack | Reject:
+        """A limit order when ``price`` is given, else a market order."""
+        msg = {"op": "place", "symbol": symbol, "side": side, "qty": str(qty)}
+        if price is not None:
+            msg["price"] = str(price)
+        msg["type"] = type or ("limit" if price is not None else "market")
+        for k, v in (("tif", tif), ("client_order_id", client_order_id), ("stp", stp)):
+            if v is not None:
+                msg[k] = v
+        if post_only:
+            msg["post_only"] = True
+        return await self.request(msg)
+
+    async def cancel(self, symbol: str, order_id: int | None = None, *,
+                     client_order_id: str | None = None) -> Cancelled | Reject:
+        msg = {"op": "cancel", "symbol": symbol}
+        if order_id is not None:
+            msg["order_id"] = order_id
+        if client_order_id is not None:
+            msg["client_order_id"] = client_order_id
+        return await self.request(msg)
+
+    async def modify(self, symbol: str, order_id: int, price: Number,
+                     qty: Number) -> Modified | Reject:
+        return await self.request({"op": "modify", "symbol": symbol, "order_id": order_id,
+                                   "price": str(price), "qty": str(qty)})
+
+    async def cancel_all(self, symbol: str | None = None) -> CancelAllDone | Reject:
+        msg = {"op": "cancel_all"}
+        if symbol is not None:
+            msg["symbol"] = symbol
+        return await self.request(msg)
+
+    async def subscribe(self, channel: str, symbol: str) -> Subscribed:
+        """``book`` subscriptions are followed by a BookSnapshot on ``events()``."""
+        return await self.request({"op": "subscribe", "channel": channel, "symbol": symbol})
+
+    async def unsubscribe(self, channel: str, symbol: str) -> Unsubscribed:
+        return await self.request({"op": "unsubscribe", "channel": channel, "symbol": symbol})
+
+    async def balances(self) -> dict[str, Balance]:
+        return await self.request({"op": "balances"})
+
+    async def open_orders(self) -> list[OpenOrder]:
+        return await self.request({"op": "open_orders"})
+
+    async def deposit(self, account: int, asset: str, amount: Number) -> Transfer | Reject:
+        """Admin only."""
+        return await self.request({"op": "deposit", "account": account, "asset": asset,
+                                   "amount": str(amount)})
+
+    async def withdraw(self, account: int, asset: str, amount: Number) -> Transfer | Reject:
+        """Admin only."""
+        return await self.request({"op": "withdraw", "account": account, "asset": asset,
+                                   "amount": str(amount)})
+
+
+async def connect(url: str, api_key: str | None = None, *, login: str = "header",
+                  cancel_on_disconnect: bool = False, timeout: float = 10.0,
+                  max_events: int = 1_000_000) -> Client:
+    """Open a connection. With ``api_key``, authenticate with the handshake header
+    (``login="header"``) or a ``login`` message (``login="message"``); an unknown key
+    raises ClientError("auth_failed"). ``cancel_on_disconnect``: the gateway cancels
+    this connection's orders when it closes."""
+    headers = {}
+    if api_key is not None and login == "header":
+        headers["Authorization"] = f"Bearer {api_key}"
+        if cancel_on_disconnect:
+            url += ("&" if "?" in url else "?") + "cancel_on_disconnect=true"
+    try:
+        ws = await ws_connect(url, additional_headers=headers, compression=None,
+                              open_timeout=timeout, max_size=2**24, max_queue=None)
+    except InvalidStatus as exc:
+        code = exc.response.status_code
+        raise ClientError("auth_failed" if code == 401 else f"http_{code}",
+                          exc.response.body.decode(errors="replace").strip()) from None
+    client = Client(ws, timeout, max_events)
+    if api_key is not None and login != "header":
+        try:
+            await client.login(api_key, cancel_on_disconnect)
+        except ClientError:
+            await client.close()
+            raise
+    return client
+
+
+def admin_transfer(url: str, admin_key: str, op: str, account: int, asset: str,
+                   amount: Number, timeout: float = 10.0) -> dict:
+    """Deposit or withdraw through a running exchange (synchronous; for the CLI).
+
+    Returns the reply message (``{"type": "deposit", ...}``); raises ClientError on a
+    reject, an error or a timeout, and OSError when nothing listens at ``url``."""
+    if op not in ("deposit", "withdraw"):
+        raise ValueError(f"op must be 'deposit' or 'withdraw', not {op!r}")
+
+    async def run() -> dict:
+        c = await connect(url, admin_key, timeout=timeout)
+        try:
+            res = await c.request({"op": op, "account": account, "asset": asset,
+                                   "amount": str(amount)}, raw=True)
+        finally:
+            await c.close()
+        if res.get("type") == "reject":
+            raise ClientError(res["code"], res.get("message", ""), res)
+        return res
+
+    return asyncio.run(run())

@@ -1,0 +1,436 @@
+"""The WebSocket gateway: a thin asyncio adapter over ``ringex.io.protocol``.
+
+One process per gateway (``run_gateway``, called by the supervisor; the contract is
+docs/architecture.md section 4). Several gateways share one port with SO_REUSEPORT.
+
+    client frames ─► Session.receive_text ─► SendCommand ─► g<i>-cmd ring ─► engine
+    engine ─► g<i>-evt ring / md ring ─► EventPump ─► Session.event_to_messages ─► frames
+
+- Serves ``ws://HOST:PORT/ws`` (websockets, ``compression=None``, uvloop when installed).
+  ``Authorization: Bearer <key>`` is checked during the handshake (unknown key: HTTP 401);
+  ``?cancel_on_disconnect=true`` on the URL sets that option for the connection.
+- API keys are looked up in the repository on a worker thread (never on the loop) and
+  cached; the key mapped to ``ADMIN_ACCOUNT`` makes an admin session.
+- Frames are answered and events pushed synchronously: a frame is queued on the
+  websockets protocol object and written to the transport at once, one write per
+  connection per pump round, without awaiting the socket. A client whose unsent output
+  exceeds ``MAX_OUTPUT_BYTES`` does not read: it is closed (1013, ``slow_consumer``)
+  rather than slowing the exchange down.
+- A full command ring is waited on for ``RING_PATIENCE_S``, then the request is answered
+  ``overloaded``; nothing ever blocks the loop.
+- AUDIT records (connect, login, auth failure, abusive close, disconnect) go to the
+  trade queue from a worker thread, in small batches.
+- Stops when ``stop_event`` is set or the parent process dies: stops accepting, closes
+  every connection with 1001 (their cancel-on-disconnect commands are written), flushes
+  the audit records and closes the rings.
+- Per-connection limits are the protocol's defaults (docs/protocol.md section 7); an
+  operator (or a benchmark) may change them with the environment variable
+  ``RINGEX_SESSION_LIMITS``, e.g. ``rate_per_s=100000,burst=100000``.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import ipaddress
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
+from urllib.parse import parse_qs
+
+import numpy as np
+import orjson
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State as WsState
+
+from ringex.config import Config
+from ringex.io.auth import KeyLookup
+from ringex.io.gateway_pump import EventPump
+from ringex.io.gateway_wait import make_pump_wait
+from ringex.io.protocol import (
+    Authenticate, BookSync, Close, CloseCode, ErrorCode, MarketFeed, Reply, SendCommand,
+    Session, SessionLimits, State, Subscribe, Unsubscribe, session_number,
+)
+from ringex.io.protocol.codes import ERROR_NUMBERS
+from ringex.ring.broadcast import BroadcastRing
+from ringex.ring.layout import AUDIT, COMMAND, EVENT, AuditKind
+from ringex.ring.spsc import SpscRing
+
+log = logging.getLogger("ringex.gateway")
+
+MAX_OUTPUT_BYTES = 8 << 20        # unsent bytes for one client before it is closed (1013)
+RING_PATIENCE_S = 0.005           # wait this long for command-ring room, then `overloaded`
+INTERNAL_PATIENCE_S = 2.0         # ... for the gateway's own and disconnect commands
+CLOSE_TIMEOUT_S = 2.0             # closing handshake
+HOUSEKEEPING_S = 0.02             # stop-event / parent checks, audit flushes
+MAX_CONNECTION = 0xFFFFFE         # connection numbers 1 .. MAX_CONNECTION
+OWN_CONNECTION = 0xFFFFFF         # the gateway's own session (book queries): session 0
+                                  # of gateway 0 is the engine's internal one
+
+
+class Conn:
+    """One client connection: its socket, protocol session and unsent frames."""
+
+    __slots__ = ("ws", "session", "number", "addr", "port", "out")
+
+    def __init__(self, ws: ServerConnection, session: Session, number: int,
+                 addr: bytes, port: int):
+        self.ws, self.session, self.number = ws, session, number
+        self.addr, self.port = addr, port
+        self.out: list[bytes] = []
+
+
+class Gateway:
+    def __init__(self, index: int, config: Config, cmd: SpscRing, evt: SpscRing,
+                 md: BroadcastRing, keys: KeyLookup, queue=None, *,
+                 wait_strategy: str = "spin_then_sleep", wakeups: dict | None = None,
+                 limits: SessionLimits = SessionLimits()):
+        self.index = index
+        self.config = config
+        self.limits = limits
+        self.cmd, self.evt, self.md_ring = cmd, evt, md
+        self.keys = keys
+        self.conns: dict[int, Conn] = {}
+        self._subs: dict[tuple[str, str], set[Conn]] = {}
+        self._dirty: list[Conn] = []
+        self._next_number = 0
+        self._wakeups = wakeups
+        self._cmd_signal = wakeups.get("cmd") if wakeups else None
+        self.feed = MarketFeed(config)
+        self.sync = BookSync(self.feed, session_number(index, OWN_CONNECTION))
+        self.pump = EventPump(evt, md.reader(), self.feed, self.sync, self,
+                              make_pump_wait(wait_strategy, wakeups, evt.data_gate))
+        self._audit_producer = queue.producer(1 + index) if queue is not None else None
+        self._audit: list[tuple] = []
+        self._audit_pool = ThreadPoolExecutor(1, thread_name_prefix="ringex-audit")
+        self._audit_task: asyncio.Future | None = None
+        self._server = None
+        self._pump_task: asyncio.Task | None = None
+
+    # ================================================================ lifecycle
+    async def start(self, host: str, port: int) -> None:
+        """Load the books from the engine, start the pump and listen."""
+        self.write_internal(self.sync.request(self.feed.symbol_ids))
+        self._pump_task = asyncio.create_task(self.pump.run(), name="ringex-pump")
+        self._server = await serve(
+            self._handle, host, port, compression=None, reuse_port=True,
+            process_request=self._handshake, max_size=4 * self.limits.max_frame_bytes,
+            max_queue=64, close_timeout=CLOSE_TIMEOUT_S, ping_interval=20,
+            ping_timeout=20, server_header="ringex")
+
+    @property
+    def port(self) -> int:
+        return self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Close every connection (1001) and wait for their handlers, then the pump."""
+        if self._server is not None:
+            self._server.close(close_connections=True, code=CloseCode.GOING_AWAY,
+                               reason="gateway shutting down")
+            await self._server.wait_closed()
+        self.pump.stop()
+        if self._pump_task is not None:
+            await self._pump_task
+        if self._audit_task is not None:
+            await self._audit_task
+        self.flush_audit()
+        if self._audit_task is not None:
+            await self._audit_task
+        self._audit_pool.shutdown(wait=True)
+        self.pump.wait.close()
+        self.keys.close()
+
+    # ================================================================ handshake
+    async def _handshake(self, ws: ServerConnection, request):
+        path, _, query = request.path.partition("?")
+        if path != "/ws":
+            return ws.respond(HTTPStatus.NOT_FOUND, "not found: connect to /ws\n")
+        cod = False
+        for name, values in parse_qs(query, keep_blank_values=True).items():
+            if name != "cancel_on_disconnect" or values[-1] not in ("true", "false", "1", "0"):
+                return ws.respond(HTTPStatus.BAD_REQUEST, f"bad query parameter {name!r}: "
+                                  "only cancel_on_disconnect=true|false\n")
+            cod = values[-1] in ("true", "1")
+        number = self._new_number()
+        addr, port = _peer(ws)
+        sid = session_number(self.index, number)
+        session = Session(self.config, sid, limits=self.limits, cancel_on_disconnect=cod)
+        header = request.headers.get("Authorization")
+        if header is not None:
+            scheme, _, key = header.partition(" ")
+            found = None
+            if scheme.lower() == "bearer" and key.strip():
+                found = await self.keys.lookup(key.strip())
+            if found is None:
+                self._audit_rec(AuditKind.AUTH_FAILED, sid, 0, addr, port,
+                                ERROR_NUMBERS["auth_failed"])
+                return ws.respond(HTTPStatus.UNAUTHORIZED, "unknown api key\n")
+            session.authenticated(*found)
+        ws.ringex_conn = Conn(ws, session, number, addr, port)
+        return None
+
+    def _new_number(self) -> int:
+        for _ in range(MAX_CONNECTION):
+            self._next_number = self._next_number % MAX_CONNECTION + 1
+            if session_number(self.index, self._next_number) not in self.conns:
+                return self._next_number
+        raise RuntimeError("no free connection number")
+
+    # ================================================================ one connection
+    async def _handle(self, ws: ServerConnection) -> None:
+        conn: Conn = ws.ringex_conn
+        session = conn.session
+        sid = session.session_id
+        self.conns[sid] = conn
+        self._audit_rec(AuditKind.CONNECT, sid, 0, conn.addr, conn.port)
+        if session.account is not None:
+            self._audit_rec(AuditKind.LOGIN, sid, session.account, conn.addr, conn.port)
+        try:
+            while session.state is not State.CLOSED:
+                frame = await ws.recv()
+                if type(frame) is str:
+                    actions = session.receive_text(frame)
+                else:
+                    actions = session.receive_binary(frame)
+                if actions:
+                    await self._perform(conn, actions)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            log.exception("gateway: internal error on connection %d", conn.number)
+            await ws.close(CloseCode.INTERNAL_ERROR, "internal error")
+        finally:
+            await self._gone(conn)
+
+    async def _gone(self, conn: Conn) -> None:
+        session = conn.session
+        self.conns.pop(session.session_id, None)
+        for key in session.subscriptions:
+            self._subs.get(key, set()).discard(conn)
+        conn.out.clear()
+        records = [a.record for a in session.disconnected() if type(a) is SendCommand]
+        if records and not await self._write(records, INTERNAL_PATIENCE_S):
+            log.error("gateway: command ring full; cancel-on-disconnect of session %#x lost",
+                      session.session_id)
+        self._audit_rec(AuditKind.DISCONNECT, session.session_id, session.account or 0,
+                        conn.addr, conn.port)
+
+    async def _perform(self, conn: Conn, actions: list) -> None:
+        """Carry out a session's actions in order (docs/protocol.md section 8)."""
+        session = conn.session
+        records: list[np.ndarray] = []
+        for a in actions:
+            kind = type(a)
+            if kind is SendCommand:
+                records.append(a.record)
+            elif kind is Reply:
+                self.queue(conn, orjson.dumps(a.message))
+            elif kind is Subscribe:
+                self._subscribe(conn, a.channel, a.symbol)
+            elif kind is Unsubscribe:
+                self._subs.get((a.channel, a.symbol), set()).discard(conn)
+            elif kind is Authenticate:
+                found = await self.keys.lookup(a.api_key)
+                more = session.authenticated(*found) if found else session.auth_failed()
+                if found:
+                    self._audit_rec(AuditKind.LOGIN, session.session_id, found[0],
+                                    conn.addr, conn.port)
+                else:
+                    self._audit_rec(AuditKind.AUTH_FAILED, session.session_id, 0,
+                                    conn.addr, conn.port, ERROR_NUMBERS["auth_failed"])
+                await self._perform(conn, more)
+            elif kind is Close:
+                await self._close(conn, a, actions)
+                return
+        if records and not await self._write(records, RING_PATIENCE_S):
+            for r in session.commands_refused(records):
+                self.queue(conn, orjson.dumps(r.message))
+        self._send(conn)
+
+    async def _close(self, conn: Conn, close: Close, actions: list) -> None:
+        codes = [a.message.get("code") for a in actions
+                 if type(a) is Reply and a.message.get("type") == "error"]
+        number = ERROR_NUMBERS.get(codes[-1], 0) if codes else 0
+        self._audit_rec(AuditKind.CLOSED_ABUSE, conn.session.session_id,
+                        conn.session.account or 0, conn.addr, conn.port, number)
+        self._send(conn)
+        await conn.ws.close(close.code, close.reason)
+
+    def _subscribe(self, conn: Conn, channel: str, symbol: str) -> None:
+        self._subs.setdefault((channel, symbol), set()).add(conn)
+        if channel == "book" and not self.feed.syncing(symbol):
+            self.queue(conn, orjson.dumps(self.feed.snapshot(symbol)))
+        # while the book is loading, the snapshot follows in book_loaded()
+
+    # ================================================================ pump callbacks
+    def subscribers(self, channel: str, symbol: str):
+        return self._subs.get((channel, symbol))
+
+    def queue(self, conn: Conn, frame: bytes) -> None:
+        if not conn.out:
+            self._dirty.append(conn)
+        conn.out.append(frame)
+
+    def flush(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for conn in dirty:
+            self._send(conn)
+
+    def book_loaded(self, symbol: str) -> None:
+        conns = self._subs.get(("book", symbol))
+        if conns:
+            data = orjson.dumps(self.feed.snapshot(symbol))
+            for conn in conns:
+                self.queue(conn, data)
+
+    def write_internal(self, records: list[np.ndarray]) -> None:
+        if records and not self._write_now(records):
+            asyncio.get_running_loop().create_task(self._write_or_log(records))
+
+    async def _write_or_log(self, records: list[np.ndarray]) -> None:
+        if not await self._write(records, INTERNAL_PATIENCE_S):
+            log.error("gateway: command ring full; book query lost")
+
+    # ================================================================ I/O primitives
+    def _send(self, conn: Conn) -> None:
+        """Write ``conn``'s queued frames now, in one transport write."""
+        frames = conn.out
+        if not frames:
+            return
+        conn.out = []
+        ws = conn.ws
+        protocol = ws.protocol
+        if protocol.state is not WsState.OPEN:
+            return
+        for f in frames:
+            protocol.send_text(f)
+        chunks = protocol.data_to_send()
+        transport = ws.transport
+        try:
+            transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        except Exception:                       # the transport is closing
+            return
+        if transport.get_write_buffer_size() > MAX_OUTPUT_BYTES:
+            actions = conn.session.close(CloseCode.TRY_AGAIN_LATER, ErrorCode.SLOW_CONSUMER,
+                                         "too slow: the output buffer is full")
+            close = actions[-1]
+            asyncio.get_running_loop().create_task(ws.close(close.code, close.reason))
+            self._audit_rec(AuditKind.CLOSED_ABUSE, conn.session.session_id,
+                            conn.session.account or 0, conn.addr, conn.port,
+                            ERROR_NUMBERS["slow_consumer"])
+
+    def _write_now(self, records: list[np.ndarray]) -> bool:
+        k = len(records)
+        if self.cmd.free() < k:
+            return False
+        self.cmd.write(records[0] if k == 1 else np.concatenate(records))
+        if self._cmd_signal is not None:
+            self._cmd_signal.signal(self.cmd.data_gate)
+        self.pump.kick()
+        return True
+
+    async def _write(self, records: list[np.ndarray], patience: float) -> bool:
+        """All of ``records`` or none, waiting up to ``patience`` seconds for room."""
+        if self._write_now(records):
+            return True
+        deadline = time.perf_counter() + patience
+        while time.perf_counter() < deadline:
+            await asyncio.sleep(0)
+            if self._write_now(records):
+                return True
+        return False
+
+    # ================================================================ audit
+    def _audit_rec(self, kind: AuditKind, sid: int, account: int, addr: bytes, port: int,
+                   code: int = 0) -> None:
+        if self._audit_producer is not None:
+            self._audit.append((time.time_ns(), sid, account, int(kind), code, port, addr))
+
+    def flush_audit(self) -> None:
+        """Hand the buffered AUDIT records to the worker thread (unless it is still busy
+        with the previous batch: a full trade queue blocks it, never the loop)."""
+        if not self._audit or (self._audit_task is not None and not self._audit_task.done()):
+            return
+        rows, self._audit = self._audit, []
+        recs = np.zeros(len(rows), dtype=AUDIT)
+        for i, (ts, sid, account, kind, code, port, addr) in enumerate(rows):
+            r = recs[i]
+            r["ts_ns"], r["session"], r["account"], r["kind"] = ts, sid, account, kind
+            r["code"], r["port"] = code, port
+            r["addr"][:len(addr)] = np.frombuffer(addr, np.uint8)
+        self._audit_task = asyncio.get_running_loop().run_in_executor(
+            self._audit_pool, self._audit_producer.put_audit, recs)
+
+
+def limits_from_env(text: str | None = None) -> SessionLimits:
+    """SessionLimits with the overrides of ``RINGEX_SESSION_LIMITS`` (``name=int,...``)."""
+    text = os.environ.get("RINGEX_SESSION_LIMITS", "") if text is None else text
+    changes = {}
+    names = {f.name for f in dataclasses.fields(SessionLimits)}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = item.partition("=")
+        if name.strip() not in names or not value.strip().isdigit():
+            raise ValueError(f"RINGEX_SESSION_LIMITS: bad item {item!r}; "
+                             f"use name=integer with a name of {sorted(names)}")
+        changes[name.strip()] = int(value)
+    return dataclasses.replace(SessionLimits(), **changes)
+
+
+def _peer(ws: ServerConnection) -> tuple[bytes, int]:
+    try:
+        host, port = ws.remote_address[:2]
+        return ipaddress.ip_address(host).packed, int(port)
+    except Exception:
+        return b"", 0
+
+
+# ==================================================================== entry point
+def run_gateway(index: int, ring_names: dict[str, str], config_path: str | None,
+                db_url: str, host: str, port: int, data_dir: str, queue,
+                stop_event, wait_strategy: str, ready_event=None,
+                wakeups: dict | None = None) -> None:
+    """Run gateway ``index`` until ``stop_event`` is set (docs/architecture.md section 4)."""
+    try:
+        import uvloop
+    except ImportError:                      # pragma: no cover
+        uvloop = None
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = Config.from_toml(config_path) if config_path else Config.default()
+    main = _serve(index, ring_names, config, db_url, host, port, data_dir, queue,
+                  stop_event, wait_strategy, ready_event, wakeups)
+    if uvloop is not None:
+        uvloop.run(main)
+    else:                                    # pragma: no cover
+        asyncio.run(main)
+
+
+async def _serve(index, ring_names, config, db_url, host, port, data_dir, queue, stop_event,
+                 wait_strategy, ready_event, wakeups) -> None:
+    parent = os.getppid()
+    cmd = SpscRing.attach(ring_names["cmd"], COMMAND, role="producer")
+    evt = SpscRing.attach(ring_names["evt"], EVENT, role="consumer")
+    md = BroadcastRing.attach(ring_names["md"], EVENT)
+    keys = KeyLookup(db_url, data_dir)
+    gw = Gateway(index, config, cmd, evt, md, keys, queue, wait_strategy=wait_strategy,
+                 wakeups=wakeups, limits=limits_from_env())
+    try:
+        await gw.start(host, port)
+        log.info("gateway %d listening on ws://%s:%d/ws", index, host, port)
+        if ready_event is not None:
+            ready_event.set()
+        while not stop_event.is_set():
+            if os.getppid() != parent:
+                log.error("gateway %d: the supervisor died; stopping", index)
+                break
+            await asyncio.sleep(HOUSEKEEPING_S)
+            gw.flush_audit()
+        await gw.stop()
+    finally:
+        del gw
+        cmd.close()
+        evt.close()
+        md.close()
