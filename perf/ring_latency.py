@@ -48,7 +48,8 @@ from ringex.ring.spsc import SpscRing  # noqa: E402
 from ringex.ring.wait import EventfdWait, PeerGone, make_wait  # noqa: E402
 
 STOP = 255                 # COMMAND.kind that ends the echo child
-IDLE_SPINS = 50_000_000    # numba loops return to Python this often when idle (~0.1-1 s)
+IDLE_SPINS = 5_000_000     # an idle numba echo returns to Python this often (~0.1-0.5 s)
+STALL_SPINS = 1 << 32      # the numba ping gives up after this many spins without a reply
 CAPACITY = 1024
 STRATEGIES = ("busy_spin", "spin_then_sleep", "eventfd", "eventfd_block")
 
@@ -208,7 +209,7 @@ def run_case(case: str, trips: int, warmup: int, cycle_ns: float) -> None:
 def _numba_trips(cmds, evs, warmup, trips, cycle_ns):
     for n in (warmup, trips):
         samples = np.zeros(n, np.int64)
-        done = numba_ping(cmds.hdr, cmds.slots, evs.hdr, evs.slots, samples, 1, IDLE_SPINS)
+        done = numba_ping(cmds.hdr, cmds.slots, evs.hdr, evs.slots, samples, 1, STALL_SPINS)
         if done != n:
             raise RuntimeError(f"numba ping-pong stopped after {done} of {n} trips")
     return samples * cycle_ns

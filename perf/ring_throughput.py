@@ -37,7 +37,7 @@ from ringex.ring.shm import segment_name  # noqa: E402
 from ringex.ring.spsc import (SpscRing, ring_available, ring_free, ring_read_into,  # noqa: E402
                               ring_write)
 
-IDLE_SPINS = 50_000_000      # numba loops return to Python this often when stalled
+IDLE_SPINS = 5_000_000       # numba loops return to Python this often when stalled
 
 
 @njit(cache=True)
