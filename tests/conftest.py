@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 
 import pytest
 
@@ -34,9 +35,10 @@ def _someone_elses(name: str) -> bool:
     """A segment named ringex-<pid>-... whose live creator is outside this test run
     (another developer's concurrent test run): not ours to judge."""
     parts = name.split("-")
-    if len(parts) < 2 or not parts[1].isdigit():
+    digits = re.match(r"\d+", parts[1]) if len(parts) > 1 else None   # "<pid>" or "<pid>x<n>"
+    if digits is None:
         return False
-    pid = int(parts[1])
+    pid = int(digits.group())
     return os.path.exists(f"/proc/{pid}") and not _in_our_tree(pid)
 
 
