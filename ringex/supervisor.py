@@ -41,6 +41,7 @@ from ringex.ring import layout
 from ringex.ring.broadcast import BroadcastRing
 from ringex.ring.spsc import SpscRing
 from ringex.ring.wait import EventfdWait
+from ringex.stop_flag import StopFlag
 
 log = logging.getLogger("ringex.supervisor")
 
@@ -92,7 +93,7 @@ class Supervisor:
         self.gateways: list = []
         self.demo = None
         self.admin_key: str | None = None
-        self.stop_event = self.ctx.Event()
+        self.stop_event = StopFlag(self.ctx)
         self.wakeups: list[EventfdWait] = []
         self._lock_fd: int | None = None
         self._stop_reason: str | None = None
@@ -105,6 +106,12 @@ class Supervisor:
         code = 1
         try:
             self._lock()
+        except RingexError as exc:
+            log.error("ringex: %s", exc)
+            for s, h in old.items():
+                signal.signal(s, h)
+            return 1
+        try:
             self._start()
             code = self._watch()
         except Exception as exc:                         # noqa: BLE001 - report, then stop

@@ -1,0 +1,86 @@
+"""The supervisor as a real process (stand-in gateways): start, stop, failures, orphans."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.procs import (REPO, descendants, kill_tree, segments, stop, wait_for,
+                             wait_run_file)
+
+LAUNCH = """
+import logging, sys
+from ringex.supervisor import RunOptions, Supervisor
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+sys.exit(Supervisor(RunOptions(data_dir=sys.argv[1], port=0, gateways=int(sys.argv[2]),
+                               gateway_entry=sys.argv[3])).run())
+"""
+STUB = "tests.e2e.stub_gateway:run_gateway"
+
+
+def launch(data_dir: Path, gateways: int = 2, entry: str = STUB, log_name="supervisor.log"):
+    log = open(data_dir / log_name, "wb")
+    proc = subprocess.Popen([sys.executable, "-c", LAUNCH, str(data_dir), str(gateways), entry],
+                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    return proc
+
+
+def log_text(data_dir: Path, name="supervisor.log") -> str:
+    return (data_dir / name).read_text(errors="replace")
+
+
+@pytest.mark.timeout(300)
+def test_should_start_everything_and_stop_cleanly_on_sigterm(tmp_path):
+    proc = launch(tmp_path)
+    try:
+        info = wait_run_file(tmp_path, proc)
+        assert info["pid"] == proc.pid and info["gateways"] == 2 and info["port"] > 0
+        assert len(segments(proc.pid)) == 5                   # 2 x (cmd, evt) + md
+        kids = descendants(proc.pid)
+        assert len(kids) >= 4                                 # writer, engine, 2 gateways
+        assert (tmp_path / "admin.key").stat().st_mode & 0o777 == 0o600
+        second = launch(tmp_path, log_name="second.log")     # same data dir: refused
+        assert second.wait(60) == 1
+        assert "another ringex runs" in log_text(tmp_path, "second.log")
+        assert (tmp_path / "ringex.run").exists()            # and the first one's untouched
+        assert stop(proc, signal.SIGTERM) == 0, log_text(tmp_path)
+        assert wait_for(lambda: not (kids & descendants(1)) and not segments(proc.pid), 10)
+        assert not (tmp_path / "ringex.run").exists()
+        assert "ringex stopped" in log_text(tmp_path)
+    finally:
+        kill_tree(proc.pid)
+
+
+@pytest.mark.timeout(300)
+def test_should_stop_everything_with_exit_1_when_a_child_dies(tmp_path):
+    proc = launch(tmp_path, 1, "tests.e2e.stub_gateway:run_crashing_gateway")
+    try:
+        wait_run_file(tmp_path, proc)
+        kids = descendants(proc.pid)
+        assert proc.wait(90) == 1
+        text = log_text(tmp_path)
+        assert "gateway 0" in text and "exited unexpectedly with code 3" in text
+        assert wait_for(lambda: not (kids & descendants(1)) and not segments(proc.pid), 10)
+    finally:
+        kill_tree(proc.pid)
+
+
+@pytest.mark.timeout(300)
+def test_should_leave_no_orphan_when_the_supervisor_is_killed(tmp_path):
+    proc = launch(tmp_path, 1)
+    try:
+        wait_run_file(tmp_path, proc)
+        kids = descendants(proc.pid)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        # engine and writer watch getppid(), gateways get stop_event from their parent watch;
+        # the resource tracker unlinks the rings the dead supervisor created
+        alive = lambda: {p for p in kids if p in descendants(1) or Path(f"/proc/{p}").exists()}
+        assert wait_for(lambda: not alive() and not segments(proc.pid), 30), \
+            (alive(), segments(proc.pid))
+    finally:
+        kill_tree(proc.pid)
