@@ -313,13 +313,23 @@ class Gateway:
         except Exception:                       # the transport is closing
             return
         if transport.get_write_buffer_size() > MAX_OUTPUT_BYTES:
-            actions = conn.session.close(CloseCode.TRY_AGAIN_LATER, ErrorCode.SLOW_CONSUMER,
-                                         "too slow: the output buffer is full")
-            close = actions[-1]
-            asyncio.get_running_loop().create_task(ws.close(close.code, close.reason))
-            self._audit_rec(AuditKind.CLOSED_ABUSE, conn.session.session_id,
-                            conn.session.account or 0, conn.addr, conn.port,
-                            ERROR_NUMBERS["slow_consumer"])
+            self._close_slow(conn)
+
+    def _close_slow(self, conn: Conn) -> None:
+        """The client does not read: queue the error and the close frame behind what it
+        has not read yet, and cut the TCP connection if it still does not answer."""
+        ws = conn.ws
+        for a in conn.session.close(CloseCode.TRY_AGAIN_LATER, ErrorCode.SLOW_CONSUMER,
+                                    "too slow: the output buffer is full"):
+            if type(a) is Reply:
+                ws.protocol.send_text(orjson.dumps(a.message))
+            elif type(a) is Close:
+                ws.protocol.send_close(a.code, a.reason)
+        ws.send_data()
+        asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, ws.transport.abort)
+        self._audit_rec(AuditKind.CLOSED_ABUSE, conn.session.session_id,
+                        conn.session.account or 0, conn.addr, conn.port,
+                        ERROR_NUMBERS["slow_consumer"])
 
     def _write_now(self, records: list[np.ndarray]) -> bool:
         k = len(records)
