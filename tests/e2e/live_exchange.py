@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,13 @@ from ringex.io.repository import open_repository
 
 START_TIMEOUT_S = 280.0       # a first run may compile the numba kernels
 STOP_TIMEOUT_S = 90.0
+
+
+def free_port() -> int:
+    """A port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _children_of(pid: int) -> set[int]:

@@ -1,0 +1,146 @@
+"""ringex.io.client: typed results, request/reply correlation, pushed events, errors,
+and the synchronous admin_transfer helper -- against a live exchange."""
+from __future__ import annotations
+
+import asyncio
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import orjson
+import pytest
+
+from ringex.io.client import (
+    Ack, Balance, BookSnapshot, BookUpdate, CancelAllDone, Cancelled, ClientError, Error,
+    Fill, LoggedIn, Modified, OpenOrder, Reject, Subscribed, Trade, Transfer, Unsubscribed,
+    admin_transfer, connect, parse,
+)
+from tests.e2e.live_exchange import free_port
+from tests.e2e.live_fixtures import exchange, funded, run, trader  # noqa: F401
+
+D = Decimal
+DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
+
+
+def test_every_documented_reply_parses_to_a_typed_result():
+    kinds = {"ack": Ack, "reject": Reject, "fill": Fill, "cancelled": Cancelled,
+             "modified": Modified, "trade": Trade, "book_snapshot": BookSnapshot,
+             "book_update": BookUpdate, "subscribed": Subscribed,
+             "unsubscribed": Unsubscribed, "login": LoggedIn, "deposit": Transfer,
+             "withdraw": Transfer, "cancel_all": CancelAllDone, "error": Error,
+             "balances": dict, "open_orders": list, "pong": dict}
+    replies = [orjson.loads(b) for b in re.findall(r"^```json reply\n(.*?)^```",
+                                                   DOC.read_text(), re.S | re.M)]
+    assert {r["type"] for r in replies} == set(kinds)
+    for r in replies:
+        assert isinstance(parse(r), kinds[r["type"]]), r
+    fill = parse(next(r for r in replies if r["type"] == "fill"))
+    assert (fill.price, fill.fee, fill.liquidity) == (D("30000.00"), D("0.600000"), "maker")
+    bal = parse(next(r for r in replies if r["type"] == "balances"))
+    assert bal["USD"] == Balance(D("98499.25"), D("1500.75"))
+    (order,) = parse(next(r for r in replies if r["type"] == "open_orders"))
+    assert isinstance(order, OpenOrder) and order.qty == D("0.3")
+    snap = parse(next(r for r in replies if r["type"] == "book_snapshot"))
+    assert snap.bids[0] == (D("30000"), D("0.5"))
+
+
+def test_requests_return_typed_results_and_pushes_arrive_as_events(exchange):
+    async def go():
+        a = await trader(exchange, USD="10000", BTC="1")
+        assert isinstance(a.account, int) and not a.admin
+        b_key, b_account = await funded(exchange, BTC="1")
+        b = await connect(exchange.url, b_key)              # header login: no reply
+        assert isinstance(await a.subscribe("trades", "BTC-USD"), Subscribed)
+        ack = await a.place("BTC-USD", "buy", D("0.02"), "1000", client_order_id="c1",
+                            stp="none")
+        assert isinstance(ack, Ack) and ack.qty == D("0.0200")
+        mod = await a.modify("BTC-USD", ack.order_id, "1000", "0.01")
+        assert isinstance(mod, Modified) and mod.leaves == D("0.0100")
+        sold = await b.place("BTC-USD", "sell", "0.004", type="market")
+        assert isinstance(sold, Ack) and sold.price is None
+        got = []
+        async for ev in a.events():
+            got.append(ev)
+            if isinstance(ev, Trade):
+                break
+        fill = next(e for e in got if isinstance(e, Fill))
+        assert (fill.qty, fill.leaves, fill.client_order_id) == (D("0.004"), D("0.006"), "c1")
+        assert (await b.next_event(Fill)).liquidity == "taker"
+        orders = await a.open_orders()
+        assert [(o.order_id, o.qty) for o in orders] == [(ack.order_id, D("0.0060"))]
+        bal = await a.balances()
+        assert set(bal) == {"USD", "BTC", "ETH"} and bal["BTC"].available == D("1.004")
+        c = await a.cancel("BTC-USD", client_order_id="c1")
+        assert isinstance(c, Cancelled) and c.reason == "user"
+        r = await a.cancel("BTC-USD", ack.order_id)
+        assert isinstance(r, Reject) and r.code == "unknown_order" and r.op == "cancel"
+        assert isinstance(await a.cancel_all("BTC-USD"), CancelAllDone)
+        assert isinstance(await a.unsubscribe("trades", "BTC-USD"), Unsubscribed)
+        assert (await a.ping())["type"] == "pong"
+        with pytest.raises(ClientError) as e:
+            await a.place("BTC-USD", "buy", "0.01", "1000.001")
+        assert e.value.code == "off_tick" and "tick" in e.value.message
+        await a.close()
+        await b.close()
+    run(go())
+
+
+def test_concurrent_requests_are_matched_by_req_id(exchange):
+    async def go():
+        a = await trader(exchange, USD="100000")
+        acks = await asyncio.gather(*(a.place("ETH-USD", "buy", "0.01", f"{100 + i}.00")
+                                      for i in range(50)))
+        assert [x.price for x in acks] == [D(f"{100 + i}.00") for i in range(50)]
+        assert len({x.order_id for x in acks}) == 50
+        await a.cancel_all()
+        await a.close()
+    run(go())
+
+
+def test_errors_timeouts_and_closed_connections_raise_client_errors(exchange):
+    async def go():
+        with pytest.raises(ClientError) as e:
+            await connect(exchange.url, "rx_unknown")
+        assert e.value.code == "auth_failed"
+        with pytest.raises(ClientError) as e:
+            await connect(exchange.url, "rx_unknown", login="message")
+        assert e.value.code == "auth_failed"
+        c = await trader(exchange)
+        with pytest.raises(ClientError) as e:
+            await c.request({"op": "ping"}, timeout=0)
+        assert e.value.code == "timeout"
+        pending = asyncio.ensure_future(c.request({"op": "balances"}, timeout=5))
+        await asyncio.sleep(0)
+        await c.ws.close()
+        with pytest.raises(ClientError) as e:
+            await pending
+        assert e.value.code == "closed"
+        with pytest.raises(ClientError) as e:
+            await c.ping()
+        assert e.value.code == "closed"
+        assert [ev async for ev in c.events()] == []     # ends once closed
+        await c.close()
+    run(go())
+
+
+def test_admin_transfer_is_synchronous_and_raises_on_refusal(exchange):
+    key, account = run(funded(exchange))
+    out = admin_transfer(exchange.url, exchange.admin_key, "deposit", account, "ETH", "2.5")
+    assert (out["type"], out["account"], out["available"]) == ("deposit", account,
+                                                               "2.50000000")
+    out = admin_transfer(exchange.url, exchange.admin_key, "withdraw", account, "ETH", "0.5")
+    assert out["available"] == "2.00000000"
+    with pytest.raises(ClientError) as e:
+        admin_transfer(exchange.url, exchange.admin_key, "withdraw", account, "ETH", "9")
+    assert e.value.code == "insufficient_funds"
+    with pytest.raises(ClientError) as e:
+        admin_transfer(exchange.url, exchange.admin_key, "deposit", account, "ETH", "0.1x")
+    assert e.value.code == "invalid_amount"
+    with pytest.raises(ClientError) as e:
+        admin_transfer(exchange.url, key, "deposit", account, "ETH", "1")
+    assert e.value.code == "not_authorized"
+    with pytest.raises(OSError):
+        admin_transfer(f"ws://127.0.0.1:{free_port()}/ws", exchange.admin_key, "deposit",
+                       account, "ETH", "1", timeout=2)
+    with pytest.raises(ValueError):
+        admin_transfer(exchange.url, exchange.admin_key, "steal", account, "ETH", "1")
