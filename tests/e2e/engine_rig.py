@@ -21,6 +21,7 @@ from ringex.io.protocol import session_number
 from ringex.ring import layout
 from ringex.ring.broadcast import BroadcastRing
 from ringex.ring.spsc import SpscRing
+from ringex.ring.wait import EventfdWait
 from ringex.supervisor import new_run_id, ring_names
 
 EV = layout.EventKind
@@ -37,6 +38,7 @@ class EngineRig:
         self.cmd, self.evt = [], []
         self.md_ring = None
         self.engine = None
+        self.cmd_wakeups = self.evt_wakeups = None
         self.queue = queue
         try:
             for g in names["gateways"]:
@@ -46,9 +48,14 @@ class EngineRig:
                                                 evt_capacity or capacity, role="consumer"))
             self.md_ring = BroadcastRing.create(names["md"], layout.EVENT, md_capacity, role=None)
             self.md_reader = self.md_ring.reader("oldest")
+            self.cmd_wakeups = self.evt_wakeups = None
+            if wait == "eventfd":
+                self.cmd_wakeups = [EventfdWait() for _ in range(gateways)]
+                self.evt_wakeups = [EventfdWait() for _ in range(gateways)]
             self.spec = EngineSpec([g["cmd"] for g in names["gateways"]],
                                    [g["evt"] for g in names["gateways"]], names["md"],
-                                   wait=wait, start=start or StartState())
+                                   wait=wait, start=start or StartState(),
+                                   cmd_wakeups=self.cmd_wakeups, evt_wakeups=self.evt_wakeups)
             if run_engine:
                 self.engine = EngineProcess(self.spec, queue)
                 self.engine.start(timeout=280)
@@ -63,6 +70,8 @@ class EngineRig:
     def send(self, g: int, *records: np.ndarray) -> None:
         recs = layout.batch(*records)
         assert self.cmd[g].write(recs) == len(recs), "command ring full"
+        if self.cmd_wakeups is not None:
+            self.cmd_wakeups[g].signal(self.cmd[g].data_gate)
 
     def events(self, g: int, n: int, timeout: float = 10.0) -> np.ndarray:
         """Exactly ``n`` events from gateway g's ring (fails on timeout)."""
@@ -128,6 +137,8 @@ class EngineRig:
             self.engine.stop(timeout=30)
         if self.md_ring is not None:
             self.md_ring.close()
+        for w in (self.cmd_wakeups or []) + (self.evt_wakeups or []):
+            w.close()
 
     def __enter__(self) -> "EngineRig":
         return self

@@ -134,3 +134,25 @@ def test_should_exit_when_its_parent_dies():
             if parent.is_alive():
                 parent.kill()
                 parent.join(5)
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("wait,max_idle_cpu", [("spin_then_sleep", 0.25), ("eventfd", 0.05)])
+def test_should_sleep_when_idle_and_wake_for_commands(wait, max_idle_cpu):
+    with EngineRig(gateways=2, wait=wait) as rig:
+        pid = rig.engine.process.pid
+        time.sleep(0.5)
+        c0 = _cpu_seconds(pid)
+        time.sleep(2.0)
+        assert (_cpu_seconds(pid) - c0) / 2.0 < max_idle_cpu    # not a busy spinner
+        for i in range(20):                                     # and still answers
+            g = i % 2
+            rig.send(g, layout.query_balances(1, session=EngineRig.session(g), ref=i + 1))
+            assert rig.events(g, 3, timeout=5)[0]["ref"] == i + 1
+            time.sleep(0.02)

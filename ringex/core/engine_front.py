@@ -1,0 +1,266 @@
+"""The matcher loop's Python front: one ``Engine`` over attached rings.
+
+    eng = Engine(config, cmd_rings, evt_rings, md_ring, queue, wait="spin_then_sleep")
+    eng.restore(start); eng.warm_up()
+    while ...:
+        r = eng.step()          # engine_loop.step, then what its return code asks for
+        eng.idle(r)             # the wait strategy when idle
+
+It owns the OrderService (state), the rings and the buffers the kernels share
+(``engine_loop.EngineBuffers``), hands processed commands and events to the writer through
+the trade queue (payloads split between commands, numbered by the queue's producer), runs
+internal commands (``inject``: pending transfers at start, cancel-all at stop), and
+waits when idle as the strategy says. The process around it is ``ringex.core.engine``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import select
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ringex.config import Config
+from ringex.core import engine_loop as L
+from ringex.core.order_book import ORDER_SEQ, SLOT_BITS
+from ringex.core.order_service import OrderService
+from ringex.core.structs import bundle
+from ringex.ring import layout
+from ringex.ring.atomics import atomic_store, store_then_fence
+from ringex.ring.broadcast import BroadcastRing
+from ringex.ring.shm import CONSUMER_SLEEPING
+from ringex.ring.spsc import SpscRing
+from ringex.ring.wait import EventfdWait
+
+log = logging.getLogger("ringex.core.engine")
+
+ENGINE_PRODUCER = 0          # trade-queue producer id of the matcher
+HANDOFF_EVENTS = 16384       # events per trade-queue payload (split between commands)
+HANDOFF_EVERY_NS = 2_000_000  # hand off at least this often while events wait
+MAX_IDLE_POLLS = 4096        # empty polls inside numba before returning to Python
+IDLE_RECHECK_POLLS = 16      # the same once idle (spin_then_sleep, eventfd): mostly sleep
+MAX_BATCHES = 256            # batches per step call under load
+SLEEP_MIN_S, SLEEP_MAX_S = 50e-6, 500e-6   # spin_then_sleep: idle sleeps double up to max
+EVENTFD_BLOCK_S = 0.05       # eventfd: longest block (the loop's housekeeping needs a turn)
+
+WAITS = ("busy_spin", "spin_then_sleep", "eventfd")
+
+
+@dataclass
+class StartState:
+    """What the engine continues from (read from the repository by the supervisor)."""
+    balances: list[tuple[int, int, int]] = field(default_factory=list)  # account, asset, units
+    seqs: list[int] = field(default_factory=list)       # last sequence per symbol id
+    last_order_id: int = 0                              # new ids are larger
+    transfers: list[tuple[int, int, int, int]] = field(default_factory=list)
+    # pending (CommandKind.DEPOSIT|WITHDRAW, account, asset id, minor units), applied first
+    first_batch: int = 1                                # trade-queue batch number to start at
+
+
+class Engine:
+    """The loop's Python front over attached rings (see module docstring)."""
+
+    def __init__(self, config: Config, cmd_rings: list[SpscRing], evt_rings: list[SpscRing],
+                 md_ring: BroadcastRing, queue=None, *, wait: str = "spin_then_sleep",
+                 wallets: bool = True, first_batch: int = 1,
+                 cmd_wakeups: list[EventfdWait] | None = None,
+                 evt_wakeups: list[EventfdWait] | None = None):
+        if wait not in WAITS:
+            raise ValueError(f"wait must be one of {WAITS}, got {wait!r}")
+        if not cmd_rings or len(cmd_rings) != len(evt_rings) or len(cmd_rings) > 63:
+            raise ValueError("need 1..63 gateways, one command and one event ring each")
+        if wait == "eventfd" and (not cmd_wakeups or not evt_wakeups):
+            raise ValueError("wait='eventfd' needs cmd_wakeups and evt_wakeups")
+        self.svc = OrderService(config, wallets=wallets)
+        self.wallets = wallets
+        self.cmd_rings, self.evt_rings, self.md_ring = cmd_rings, evt_rings, md_ring
+        self.wait = wait
+        self.cmd_wakeups, self.evt_wakeups = cmd_wakeups, evt_wakeups
+        self.producer = queue.producer(ENGINE_PRODUCER, first_batch) if queue is not None else None
+        ng = len(cmd_rings)
+        self.arrays = L.EngineBuffers(
+            cmd_hdr=tuple(r.hdr for r in cmd_rings), cmd_slots=tuple(r.slots for r in cmd_rings),
+            evt_hdr=tuple(r.hdr for r in evt_rings), evt_slots=tuple(r.slots for r in evt_rings),
+            md_hdr=md_ring.hdr, md_stamps=md_ring.stamps, md_slots=md_ring.slots,
+            batch=layout.commands(ng * L.BATCH_PER_RING),
+            out=self.svc._out,
+            acc_cmds=layout.commands(L.ACC_COMMANDS),
+            acc_ev_end=np.zeros(L.ACC_COMMANDS, np.int64),
+            keys=np.zeros(len(self.svc._out) + ng * L.BATCH_PER_RING, np.int64),
+            md=layout.events(L.MD_BUFFER),
+            rpos=np.zeros(ng, np.int64), alive=np.ones(ng, np.int64),
+            journal=np.zeros(8, np.int64),
+            st=np.zeros(L.S_WORDS, np.int64),
+        )
+        self.st = self.arrays.st
+        self.st[L.S_EVENTFD] = wait == "eventfd"
+        self._eb = bundle(self.arrays)
+        self._args = (*self.svc._state, self._eb, self.wallets)
+        self.handoffs = 0
+        self.last_handoff_ns = time.monotonic_ns()
+        self._idle_streak = 0
+        if wait == "eventfd":
+            self._poller = select.poll()
+            for w in cmd_wakeups:
+                self._poller.register(w.fileno(), select.POLLIN)
+
+    # ------------------------------------------------------------------ start state
+    def restore(self, start: StartState) -> None:
+        """Continue from a previous run: balances, sequences, order ids (no events)."""
+        svc = self.svc
+        avail = svc.wallets.avail
+        for account, asset, units in start.balances:
+            if not (0 <= account < avail.shape[0] and 0 <= asset < avail.shape[1]):
+                raise ValueError(f"stored balance of account {account} asset {asset} does not "
+                                 f"fit this config (max_accounts {avail.shape[0]})")
+            if units < 0:
+                raise ValueError(f"stored balance of account {account} asset {asset} is "
+                                 f"negative ({units})")
+            avail[account, asset] = units
+        seqs = np.asarray(start.seqs, np.int64)[:len(svc.markets.seq)]
+        svc.markets.seq[:len(seqs)] = np.maximum(svc.markets.seq[:len(seqs)], seqs)
+        meta = svc.book.meta
+        meta[ORDER_SEQ] = max(int(meta[ORDER_SEQ]), (start.last_order_id >> int(meta[SLOT_BITS])) + 1)
+
+    def warm_up(self) -> None:
+        """Compile (or load) the loop now: one step over the (empty) rings."""
+        L.step(*self._args, 1, 1)
+
+    # ------------------------------------------------------------------ the loop
+    def step(self, max_idle: int | None = None, max_batches: int = MAX_BATCHES) -> int:
+        """One ``engine_loop.step`` and what its return code asks for; returns the code.
+
+        ``max_idle`` defaults to MAX_IDLE_POLLS, or to IDLE_RECHECK_POLLS once the loop is
+        idle and sleeping between steps (spin once, then mostly sleep)."""
+        if max_idle is None:
+            max_idle = MAX_IDLE_POLLS if self._idle_streak == 0 or self.wait == "busy_spin" \
+                else IDLE_RECHECK_POLLS
+        r = L.step(*self._args, max_idle, max_batches)
+        st = self.st
+        if r == L.RET_BLOCKED:
+            self._check_gateway(int(st[L.S_BLOCKED]))
+        elif r == L.RET_SIGNAL:
+            mask = int(st[L.S_SIGNAL])
+            for g, w in enumerate(self.evt_wakeups):
+                if mask >> g & 1:
+                    os.eventfd_write(w.fileno(), 1)
+        if st[L.S_GROUP] == 0 and st[L.S_ACC_NC]:
+            if r == L.RET_FLUSH or r == L.RET_IDLE \
+                    or time.monotonic_ns() - self.last_handoff_ns >= HANDOFF_EVERY_NS:
+                self.hand_off()
+        elif r == L.RET_FLUSH:
+            raise RuntimeError("engine loop asked for a hand-off with nothing to hand off")
+        return r
+
+    def hand_off(self) -> None:
+        """Send the processed commands and their events to the writer; empty the buffers."""
+        st = self.st
+        nc, ne = int(st[L.S_ACC_NC]), int(st[L.S_ACC_NEV])
+        if self.producer is not None and ne:
+            cmds, out = self.arrays.acc_cmds, self.arrays.out
+            for c0, c1, e0, e1 in payload_bounds(self.arrays.acc_ev_end[:nc], HANDOFF_EVENTS):
+                self.producer.put_events(out[e0:e1], cmds[c0:c1] if c1 > c0 else None)
+                self.handoffs += 1
+        st[L.S_ACC_NC] = st[L.S_ACC_NEV] = 0
+        self.last_handoff_ns = time.monotonic_ns()
+
+    def inject(self, cmds: np.ndarray) -> np.ndarray:
+        """Run internal commands (session 0) through the loop; returns their events."""
+        self.hand_off()
+        st, batch = self.st, self.arrays.batch
+        events = []
+        for a in range(0, len(cmds), len(batch)):
+            part = cmds[a:a + len(batch)]
+            batch[:len(part)] = part
+            st[L.S_BATCH_N], st[L.S_BATCH_I] = len(part), 0
+            while st[L.S_BATCH_I] < st[L.S_BATCH_N] or st[L.S_GROUP]:
+                if L.step(*self._args, 1, 1) == L.RET_BLOCKED:
+                    self._check_gateway(int(st[L.S_BLOCKED]))
+                if st[L.S_GROUP] == 0:
+                    events.append(self.arrays.out[:st[L.S_ACC_NEV]].copy())
+                    self.hand_off()
+        return np.concatenate(events) if events else layout.events(0)
+
+    def idle(self, r: int) -> None:
+        """Wait after an idle step, as the wait strategy says."""
+        if r != L.RET_IDLE:
+            self._idle_streak = 0
+            return
+        self._idle_streak += 1
+        if self.wait == "spin_then_sleep":
+            time.sleep(min(SLEEP_MAX_S, SLEEP_MIN_S * (1 << min(self._idle_streak - 1, 4))))
+        elif self.wait == "eventfd":
+            self._block(EVENTFD_BLOCK_S)
+
+    def _block(self, timeout_s: float) -> None:
+        hdrs = [r.hdr for r in self.cmd_rings]
+        for h in hdrs:
+            store_then_fence(h, CONSUMER_SLEEPING, 1)
+        try:
+            if not any(len(r) for r in self.cmd_rings):
+                self._poller.poll(timeout_s * 1000.0)
+        finally:
+            for h in hdrs:
+                atomic_store(h, CONSUMER_SLEEPING, 0)
+            for w in self.cmd_wakeups:
+                w.drain()
+
+    def _check_gateway(self, g: int) -> None:
+        """Gateway g's event ring stays full: drop its events if its process is gone."""
+        gone = self.evt_rings[g].space_gate.peer_state()
+        if gone and self.arrays.alive[g]:
+            self.arrays.alive[g] = 0
+            log.warning("engine: gateway %d is gone (%s); its events are dropped from now on "
+                        "(they are still persisted)", g, "closed" if gone < 0 else f"pid {gone}")
+
+    def gateways_gone(self) -> list[int]:
+        """Gateways whose process closed or left its command ring."""
+        return [g for g, r in enumerate(self.cmd_rings) if r.data_gate.peer_state()]
+
+    def drained(self) -> bool:
+        """Every command ring empty and its gateway gone (closed or dead)."""
+        return all(len(r) == 0 for r in self.cmd_rings) and \
+            len(self.gateways_gone()) == len(self.cmd_rings)
+
+    def cancel_everything(self) -> int:
+        """CANCEL_ALL (session 0) for every account with resting orders; returns orders."""
+        accounts = np.flatnonzero(self.svc.book.acct_head >= 0)
+        if not len(accounts):
+            return 0
+        cmds = layout.commands(len(accounts))
+        cmds["kind"], cmds["symbol"], cmds["account"] = (layout.CommandKind.CANCEL_ALL,
+                                                         layout.ALL_SYMBOLS, accounts)
+        ev = self.inject(cmds)
+        return int(np.count_nonzero(ev["kind"] == layout.EventKind.CANCELLED))
+
+    def counters(self) -> dict[str, int]:
+        st = self.st
+        return {"batches": int(st[L.S_BATCHES]), "commands": int(st[L.S_COMMANDS]),
+                "events": int(st[L.S_EVENTS]), "md": int(st[L.S_MD]),
+                "handoffs": self.handoffs}
+
+    def close(self) -> None:
+        for r in (*self.cmd_rings, *self.evt_rings, self.md_ring):
+            r.close()
+        if self.wait == "eventfd":
+            for w in (*self.cmd_wakeups, *self.evt_wakeups):
+                w.close()
+
+
+def payload_bounds(ends: np.ndarray, limit: int):
+    """Split a hand-off into payloads of at most ``limit`` events, between commands.
+
+    ``ends[i]`` is where command i's events end. Yields (c0, c1, e0, e1): commands
+    [c0, c1) travel with events [e0, e1). A command with more events than ``limit``
+    (a cancel-all of many orders) is split; its later pieces carry no command."""
+    nc, c, e = len(ends), 0, 0
+    while c < nc:
+        c2 = max(int(np.searchsorted(ends, e + limit, "right")), c + 1)
+        e2 = int(ends[c2 - 1])
+        if e2 > e:
+            yield c, c2, e, min(e2, e + limit)
+            for a in range(e + limit, e2, limit):
+                yield c2, c2, a, min(a + limit, e2)
+        c, e = c2, e2
