@@ -37,6 +37,15 @@ def test_every_command_has_help():
         assert "Usage:" in res.output and len(res.output.splitlines()) > 3
 
 
+@pytest.mark.timeout(60)
+def test_every_command_is_documented():
+    doc = (REPO / "docs" / "cli.md").read_text()
+    for path in all_commands(main):
+        if isinstance(main.get_command(None, path[0]), click.Group) and len(path) == 1:
+            continue
+        assert f"ringex {' '.join(path)}" in doc, f"docs/cli.md lacks `ringex {' '.join(path)}`"
+
+
 @pytest.mark.timeout(120)
 def test_accounts_offline_add_list_deposit_withdraw(tmp_path):
     res = cli("accounts", "add", "alice", "--deposit", "USD=1000.25", "--deposit", "BTC=0.5",
