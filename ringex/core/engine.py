@@ -68,6 +68,7 @@ class EngineSpec:
     wait: str = "spin_then_sleep"
     start: StartState = field(default_factory=StartState)
     wallets: bool = True
+    drain_timeout_s: float = DRAIN_TIMEOUT_S       # stop: longest wait for the gateways
     cmd_wakeups: list[EventfdWait] | None = None   # eventfd: one per command ring
     evt_wakeups: list[EventfdWait] | None = None   # eventfd: one per event ring
 
@@ -111,7 +112,7 @@ def run_engine(spec: EngineSpec, queue, ctl) -> int:
         _apply_transfers(eng, spec.start.transfers)
         ctl[Ctl.STATE] = State.RUNNING
         log.info("engine: running (%d gateways, wait %s)", len(spec.cmd_rings), spec.wait)
-        code = _loop(eng, ctl, ppid)
+        code = _loop(eng, ctl, ppid, spec.drain_timeout_s)
         if code != 0:
             return code
         n = eng.cancel_everything()
@@ -126,7 +127,7 @@ def run_engine(spec: EngineSpec, queue, ctl) -> int:
         eng.close()
 
 
-def _loop(eng: Engine, ctl, ppid: int) -> int:
+def _loop(eng: Engine, ctl, ppid: int, drain_timeout_s: float) -> int:
     next_house = 0
     drain_until = None
     while True:
@@ -146,17 +147,21 @@ def _loop(eng: Engine, ctl, ppid: int) -> int:
             ctl[Ctl.STATE] = State.FAILED
             return 1
         if drain_until is None and ctl[Ctl.STOP]:
-            drain_until = time.monotonic() + DRAIN_TIMEOUT_S
+            drain_until = time.monotonic() + drain_timeout_s
             ctl[Ctl.STATE] = State.DRAINING
             log.info("engine: stop requested; draining the command rings")
-        if drain_until is not None and r == L.RET_IDLE and eng.st[L.S_GROUP] == 0:
-            if eng.drained():
-                return 0
-            if time.monotonic() > drain_until:
-                log.warning("engine: gateways %s still attached after %.0f s; stopping anyway",
-                            sorted(set(range(len(eng.cmd_rings))) - set(eng.gateways_gone())),
-                            DRAIN_TIMEOUT_S)
-                return 0
+        if drain_until is None:
+            continue
+        if r == L.RET_IDLE and eng.st[L.S_GROUP] == 0 and eng.drained():
+            return 0
+        if time.monotonic() > drain_until:
+            log.warning("engine: gateways %s still attached (or not reading) after %.0f s; "
+                        "dropping their events and stopping",
+                        sorted(set(range(len(eng.cmd_rings))) - set(eng.gateways_gone())),
+                        drain_timeout_s)
+            eng.arrays.alive[:] = 0
+            eng.finish_batch()
+            return 0
 
 
 def _apply_transfers(eng: Engine, transfers) -> None:

@@ -166,8 +166,17 @@ class Engine:
         st[L.S_ACC_NC] = st[L.S_ACC_NEV] = 0
         self.last_handoff_ns = time.monotonic_ns()
 
+    def finish_batch(self) -> None:
+        """Process, route and publish what is left of the current batch (polls nothing new
+        once it is done: call between steps, e.g. before stopping)."""
+        st = self.st
+        while st[L.S_BATCH_I] < st[L.S_BATCH_N] or st[L.S_GROUP]:
+            if L.step(*self._args, 1, 1) == L.RET_BLOCKED:
+                self._check_gateway(int(st[L.S_BLOCKED]))
+
     def inject(self, cmds: np.ndarray) -> np.ndarray:
         """Run internal commands (session 0) through the loop; returns their events."""
+        self.finish_batch()
         self.hand_off()
         st, batch = self.st, self.arrays.batch
         events = []

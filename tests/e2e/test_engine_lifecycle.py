@@ -105,6 +105,20 @@ def test_should_wait_for_a_full_live_gateway_and_drop_a_dead_ones_events():
         assert rig.engine.process.is_alive()
 
 
+@pytest.mark.timeout(300)
+def test_should_stop_in_bounded_time_when_a_gateway_never_reads_nor_leaves():
+    with EngineRig(gateways=2, evt_capacity=64, run_engine=False) as rig:
+        rig.spec.drain_timeout_s = 1.0
+        rig.engine = EngineProcess(rig.spec).start(timeout=280)
+        rig.send(1, *[layout.query_balances(1, session=S1, ref=r) for r in range(40)])
+        time.sleep(0.3)                                  # gateway 1's ring is full: blocked
+        t = time.monotonic()
+        rig.engine.request_stop()                        # gateway 1 neither reads nor closes
+        rig.engine.process.join(30)
+        assert rig.engine.process.exitcode == 0 and time.monotonic() - t < 10
+        assert rig.engine.state == State.STOPPED
+
+
 def _orphan_parent(spec, pid_box) -> None:
     eng = EngineProcess(spec).start(timeout=280)
     pid_box.value = eng.process.pid
