@@ -290,14 +290,13 @@ class Client:
         msg["req_id"] = rid
         try:
             await self.ws.send(orjson.dumps(msg), text=True)
-        except ConnectionClosed:
-            self._waiting.pop(rid, None)
-            raise ClientError("closed", "the connection closed") from None
-        try:
             return await asyncio.wait_for(fut, self.timeout if timeout is None else timeout)
+        except ConnectionClosed:
+            raise ClientError("closed", "the connection closed") from None
         except asyncio.TimeoutError:
-            self._waiting.pop(rid, None)
             raise ClientError("timeout", f"no reply to {msg.get('op')} in time") from None
+        finally:
+            self._waiting.pop(rid, None)
 
     async def send_raw(self, data: str | bytes) -> None:
         """Send one frame as is (tests, benchmarks); replies arrive on ``events()``."""

@@ -409,6 +409,7 @@ def run_gateway(index: int, ring_names: dict[str, str], config_path: str | None,
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("websockets.server").setLevel(logging.WARNING)  # no line per connection
     config = Config.from_toml(config_path) if config_path else Config.default()
     main = _serve(index, ring_names, config, db_url, host, port, data_dir, queue,
                   stop_event, wait_strategy, ready_event, wakeups)
