@@ -148,8 +148,17 @@ class Supervisor:
         self.config = Config.from_toml(o.config_path) if o.config_path else Config.default()
         with open_repository(o.db, self.config) as repo:
             self.admin_key = accounts.ensure_admin_key(self.data_dir, repo)
+            for stale in accounts.stale_pending(self.data_dir):
+                log.warning("%s is left from a run that died while applying it; it may or "
+                            "may not have been applied (check the transfers table), so it is "
+                            "NOT applied again; rename it to %s to apply it", stale.name,
+                            accounts.PENDING_FILE)
             self._pending = accounts.take_pending(self.data_dir, self.run_id)
-            start = load_start_state(repo, self.config, self._pending.transfers(self.config))
+            try:
+                start = load_start_state(repo, self.config, self._pending.transfers(self.config))
+            except BaseException:
+                self._pending.restore()
+                raise
         if self.port == 0:
             self.port = free_port(o.host)
         names = ring_names(self.run_id, o.gateways)

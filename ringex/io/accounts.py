@@ -10,7 +10,8 @@ Pending transfers live in ``<data-dir>/pending_transfers.jsonl``, one JSON objec
 ``{"op": "deposit"|"withdraw", "account": 3, "asset": "USD", "units": 1000000}``. At start
 the supervisor renames the file aside (``take_pending``), the engine applies the transfers
 as its first batch, and the renamed file is deleted once the engine runs (or renamed back
-if it failed to start).
+if it failed to start). A renamed file left by a run that died in between is never applied
+again automatically (``stale_pending``: the supervisor warns about it).
 """
 from __future__ import annotations
 
@@ -139,6 +140,11 @@ class PendingBatch:
             target.write_text(self.path.read_text() + newer)
             self.path.unlink()
         self.path = None
+
+
+def stale_pending(data_dir: str | Path) -> list[Path]:
+    """Transfers a run took aside and never finished (it died): left for the operator."""
+    return sorted(Path(data_dir).glob("pending_transfers.*.jsonl"))
 
 
 def take_pending(data_dir: str | Path, run_id: str) -> PendingBatch:
