@@ -13,6 +13,7 @@ or the parent's death (then exit at once), publishing a heartbeat and counters i
 """
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -110,6 +111,8 @@ def run_engine(spec: EngineSpec, queue, ctl) -> int:
         eng.restore(spec.start)
         eng.warm_up()
         _apply_transfers(eng, spec.start.transfers)
+        gc.collect()
+        gc.freeze()         # a full collection over numba's ~10^5 objects would stall ~15 ms
         ctl[Ctl.STATE] = State.RUNNING
         log.info("engine: running (%d gateways, wait %s)", len(spec.cmd_rings), spec.wait)
         code = _loop(eng, ctl, ppid, spec.drain_timeout_s)
