@@ -66,7 +66,8 @@ class Engine:
                  md_ring: BroadcastRing, queue=None, *, wait: str = "spin_then_sleep",
                  wallets: bool = True, first_batch: int = 1,
                  cmd_wakeups: list[EventfdWait] | None = None,
-                 evt_wakeups: list[EventfdWait] | None = None):
+                 evt_wakeups: list[EventfdWait] | None = None,
+                 journal=None, first_journal_batch: int = 1):
         if wait not in WAITS:
             raise ValueError(f"wait must be one of {WAITS}, got {wait!r}")
         if not cmd_rings or len(cmd_rings) != len(evt_rings) or len(cmd_rings) > 63:
@@ -96,6 +97,11 @@ class Engine:
         )
         self.st = self.arrays.st
         self.st[L.S_EVENTFD] = wait == "eventfd"
+        # JOURNAL HOOK (Python side): ``journal.append(batch, cmds)`` gets every processed
+        # group's commands before any of its results leave the process
+        self.journal = journal
+        self.journal_batch = first_journal_batch
+        self.st[L.S_PY_JOURNAL] = journal is not None
         self._eb = bundle(self.arrays)
         self._args = (*self.svc._state, self._eb, self.wallets)
         self.handoffs = 0
@@ -139,7 +145,9 @@ class Engine:
                 else IDLE_RECHECK_POLLS
         r = L.step(*self._args, max_idle, max_batches)
         st = self.st
-        if r == L.RET_BLOCKED:
+        if r == L.RET_JOURNAL:
+            self._journal_group()
+        elif r == L.RET_BLOCKED:
             self._check_gateway(int(st[L.S_BLOCKED]))
         elif r == L.RET_SIGNAL:
             mask = int(st[L.S_SIGNAL])
@@ -166,13 +174,26 @@ class Engine:
         st[L.S_ACC_NC] = st[L.S_ACC_NEV] = 0
         self.last_handoff_ns = time.monotonic_ns()
 
+    def _journal_group(self) -> None:
+        st = self.st
+        self.journal.append(self.journal_batch,
+                            self.arrays.acc_cmds[st[L.S_G_C0]:st[L.S_G_C1]])
+        self.journal_batch += 1
+
     def finish_batch(self) -> None:
         """Process, route and publish what is left of the current batch (polls nothing new
         once it is done: call between steps, e.g. before stopping)."""
         st = self.st
         while st[L.S_BATCH_I] < st[L.S_BATCH_N] or st[L.S_GROUP]:
-            if L.step(*self._args, 1, 1) == L.RET_BLOCKED:
-                self._check_gateway(int(st[L.S_BLOCKED]))
+            self._internal_step()
+
+    def _internal_step(self) -> None:
+        """One batch at most, nothing polled once the current batch is done."""
+        r = L.step(*self._args, 1, 1)
+        if r == L.RET_JOURNAL:
+            self._journal_group()
+        elif r == L.RET_BLOCKED:
+            self._check_gateway(int(self.st[L.S_BLOCKED]))
 
     def inject(self, cmds: np.ndarray) -> np.ndarray:
         """Run internal commands (session 0) through the loop; returns their events."""
@@ -185,8 +206,7 @@ class Engine:
             batch[:len(part)] = part
             st[L.S_BATCH_N], st[L.S_BATCH_I] = len(part), 0
             while st[L.S_BATCH_I] < st[L.S_BATCH_N] or st[L.S_GROUP]:
-                if L.step(*self._args, 1, 1) == L.RET_BLOCKED:
-                    self._check_gateway(int(st[L.S_BLOCKED]))
+                self._internal_step()
                 if st[L.S_GROUP] == 0:
                     events.append(self.arrays.out[:st[L.S_ACC_NEV]].copy())
                     self.hand_off()

@@ -10,6 +10,8 @@ One call runs batches until there is something only Python can do, and says what
     RET_BLOCKED  a gateway's event ring stays full; st[S_BLOCKED] says which (Python checks
                  whether that gateway died; calling again resumes the routing)
     RET_SIGNAL   (eventfd mode) gateways in bitmask st[S_SIGNAL] sleep: write their eventfd
+    RET_JOURNAL  (st[S_PY_JOURNAL] = 1) a processed group's commands, acc_cmds[S_G_C0:S_G_C1],
+                 await a Python journal; calling again routes and publishes them
 
 A batch: up to ``BATCH_PER_RING`` commands from each gateway's command ring, round robin
 (the ring read first rotates every batch, so no gateway is always first). Its stages:
@@ -19,7 +21,9 @@ A batch: up to ``BATCH_PER_RING`` commands from each gateway's command ring, rou
                 (the hand-off buffer: events since the last hand-off; ``acc_ev_end`` marks
                 where each command's events end, so hand-offs split between commands)
   3. journal    ``journal_append``: the place where accepted commands must reach the journal
-                before any result leaves the process (no journal yet: a no-op hook)
+                before any result leaves the process (no journal yet: a no-op hook). A
+                journal written in Python instead sets st[S_PY_JOURNAL]: the loop then
+                returns RET_JOURNAL here (``Engine(journal=...)`` does the rest)
   4. route      each event to the event ring of gateway ``session >> 24``; waits while a
                 live gateway's ring is full, skips gateways marked gone (``eb.alive``)
   5. publish    market data (market_data.publish) on the broadcast ring
@@ -42,11 +46,12 @@ FLUSH_EVENTS = 16384         # hand off once this many events are waiting
 MD_BUFFER = 4096             # market-data staging records
 ROUTE_SPINS = 20000          # spins on a full event ring before asking Python to check it
 
-RET_NONE, RET_IDLE, RET_FLUSH, RET_BUDGET, RET_BLOCKED, RET_SIGNAL = range(6)
+RET_NONE, RET_IDLE, RET_FLUSH, RET_BUDGET, RET_BLOCKED, RET_SIGNAL, RET_JOURNAL = range(7)
 
 # st[] words
 (S_BATCH_N, S_BATCH_I, S_ACC_NC, S_ACC_NEV, S_GROUP, S_G_E0, S_G_E1, S_KEYS_N, S_RR,
- S_BLOCKED, S_SIGNAL, S_EVENTFD, S_BATCHES, S_COMMANDS, S_EVENTS, S_MD, S_WORDS) = range(17)
+ S_BLOCKED, S_SIGNAL, S_EVENTFD, S_BATCHES, S_COMMANDS, S_EVENTS, S_MD, S_G_C0, S_G_C1,
+ S_PY_JOURNAL, S_WORDS) = range(20)
 # S_GROUP: 0 nothing pending, 1 a processed group awaits routing, 2 awaits publishing
 
 EngineBuffers = namedtuple("EngineBuffers", [
@@ -115,6 +120,7 @@ def run_group(bk, wl, mk, eb, st, wallets):
     journal_append(eb.journal, acc, c0, c)
     st[S_BATCH_I], st[S_ACC_NC], st[S_ACC_NEV] = i, c, e
     st[S_G_E0], st[S_G_E1], st[S_KEYS_N] = e0, e, nk
+    st[S_G_C0], st[S_G_C1] = c0, c
     if i > i0:
         st[S_GROUP] = 1
         eb.rpos[:] = e0
@@ -226,3 +232,5 @@ def step(bk, wl, mk, eb, wallets, max_idle, max_batches):
             return RET_FLUSH
         if run_group(bk, wl, mk, eb, st, wallets) == 0:
             return RET_FLUSH
+        if st[S_PY_JOURNAL] != 0:
+            return RET_JOURNAL
