@@ -54,7 +54,7 @@ def run(mode: str, batches: list[np.ndarray], folder: Path) -> float:
     for i, cmds in enumerate(batches[1:]):
         t0 = clock()
         if journal is not None:
-            journal.append(i + 1, cmds)
+            journal.append(cmds)
         svc.submit(cmds)
         samples[i] = clock() - t0
     gc.unfreeze()

@@ -114,13 +114,14 @@ class StateStore:
         """Append to the newest segment (cutting a torn tail), or start one at next_batch."""
         segs = self.segments()
         path = segs[-1][1] if segs else self.journal_dir / f"seg-{next_batch:020d}.rxj"
-        self.journal = Journal.open(path, self.fsync)
+        self.journal = Journal.open(path, self.fsync, next_batch)
         return self.journal
 
     def _rotate_journal(self, batch: int) -> None:
         if self.journal is not None:
             self.journal.close()
-            self.journal = Journal.open(self.journal_dir / f"seg-{batch + 1:020d}.rxj", self.fsync)
+            self.journal = Journal.open(self.journal_dir / f"seg-{batch + 1:020d}.rxj",
+                                        self.fsync, batch + 1)
 
     def _prune(self) -> None:
         snaps = self.snapshots()

@@ -49,7 +49,7 @@ def test_should_read_back_every_appended_batch(tmp_path):
     batches = command_stream(1, 20)
     with Journal.open(tmp_path / "j.rxj") as j:
         for i, b in enumerate(batches, 1):
-            j.append(i, b)
+            assert j.append(b) == i
     entries, scan = read_journal(tmp_path / "j.rxj")
     assert [n for n, _ in entries] == list(range(1, 21)) and scan.torn_bytes == 0
     assert all(np.array_equal(a, b) for (_, a), b in zip(entries, batches))
@@ -59,8 +59,8 @@ def test_should_read_back_every_appended_batch(tmp_path):
 def test_should_cut_a_torn_tail_and_keep_every_whole_entry(tmp_path, cut):
     path = tmp_path / "j.rxj"
     with Journal.open(path) as j:
-        for i, b in enumerate(command_stream(2, 5), 1):
-            j.append(i, b)
+        for b in command_stream(2, 5):
+            j.append(b)
     size = path.stat().st_size
     with open(path, "r+b") as f:
         f.truncate(size - cut)
@@ -68,7 +68,7 @@ def test_should_cut_a_torn_tail_and_keep_every_whole_entry(tmp_path, cut):
     assert len(entries) == 4 and scan.torn_bytes > 0 and scan.reason
     with Journal.open(path) as j:                      # opening cuts the tail
         assert j.scan.torn_bytes == scan.torn_bytes and j.last_batch == 4
-        j.append(5, command_stream(3, 1)[0])
+        assert j.append(command_stream(3, 1)[0]) == 5
     entries, scan = read_journal(path)
     assert [n for n, _ in entries] == [1, 2, 3, 4, 5] and scan.torn_bytes == 0
 
@@ -76,8 +76,8 @@ def test_should_cut_a_torn_tail_and_keep_every_whole_entry(tmp_path, cut):
 def test_should_detect_a_corrupted_payload_by_checksum(tmp_path):
     path = tmp_path / "j.rxj"
     with Journal.open(path) as j:
-        for i, b in enumerate(command_stream(4, 3), 1):
-            j.append(i, b)
+        for b in command_stream(4, 3):
+            j.append(b)
     raw = bytearray(path.read_bytes())
     entry = 20 + 64 * 64
     raw[entry + 20 + 100] ^= 0xFF                      # a byte inside batch 2's payload
@@ -86,13 +86,17 @@ def test_should_detect_a_corrupted_payload_by_checksum(tmp_path):
     assert [n for n, _ in entries] == [1] and "checksum" in scan.reason
 
 
-def test_should_refuse_an_unknown_fsync_policy_and_a_batch_out_of_order(tmp_path):
+def test_should_refuse_an_unknown_fsync_policy(tmp_path):
     with pytest.raises(StorageError):
         Journal.open(tmp_path / "j.rxj", fsync="sometimes")
-    with Journal.open(tmp_path / "j.rxj", fsync="batch") as j:
-        j.append(5, command_stream(5, 1)[0])
-        with pytest.raises(StorageError):
-            j.append(5, command_stream(5, 1)[0])
+
+
+def test_should_number_a_new_segment_from_next_batch_and_fsync_each_entry(tmp_path):
+    with Journal.open(tmp_path / "j.rxj", fsync="batch", next_batch=41) as j:
+        assert j.append(command_stream(5, 1)[0]) == 41
+        assert j.append(command_stream(5, 1)[0][:3]) == 42
+    entries, _ = read_journal(tmp_path / "j.rxj")
+    assert [(n, len(c)) for n, c in entries] == [(41, 64), (42, 3)]
 
 
 def run_with_store(root, batches, snapshot_every=None):
@@ -101,7 +105,7 @@ def run_with_store(root, batches, snapshot_every=None):
     store = StateStore(root, config)
     store.open_journal(1)
     for i, b in enumerate(batches, 1):
-        store.journal.append(i, b)
+        assert store.journal.append(b) == i
         svc.submit(b)
         if snapshot_every and i % snapshot_every == 0:
             store.save_snapshot(svc, i)

@@ -1,0 +1,50 @@
+"""libc calls usable inside numba kernels: write(2), writev(2), fsync(2).
+
+Each is an intrinsic that declares the C function by name, so the machine code refers
+to the symbol (resolved in this process at load time) rather than to an address: the
+kernels that use them stay cacheable on disk. Errors come back as -1 (errno is not
+read here); callers treat any short or failed write as fatal.
+"""
+from __future__ import annotations
+
+import llvmlite.ir as ir
+from numba import types
+from numba.core import cgutils
+from numba.core.extending import intrinsic
+
+_I32, _I64 = ir.IntType(32), ir.IntType(64)
+_PTR = ir.IntType(8).as_pointer()
+
+
+def _call(builder, name, ret, argtys, args):
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ret, argtys), name)
+    return builder.call(fn, args)
+
+
+@intrinsic
+def sys_writev(typingctx, fd, iov_address, iovcnt):
+    """writev(fd, iov, iovcnt): iov_address points at int64 pairs (base, length)."""
+    def codegen(context, builder, sig, args):
+        r = _call(builder, "writev", _I64, [_I32, _PTR, _I32],
+                  [builder.trunc(args[0], _I32), builder.inttoptr(args[1], _PTR),
+                   builder.trunc(args[2], _I32)])
+        return r
+    return types.int64(types.int64, types.int64, types.int64), codegen
+
+
+@intrinsic
+def sys_fsync(typingctx, fd):
+    def codegen(context, builder, sig, args):
+        r = _call(builder, "fsync", _I32, [_I32], [builder.trunc(args[0], _I32)])
+        return builder.sext(r, _I64)
+    return types.int64(types.int64), codegen
+
+
+@intrinsic
+def u64_pointer(typingctx, address):
+    """An integer address as a uint64* (for numba.carray over raw memory)."""
+    ptr = types.CPointer(types.uint64)
+
+    def codegen(context, builder, sig, args):
+        return builder.inttoptr(args[0], context.get_value_type(ptr))
+    return ptr(types.int64), codegen
