@@ -65,7 +65,8 @@ class RunOptions:
     gateways: int = 1
     wait: str = "spin"                      # busy | spin | eventfd (WAIT_NAMES)
     gateway_entry: str = GATEWAY_ENTRY      # "module:function" with run_gateway's signature
-    demo: bool = False                      # also run ringex.io.demo.run_demo (section 8)
+    demo: bool = False                      # also run the demo (section 8) ...
+    demo_entry: str = DEMO_ENTRY            # ... this "module:function"
     start_timeout_s: float = 300.0          # numba may compile the kernels on a first run
     stop_timeout_s: float = 30.0            # per step of the shutdown
 
@@ -227,7 +228,7 @@ class Supervisor:
                       data_dir=str(self.data_dir), config_path=self.opt.config_path,
                       admin_key=self.admin_key, stop_event=self.stop_event)
         self.demo = self.ctx.Process(target=_child_main, name="ringex-demo",
-                                     args=(DEMO_ENTRY, kwargs, "demo"))
+                                     args=(self.opt.demo_entry, kwargs, "demo"))
         self.demo.start()
         log.info("demo started (pid %d)", self.demo.pid)
 

@@ -33,3 +33,10 @@ def run_gateway(index, ring_names, config_path, db_url, host, port, data_dir, qu
 
 def run_crashing_gateway(**kwargs):
     run_gateway(**kwargs, crash_after=1.0)
+
+
+def run_short_demo(url, db_url, data_dir, config_path, admin_key, stop_event):
+    """A demo that looks at its arguments, then quits by itself after a second."""
+    assert url.startswith("ws://") and admin_key.startswith("rx_")
+    Path(data_dir, "demo.ran").write_text(url)
+    stop_event.wait(1.0)

@@ -15,15 +15,19 @@ LAUNCH = """
 import logging, sys
 from ringex.supervisor import RunOptions, Supervisor
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+demo = sys.argv[4] if len(sys.argv) > 4 else None
 sys.exit(Supervisor(RunOptions(data_dir=sys.argv[1], port=0, gateways=int(sys.argv[2]),
-                               gateway_entry=sys.argv[3])).run())
+                               gateway_entry=sys.argv[3], demo=demo is not None,
+                               demo_entry=demo or "")).run())
 """
 STUB = "tests.e2e.stub_gateway:run_gateway"
 
 
-def launch(data_dir: Path, gateways: int = 2, entry: str = STUB, log_name="supervisor.log"):
+def launch(data_dir: Path, gateways: int = 2, entry: str = STUB, log_name="supervisor.log",
+           demo: str | None = None):
     log = open(data_dir / log_name, "wb")
-    proc = subprocess.Popen([sys.executable, "-c", LAUNCH, str(data_dir), str(gateways), entry],
+    proc = subprocess.Popen([sys.executable, "-c", LAUNCH, str(data_dir), str(gateways), entry,
+                             *([demo] if demo else [])],
                             cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     log.close()
     return proc
@@ -82,5 +86,19 @@ def test_should_leave_no_orphan_when_the_supervisor_is_killed(tmp_path):
         alive = lambda: {p for p in kids if p in descendants(1) or Path(f"/proc/{p}").exists()}
         assert wait_for(lambda: not alive() and not segments(proc.pid), 30), \
             (alive(), segments(proc.pid))
+    finally:
+        kill_tree(proc.pid)
+
+
+@pytest.mark.timeout(300)
+def test_should_stop_with_exit_0_when_the_demo_quits(tmp_path):
+    proc = launch(tmp_path, 1, demo="tests.e2e.stub_gateway:run_short_demo")
+    try:
+        info = wait_run_file(tmp_path, proc)
+        kids = descendants(proc.pid)
+        assert proc.wait(90) == 0, log_text(tmp_path)
+        assert (tmp_path / "demo.ran").read_text() == info["url"]
+        assert "the demo finished" in log_text(tmp_path)
+        assert wait_for(lambda: not (kids & descendants(1)) and not segments(proc.pid), 10)
     finally:
         kill_tree(proc.pid)
