@@ -245,6 +245,7 @@ class Client:
         self.admin = False
         self._ids = itertools.count(1)
         self._waiting: dict[int, tuple[asyncio.Future, bool]] = {}
+        self._abandoned: set[int] = set()         # req_ids given up on (timeout, cancel)
         self._events: asyncio.Queue = asyncio.Queue(max_events)
         self.dropped_events = 0           # pushes dropped because nobody read events()
         self.close_code: int | None = None
@@ -258,6 +259,9 @@ class Client:
                 msg = orjson.loads(raw)
                 rid = msg.get("req_id")
                 waiting = self._waiting.pop(rid, None) if type(rid) is int else None
+                if waiting is None and rid in self._abandoned:
+                    self._abandoned.discard(rid)         # the late reply of a timeout
+                    continue
                 if waiting is not None:
                     fut, raw_reply = waiting
                     if fut.done():
@@ -296,7 +300,8 @@ class Client:
         except asyncio.TimeoutError:
             raise ClientError("timeout", f"no reply to {msg.get('op')} in time") from None
         finally:
-            self._waiting.pop(rid, None)
+            if self._waiting.pop(rid, None) is not None and len(self._abandoned) < 100_000:
+                self._abandoned.add(rid)
 
     async def send_raw(self, data: str | bytes) -> None:
         """Send one frame as is (tests, benchmarks); replies arrive on ``events()``."""

@@ -26,6 +26,8 @@ docs/architecture.md section 4). Several gateways share one port with SO_REUSEPO
 - Per-connection limits are the protocol's defaults (docs/protocol.md section 7); an
   operator (or a benchmark) may change them with the environment variable
   ``RINGEX_SESSION_LIMITS``, e.g. ``rate_per_s=100000,burst=100000``.
+  ``RINGEX_GATEWAY_WAIT`` (busy_spin, spin_then_sleep, eventfd) overrides the gateways'
+  wait strategy alone, e.g. a busy-spinning engine with gateways that sleep when idle.
 """
 from __future__ import annotations
 
@@ -42,16 +44,15 @@ from urllib.parse import parse_qs
 import numpy as np
 import orjson
 from websockets.asyncio.server import ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
-from websockets.protocol import State as WsState
 
 from ringex.config import Config
 from ringex.io.auth import KeyLookup
+from ringex.io.gateway_conn import Conn, WsConnection
 from ringex.io.gateway_pump import EventPump
 from ringex.io.gateway_wait import make_pump_wait
 from ringex.io.protocol import (
     Authenticate, BookSync, Close, CloseCode, ErrorCode, MarketFeed, Reply, SendCommand,
-    Session, SessionLimits, State, Subscribe, Unsubscribe, session_number,
+    Session, SessionLimits, Subscribe, Unsubscribe, session_number,
 )
 from ringex.io.protocol.codes import ERROR_NUMBERS
 from ringex.ring.broadcast import BroadcastRing
@@ -60,26 +61,14 @@ from ringex.ring.spsc import SpscRing
 
 log = logging.getLogger("ringex.gateway")
 
-MAX_OUTPUT_BYTES = 8 << 20        # unsent bytes for one client before it is closed (1013)
 RING_PATIENCE_S = 0.005           # wait this long for command-ring room, then `overloaded`
 INTERNAL_PATIENCE_S = 2.0         # ... for the gateway's own and disconnect commands
 CLOSE_TIMEOUT_S = 2.0             # closing handshake
 HOUSEKEEPING_S = 0.02             # stop-event / parent checks, audit flushes
+MAX_BACKLOG = 256                 # frames held during an async step before reading pauses
 MAX_CONNECTION = 0xFFFFFE         # connection numbers 1 .. MAX_CONNECTION
 OWN_CONNECTION = 0xFFFFFF         # the gateway's own session (book queries): session 0
                                   # of gateway 0 is the engine's internal one
-
-
-class Conn:
-    """One client connection: its socket, protocol session and unsent frames."""
-
-    __slots__ = ("ws", "session", "number", "addr", "port", "out")
-
-    def __init__(self, ws: ServerConnection, session: Session, number: int,
-                 addr: bytes, port: int):
-        self.ws, self.session, self.number = ws, session, number
-        self.addr, self.port = addr, port
-        self.out: list[bytes] = []
 
 
 class Gateway:
@@ -96,7 +85,7 @@ class Gateway:
         self._subs: dict[tuple[str, str], set[Conn]] = {}
         self._dirty: list[Conn] = []
         self._next_number = 0
-        self._wakeups = wakeups
+        self._tasks: set[asyncio.Task] = set()
         self._cmd_signal = wakeups.get("cmd") if wakeups else None
         self.feed = MarketFeed(config)
         self.sync = BookSync(self.feed, session_number(index, OWN_CONNECTION))
@@ -115,21 +104,25 @@ class Gateway:
         self.write_internal(self.sync.request(self.feed.symbol_ids))
         self._pump_task = asyncio.create_task(self.pump.run(), name="ringex-pump")
         self._server = await serve(
-            self._handle, host, port, compression=None, reuse_port=True,
-            process_request=self._handshake, max_size=4 * self.limits.max_frame_bytes,
-            max_queue=64, close_timeout=CLOSE_TIMEOUT_S, ping_interval=20,
-            ping_timeout=20, server_header="ringex")
+            _handler, host, port, compression=None, reuse_port=True,
+            process_request=self._handshake, create_connection=WsConnection,
+            max_size=4 * self.limits.max_frame_bytes, max_queue=64,
+            close_timeout=CLOSE_TIMEOUT_S, ping_interval=20, ping_timeout=20,
+            server_header="ringex")
 
     @property
     def port(self) -> int:
         return self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        """Close every connection (1001) and wait for their handlers, then the pump."""
+        """Close every connection (1001), deliver their disconnect commands, stop the
+        pump, flush the audit records."""
         if self._server is not None:
             self._server.close(close_connections=True, code=CloseCode.GOING_AWAY,
                                reason="gateway shutting down")
             await self._server.wait_closed()
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
         self.pump.stop()
         if self._pump_task is not None:
             await self._pump_task
@@ -142,8 +135,15 @@ class Gateway:
         self.pump.wait.close()
         self.keys.close()
 
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     # ================================================================ handshake
-    async def _handshake(self, ws: ServerConnection, request):
+    async def _handshake(self, ws: WsConnection, request):
+        """``process_request``: path, query options, the Bearer key; then the
+        connection is registered and its frames go to ``_on_frames``."""
         path, _, query = request.path.partition("?")
         if path != "/ws":
             return ws.respond(HTTPStatus.NOT_FOUND, "not found: connect to /ws\n")
@@ -168,7 +168,13 @@ class Gateway:
                                 ERROR_NUMBERS["auth_failed"])
                 return ws.respond(HTTPStatus.UNAUTHORIZED, "unknown api key\n")
             session.authenticated(*found)
-        ws.ringex_conn = Conn(ws, session, number, addr, port)
+        conn = Conn(ws, session, number, addr, port)
+        self.conns[sid] = conn
+        ws.sink = lambda frames: self._on_frames(conn, frames)
+        ws.on_lost = lambda: self._spawn(self._gone(conn))
+        self._audit_rec(AuditKind.CONNECT, sid, 0, addr, port)
+        if session.account is not None:
+            self._audit_rec(AuditKind.LOGIN, sid, session.account, addr, port)
         return None
 
     def _new_number(self) -> int:
@@ -178,38 +184,17 @@ class Gateway:
                 return self._next_number
         raise RuntimeError("no free connection number")
 
-    # ================================================================ one connection
-    async def _handle(self, ws: ServerConnection) -> None:
-        conn: Conn = ws.ringex_conn
-        session = conn.session
-        sid = session.session_id
-        self.conns[sid] = conn
-        self._audit_rec(AuditKind.CONNECT, sid, 0, conn.addr, conn.port)
-        if session.account is not None:
-            self._audit_rec(AuditKind.LOGIN, sid, session.account, conn.addr, conn.port)
-        try:
-            while session.state is not State.CLOSED:
-                frame = await ws.recv()
-                if type(frame) is str:
-                    actions = session.receive_text(frame)
-                else:
-                    actions = session.receive_binary(frame)
-                if actions:
-                    await self._perform(conn, actions)
-        except ConnectionClosed:
-            pass
-        except Exception:
-            log.exception("gateway: internal error on connection %d", conn.number)
-            await ws.close(CloseCode.INTERNAL_ERROR, "internal error")
-        finally:
-            await self._gone(conn)
-
     async def _gone(self, conn: Conn) -> None:
+        """The socket is closed: unregister, deliver the cancel-on-disconnect command."""
+        if conn.closed:
+            return
+        conn.closed = True
         session = conn.session
         self.conns.pop(session.session_id, None)
         for key in session.subscriptions:
             self._subs.get(key, set()).discard(conn)
         conn.out.clear()
+        conn.backlog = None
         records = [a.record for a in session.disconnected() if type(a) is SendCommand]
         if records and not await self._write(records, INTERNAL_PATIENCE_S):
             log.error("gateway: command ring full; cancel-on-disconnect of session %#x lost",
@@ -217,46 +202,142 @@ class Gateway:
         self._audit_rec(AuditKind.DISCONNECT, session.session_id, session.account or 0,
                         conn.addr, conn.port)
 
-    async def _perform(self, conn: Conn, actions: list) -> None:
-        """Carry out a session's actions in order (docs/protocol.md section 8)."""
+    # ================================================================ frames -> actions
+    def _on_frames(self, conn: Conn, frames: list) -> None:
+        """Every data frame of one TCP read (called from ``data_received``)."""
+        if conn.backlog is not None:                 # an async step is running
+            conn.backlog.extend(frames)
+            if len(conn.backlog) > MAX_BACKLOG:
+                conn.ws.transport.pause_reading()
+            return
+        try:
+            self._run(conn, frames, [])
+        except Exception:
+            self._internal_error(conn)
+
+    def _run(self, conn: Conn, frames: list, pending: list) -> None:
+        """Feed ``frames`` to the session and carry out the actions in order
+        (docs/protocol.md section 8). Commands are gathered in ``pending`` (one list of
+        records per request) and written together; a step that must wait (a key lookup,
+        a full command ring, a close) hands the rest to ``_resume``."""
         session = conn.session
-        records: list[np.ndarray] = []
-        for a in actions:
-            kind = type(a)
-            if kind is SendCommand:
-                records.append(a.record)
-            elif kind is Reply:
-                self.queue(conn, orjson.dumps(a.message))
-            elif kind is Subscribe:
-                self._subscribe(conn, a.channel, a.symbol)
-            elif kind is Unsubscribe:
-                self._subs.get((a.channel, a.symbol), set()).discard(conn)
-            elif kind is Authenticate:
-                found = await self.keys.lookup(a.api_key)
-                more = session.authenticated(*found) if found else session.auth_failed()
-                if found:
-                    self._audit_rec(AuditKind.LOGIN, session.session_id, found[0],
-                                    conn.addr, conn.port)
-                else:
-                    self._audit_rec(AuditKind.AUTH_FAILED, session.session_id, 0,
-                                    conn.addr, conn.port, ERROR_NUMBERS["auth_failed"])
-                await self._perform(conn, more)
-            elif kind is Close:
-                await self._close(conn, a, actions)
-                return
-        if records and not await self._write(records, RING_PATIENCE_S):
-            for r in session.commands_refused(records):
-                self.queue(conn, orjson.dumps(r.message))
+        for idx, frame in enumerate(frames):
+            msg = conn.assemble(frame)
+            if msg is None:
+                continue
+            if msg[0]:
+                try:
+                    text = msg[1].decode()
+                except UnicodeDecodeError as e:          # RFC 6455 section 8.1
+                    conn.close_now(1007, f"invalid UTF-8 at position {e.start}",
+                                   CLOSE_TIMEOUT_S)
+                    return
+                actions = session.receive_text(text)
+            else:
+                actions = session.receive_binary(msg[1])
+            records: list[np.ndarray] = []
+            for i, a in enumerate(actions):
+                kind = type(a)
+                if kind is SendCommand:
+                    records.append(a.record)
+                elif kind is Reply:
+                    self.queue(conn, orjson.dumps(a.message))
+                elif kind is Subscribe:
+                    self._subscribe(conn, a.channel, a.symbol)
+                elif kind is Unsubscribe:
+                    self._subs.get((a.channel, a.symbol), set()).discard(conn)
+                elif kind is Close:
+                    self._abusive(conn, a, actions, pending + ([records] if records else []))
+                    return
+                elif kind is Authenticate:
+                    if records:
+                        pending.append(records)
+                    self._suspend(conn, self._login(conn, a.api_key, actions[i + 1:], pending,
+                                                    frames[idx + 1:]))
+                    return
+            if records:
+                pending.append(records)
+        if pending and not self._write_now([r for group in pending for r in group]):
+            self._suspend(conn, self._write_groups(conn, pending))
+            return
         self._send(conn)
 
-    async def _close(self, conn: Conn, close: Close, actions: list) -> None:
+    def _suspend(self, conn: Conn, coro) -> None:
+        """Run ``coro`` before any later frame of ``conn`` (they wait in its backlog)."""
+        conn.backlog = []
+        self._send(conn)
+        self._spawn(self._resume(conn, coro))
+
+    async def _resume(self, conn: Conn, coro) -> None:
+        try:
+            leftover = await coro
+            while not conn.closed and (leftover or conn.backlog):
+                frames = (leftover or []) + (conn.backlog or [])
+                conn.backlog = None
+                conn.ws.transport.resume_reading()
+                self._run(conn, frames, [])
+                if conn.backlog is not None:         # suspended again: that task resumes
+                    return
+                leftover = None
+        except Exception:
+            self._internal_error(conn)
+            return
+        if not conn.closed:
+            conn.backlog = None
+            conn.ws.transport.resume_reading()
+
+    async def _login(self, conn: Conn, api_key: str, after: list, pending: list,
+                     rest: list) -> list:
+        """The key lookup of a ``login``, then the actions after it; returns ``rest``,
+        the frames of the same read still to process."""
+        session = conn.session
+        found = await self.keys.lookup(api_key)
+        more = session.authenticated(*found) if found else session.auth_failed()
+        if found:
+            self._audit_rec(AuditKind.LOGIN, session.session_id, found[0], conn.addr,
+                            conn.port)
+        else:
+            self._audit_rec(AuditKind.AUTH_FAILED, session.session_id, 0, conn.addr,
+                            conn.port, ERROR_NUMBERS["auth_failed"])
+        for a in more + after:
+            if type(a) is Reply:
+                self.queue(conn, orjson.dumps(a.message))
+            elif type(a) is Close:
+                self._abusive(conn, a, more, pending)
+                return []
+        if pending:
+            await self._write_groups(conn, pending)
+        self._send(conn)
+        return rest
+
+    async def _write_groups(self, conn: Conn, groups: list) -> list:
+        """Write each request's records, waiting up to RING_PATIENCE_S for room; a
+        request that still finds none is answered ``overloaded``."""
+        for records in groups:
+            if not await self._write(records, RING_PATIENCE_S):
+                for r in conn.session.commands_refused(records):
+                    self.queue(conn, orjson.dumps(r.message))
+        self._send(conn)
+        return []
+
+    def _abusive(self, conn: Conn, close: Close, actions: list, pending: list) -> None:
+        """The session closes the connection (flood, oversized or binary frame, failed
+        logins): commands before it still go out, then the error and the close frame."""
+        if pending:
+            records = [r for group in pending for r in group]
+            if not self._write_now(records):
+                self._spawn(self._write(records, INTERNAL_PATIENCE_S))
         codes = [a.message.get("code") for a in actions
                  if type(a) is Reply and a.message.get("type") == "error"]
-        number = ERROR_NUMBERS.get(codes[-1], 0) if codes else 0
         self._audit_rec(AuditKind.CLOSED_ABUSE, conn.session.session_id,
-                        conn.session.account or 0, conn.addr, conn.port, number)
-        self._send(conn)
-        await conn.ws.close(close.code, close.reason)
+                        conn.session.account or 0, conn.addr, conn.port,
+                        ERROR_NUMBERS.get(codes[-1], 0) if codes else 0)
+        conn.close_now(close.code, close.reason, CLOSE_TIMEOUT_S)
+
+    def _internal_error(self, conn: Conn) -> None:
+        log.exception("gateway: internal error on connection %d", conn.number)
+        conn.out.clear()
+        conn.close_now(CloseCode.INTERNAL_ERROR, "internal error", CLOSE_TIMEOUT_S)
 
     def _subscribe(self, conn: Conn, channel: str, symbol: str) -> None:
         self._subs.setdefault((channel, symbol), set()).add(conn)
@@ -287,7 +368,7 @@ class Gateway:
 
     def write_internal(self, records: list[np.ndarray]) -> None:
         if records and not self._write_now(records):
-            asyncio.get_running_loop().create_task(self._write_or_log(records))
+            self._spawn(self._write_or_log(records))
 
     async def _write_or_log(self, records: list[np.ndarray]) -> None:
         if not await self._write(records, INTERNAL_PATIENCE_S):
@@ -295,41 +376,17 @@ class Gateway:
 
     # ================================================================ I/O primitives
     def _send(self, conn: Conn) -> None:
-        """Write ``conn``'s queued frames now, in one transport write."""
-        frames = conn.out
-        if not frames:
-            return
-        conn.out = []
-        ws = conn.ws
-        protocol = ws.protocol
-        if protocol.state is not WsState.OPEN:
-            return
-        for f in frames:
-            protocol.send_text(f)
-        chunks = protocol.data_to_send()
-        transport = ws.transport
-        try:
-            transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
-        except Exception:                       # the transport is closing
-            return
-        if transport.get_write_buffer_size() > MAX_OUTPUT_BYTES:
-            self._close_slow(conn)
-
-    def _close_slow(self, conn: Conn) -> None:
-        """The client does not read: queue the error and the close frame behind what it
-        has not read yet, and cut the TCP connection if it still does not answer."""
-        ws = conn.ws
-        for a in conn.session.close(CloseCode.TRY_AGAIN_LATER, ErrorCode.SLOW_CONSUMER,
-                                    "too slow: the output buffer is full"):
-            if type(a) is Reply:
-                ws.protocol.send_text(orjson.dumps(a.message))
-            elif type(a) is Close:
-                ws.protocol.send_close(a.code, a.reason)
-        ws.send_data()
-        asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, ws.transport.abort)
-        self._audit_rec(AuditKind.CLOSED_ABUSE, conn.session.session_id,
-                        conn.session.account or 0, conn.addr, conn.port,
-                        ERROR_NUMBERS["slow_consumer"])
+        """Write ``conn``'s queued frames now; close a client that does not read."""
+        if conn.out and not conn.flush() and not conn.closed:
+            actions = conn.session.close(CloseCode.TRY_AGAIN_LATER, ErrorCode.SLOW_CONSUMER,
+                                         "too slow: the output buffer is full")
+            for a in actions:
+                if type(a) is Reply:
+                    conn.out.append(orjson.dumps(a.message))
+            self._audit_rec(AuditKind.CLOSED_ABUSE, conn.session.session_id,
+                            conn.session.account or 0, conn.addr, conn.port,
+                            ERROR_NUMBERS["slow_consumer"])
+            conn.close_now(actions[-1].code, actions[-1].reason, CLOSE_TIMEOUT_S)
 
     def _write_now(self, records: list[np.ndarray]) -> bool:
         k = len(records)
@@ -388,6 +445,12 @@ def limits_from_env(text: str | None = None) -> SessionLimits:
     return dataclasses.replace(SessionLimits(), **changes)
 
 
+async def _handler(ws: WsConnection) -> None:
+    """websockets' per-connection handler: frames arrive through the sink, so it only
+    waits for the end (cleanup runs from ``connection_lost``)."""
+    await ws.wait_closed()
+
+
 def _peer(ws: ServerConnection) -> tuple[bytes, int]:
     try:
         host, port = ws.remote_address[:2]
@@ -426,6 +489,7 @@ async def _serve(index, ring_names, config, db_url, host, port, data_dir, queue,
     evt = SpscRing.attach(ring_names["evt"], EVENT, role="consumer")
     md = BroadcastRing.attach(ring_names["md"], EVENT)
     keys = KeyLookup(db_url, data_dir)
+    wait_strategy = os.environ.get("RINGEX_GATEWAY_WAIT") or wait_strategy
     gw = Gateway(index, config, cmd, evt, md, keys, queue, wait_strategy=wait_strategy,
                  wakeups=wakeups, limits=limits_from_env())
     try:
