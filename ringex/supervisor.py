@@ -26,6 +26,7 @@ import signal
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +116,9 @@ class Supervisor:
         try:
             self._start()
             code = self._watch()
+        except _Interrupted:
+            log.info("stopping during start-up (%s)", self._stop_reason)
+            code = 0
         except Exception as exc:                         # noqa: BLE001 - report, then stop
             log.error("ringex: %s", exc, exc_info=not isinstance(exc, RingexError))
             code = 1
@@ -127,6 +131,10 @@ class Supervisor:
 
     def request_stop(self, reason: str = "requested") -> None:
         self._stop_reason = self._stop_reason or reason
+
+    def _check_interrupted(self) -> None:
+        if self._stop_reason:
+            raise _Interrupted()
 
     # ------------------------------------------------------------------ start
     def _lock(self) -> None:
@@ -175,7 +183,9 @@ class Supervisor:
             self.wakeups = cmd_w + evt_w
         self.queue = TradeQueue()
         self.writer = WriterProcess(self.queue, o.db, self.config, WriterOptions(), self.ctx)
-        self.writer.start(timeout=o.start_timeout_s)
+        with _sigint_blocked():                 # children inherit the mask: Ctrl-C is ours
+            self.writer.start(timeout=o.start_timeout_s)
+        self._check_interrupted()
         log.info("writer started (pid %d) on %s", self.writer.process.pid, o.db)
         spec = EngineSpec(cmd_rings=[g["cmd"] for g in names["gateways"]],
                           evt_rings=[g["evt"] for g in names["gateways"]], md_ring=names["md"],
@@ -183,11 +193,13 @@ class Supervisor:
                           cmd_wakeups=cmd_w, evt_wakeups=evt_w)
         self.engine = EngineProcess(spec, self.queue, self.ctx)
         try:
-            self.engine.start(timeout=o.start_timeout_s)
+            with _sigint_blocked():
+                self.engine.start(timeout=o.start_timeout_s)
         except BaseException:
             self._pending.restore()
             raise
         self._pending.done()
+        self._check_interrupted()
         log.info("engine started (pid %d, %d gateway rings, wait %s)",
                  self.engine.process.pid, o.gateways, wait)
         self._start_gateways(names, wait, cmd_w, evt_w)
@@ -210,7 +222,8 @@ class Supervisor:
                           wakeups={"cmd": cmd_w[i], "evt": evt_w[i]} if cmd_w else None)
             p = self.ctx.Process(target=_child_main, name=f"ringex-gateway-{i}",
                                  args=(o.gateway_entry, kwargs, f"gateway {i}"))
-            p.start()
+            with _sigint_blocked():
+                p.start()
             self.gateways.append(p)
             readies.append(ready)
         deadline = time.monotonic() + o.start_timeout_s
@@ -219,7 +232,8 @@ class Supervisor:
                 if not p.is_alive():
                     raise RingexError(f"gateway {i} exited during start-up "
                                       f"(exit code {p.exitcode})")
-                if time.monotonic() > deadline or self._stop_reason:
+                self._check_interrupted()
+                if time.monotonic() > deadline:
                     raise RingexError(f"gateway {i} did not become ready")
         log.info("%d gateway(s) listening on %s:%d", len(self.gateways), o.host, self.port)
 
@@ -229,7 +243,8 @@ class Supervisor:
                       admin_key=self.admin_key, stop_event=self.stop_event)
         self.demo = self.ctx.Process(target=_child_main, name="ringex-demo",
                                      args=(self.opt.demo_entry, kwargs, "demo"))
-        self.demo.start()
+        with _sigint_blocked():
+            self.demo.start()
         log.info("demo started (pid %d)", self.demo.pid)
 
     def _write_run_file(self) -> None:
@@ -309,6 +324,22 @@ class Supervisor:
             self._lock_fd = None
         log.info("ringex stopped%s", "" if clean else " (with errors)")
         return clean
+
+
+class _Interrupted(Exception):
+    """SIGINT/SIGTERM arrived while starting: stop what runs, exit 0."""
+
+
+@contextmanager
+def _sigint_blocked():
+    """Block SIGINT while starting a child: it inherits the mask, so a Ctrl-C (sent to the
+    whole process group) never reaches it, not even before it installs its handlers. The
+    supervisor gets the deferred signal when the block ends."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _reap(p: multiprocessing.Process, name: str) -> bool:

@@ -1,9 +1,11 @@
 """The supervisor as a real process (stand-in gateways): start, stop, failures, orphans."""
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -25,10 +27,12 @@ STUB = "tests.e2e.stub_gateway:run_gateway"
 
 def launch(data_dir: Path, gateways: int = 2, entry: str = STUB, log_name="supervisor.log",
            demo: str | None = None):
+    """The supervisor in its own process group (so a test can Ctrl-C the whole group)."""
     log = open(data_dir / log_name, "wb")
     proc = subprocess.Popen([sys.executable, "-c", LAUNCH, str(data_dir), str(gateways), entry,
                              *([demo] if demo else [])],
-                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
     log.close()
     return proc
 
@@ -99,6 +103,26 @@ def test_should_stop_with_exit_0_when_the_demo_quits(tmp_path):
         assert proc.wait(90) == 0, log_text(tmp_path)
         assert (tmp_path / "demo.ran").read_text() == info["url"]
         assert "the demo finished" in log_text(tmp_path)
+        assert wait_for(lambda: not (kids & descendants(1)) and not segments(proc.pid), 10)
+    finally:
+        kill_tree(proc.pid)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("when", ["running", "starting"])
+def test_ctrl_c_to_the_process_group_is_a_clean_stop(tmp_path, when):
+    proc = launch(tmp_path, 2)
+    try:
+        if when == "running":
+            wait_run_file(tmp_path, proc)
+        else:
+            wait_for(lambda: (tmp_path / "admin.key").exists(), 60)
+            time.sleep(0.3)                                  # children are being spawned
+        kids = descendants(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)                   # what a terminal's Ctrl-C does
+        assert proc.wait(90) == 0, log_text(tmp_path)
+        text = log_text(tmp_path)
+        assert "KeyboardInterrupt" not in text and "Traceback" not in text, text
         assert wait_for(lambda: not (kids & descendants(1)) and not segments(proc.pid), 10)
     finally:
         kill_tree(proc.pid)
