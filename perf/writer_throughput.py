@@ -2,12 +2,18 @@
 
     .venv/bin/python perf/writer_throughput.py [--quick] [--db sqlite|postgresql|both]
                                                [--trades N] [--batch TRADES]
+                                               [--rest-batches R]
 
 Synthetic matcher output, generated before the clock starts: each taker sweeps
 ``--makers-per-taker`` resting orders, so a batch of B trades carries B x (3 + 1/k) events:
-maker ACKs, the taker's ACK, and a taker/maker FILL pair per trade. Every row the writer
-stores is counted (trades, orders, order_events); the headline figure is trades/s from the
-first put until the writer reports the last payload committed. Also measures the queue
+maker ACKs, the taker's ACK, and a taker/maker FILL pair per trade. With ``--rest-batches
+R`` the makers are ACKed R batches before they trade, so their fills update orders stored
+by earlier transactions (the upsert path) instead of orders new in the same group. Every
+row the writer
+stores is counted (trades, orders, order_changes); the headline figure is trades/s from the
+first put until the writer reports the last payload committed; rows/s counts every table's
+rows. ``writer_cpu_s`` is the writer process's own CPU time (both of its threads; not the
+PostgreSQL server's), steadier than wall time on a busy machine. Also measures the queue
 alone: raw payloads (identity dumps/loads) against faster-fifo's default pickling.
 
 PostgreSQL: ``RINGEX_TEST_PG_DSN`` (default postgresql://postgres@127.0.0.1:5432/test); the
@@ -81,7 +87,27 @@ def synthetic_batches(n_trades: int, batch: int, k: int, symbol: int = 0, seed: 
     return out
 
 
-def run_writer(url: str, config: Config, batches, label: str, batch: int) -> None:
+def resting(batches, k: int, rest: int):
+    """The same batches with each batch's maker ACKs sent ``rest`` batches earlier."""
+    per_group = 3 * k + 1
+    makers, takers = [], []
+    for ev in batches:
+        v = ev.reshape(-1, per_group)
+        makers.append(v[:, :k].reshape(-1))
+        takers.append(v[:, k:].reshape(-1))
+    out, seq = [], 0
+    for b in range(len(batches)):
+        parts = makers[:rest] if b == 0 else []
+        parts = [*parts, takers[b]] + ([makers[b + rest]] if b + rest < len(batches) else [])
+        ev = np.concatenate(parts)
+        ev["seq"] = seq + 1 + np.arange(len(ev))
+        seq += len(ev)
+        out.append(ev)
+    return out
+
+
+def run_writer(url: str, config: Config, batches, label: str, batch: int,
+               rest_batches: int = 0) -> None:
     q = TradeQueue(256 << 20)
     w = start_writer(q, url, config)
     try:
@@ -89,6 +115,7 @@ def run_writer(url: str, config: Config, batches, label: str, batch: int) -> Non
         while not w.stats()["connected"] and time.monotonic() < deadline:
             time.sleep(0.01)
         p = q.producer(0, first_batch=1)
+        cpu0 = w.stats().get("cpu_ns")
         t0 = time.perf_counter()
         for ev in batches:
             p.put_events(ev)
@@ -96,10 +123,13 @@ def run_writer(url: str, config: Config, batches, label: str, batch: int) -> Non
             raise SystemExit(f"{label}: writer did not finish: {w.stats()}")
         seconds = time.perf_counter() - t0
         s = w.stats()
+        cpu = None if cpu0 is None else (s["cpu_ns"] - cpu0) / 1e9     # older writers: None
         emit_throughput("writer_throughput", s["trades"], seconds, unit="trades/s", db=label,
-                        batch=batch, rows=s["rows"], rows_per_s=round(s["rows"] / seconds),
-                        groups=s["groups"], producer_blocked_s=round(p.blocked_s, 3),
-                        **machine())
+                        batch=batch, rest_batches=rest_batches, rows=s["rows"],
+                        rows_per_s=round(s["rows"] / seconds),
+                        groups=s["groups"], writer_cpu_s=cpu and round(cpu, 3),
+                        trades_per_writer_cpu_s=cpu and round(s["trades"] / cpu),
+                        producer_blocked_s=round(p.blocked_s, 3), **machine())
     finally:
         w.stop(timeout=60)
 
@@ -129,14 +159,19 @@ def main() -> None:
     ap.add_argument("--trades", type=int, default=1_000_000)
     ap.add_argument("--batch", type=int, default=1000, help="trades per payload")
     ap.add_argument("--makers-per-taker", type=int, default=4)
+    ap.add_argument("--rest-batches", type=int, default=0,
+                    help="makers rest this many batches before they trade")
     args = ap.parse_args()
     n = 100_000 if args.quick else args.trades
     config = Config.default()
     batches = synthetic_batches(n, args.batch, args.makers_per_taker)
+    if args.rest_batches:
+        batches = resting(batches, args.makers_per_taker, args.rest_batches)
     queue_only(batches)
     if args.db in ("sqlite", "both"):
         with tempfile.TemporaryDirectory(prefix="ringex-perf-") as d:
-            run_writer(os.path.join(d, "perf.db"), config, batches, "sqlite", args.batch)
+            run_writer(os.path.join(d, "perf.db"), config, batches, "sqlite", args.batch,
+                       args.rest_batches)
     if args.db in ("postgresql", "both"):
         import psycopg
         schema = f"rx_perf_{uuid.uuid4().hex[:10]}"
@@ -145,7 +180,7 @@ def main() -> None:
         try:
             sep = "&" if "?" in PG_DSN else "?"
             url = f"{PG_DSN}{sep}options={quote(f'-csearch_path={schema}')}"
-            run_writer(url, config, batches, "postgresql", args.batch)
+            run_writer(url, config, batches, "postgresql", args.batch, args.rest_batches)
         finally:
             with psycopg.connect(PG_DSN, autocommit=True) as c:
                 c.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -2,8 +2,9 @@
 
 Insert-only tables: COPY into the table inside a savepoint (the fast path: a new batch
 never conflicts); if a row already exists (a replay) the savepoint is rolled back and the
-rows go through a temp staging table and ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``,
-since COPY alone cannot skip conflicts. ``orders`` always goes through staging to upsert.
+rows go through a temp staging table (never WAL-logged) and ``INSERT ... SELECT ... ON
+CONFLICT DO NOTHING``, since COPY alone cannot skip conflicts. ``orders``: rows ACKed in
+the group are new (COPY); the others go through staging to upsert.
 
 The schema lives in the connection's ``search_path`` (add
 ``?options=-csearch_path%3Dmyschema`` to the URL to use another schema).
@@ -11,11 +12,13 @@ The schema lives in the connection's ``search_path`` (add
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import numpy as np
 import psycopg
 from psycopg import errors
 
+from ringex.errors import StorageError
 from ringex.io.projection import Rows
 from ringex.io.repository import Repository
 from ringex.io.schema import APPEND_ONLY, BLOB, INT, TABLES, VIEWS
@@ -46,7 +49,10 @@ def ddl() -> list[str]:
             else:
                 cols.append(f"{c} {_PG_TYPES[k]} NOT NULL")
         cols.append(f"PRIMARY KEY ({', '.join(t.pk)})")
-        out.append(f"CREATE TABLE IF NOT EXISTS {t.name} ({', '.join(cols)})")
+        # orders rows are updated in place (fills, cancels): room on each page lets
+        # PostgreSQL make those HOT updates (no new index entry, no extra WAL for it)
+        opts = " WITH (fillfactor = 80)" if t.name == "orders" else ""
+        out.append(f"CREATE TABLE IF NOT EXISTS {t.name} ({', '.join(cols)}){opts}")
         for idx in t.indexes:
             out.append(f"CREATE INDEX IF NOT EXISTS idx_{t.name}_{'_'.join(idx)} "
                        f"ON {t.name} ({', '.join(idx)})")
@@ -56,23 +62,32 @@ def ddl() -> list[str]:
     return out
 
 
-def copy_binary(arr: np.ndarray) -> bytes:
-    """A complete binary COPY stream for an all-int64 row array (one pass per column)."""
-    names = arr.dtype.names
-    fields = [("nfields", ">i2")]
-    for c in names:
-        fields += [(c + "__len", ">i4"), (c, ">i8")]
-    out = np.empty(len(arr), np.dtype(fields))
-    out["nfields"] = len(names)
-    for c in names:
-        out[c + "__len"] = 8
-        out[c] = arr[c]
-    return _COPY_SIGNATURE + out.tobytes() + _COPY_TRAILER
+_SIGNATURE = np.frombuffer(_COPY_SIGNATURE, np.uint8)
+_FIELD = np.dtype([("len", ">i4"), ("value", ">i8")])      # one binary COPY field, packed
+
+
+def copy_binary(arr: np.ndarray) -> memoryview:
+    """A complete binary COPY stream for an all-int64 row array, built in one buffer.
+
+    Row: int16 field count, then per column int32 length 8 and the big-endian int64.
+    """
+    n, c = len(arr), len(arr.dtype.names)
+    width = 2 + 12 * c
+    buf = np.empty(len(_SIGNATURE) + n * width + len(_COPY_TRAILER), np.uint8)
+    buf[:len(_SIGNATURE)] = _SIGNATURE
+    buf[-len(_COPY_TRAILER):] = np.frombuffer(_COPY_TRAILER, np.uint8)
+    rows = buf[len(_SIGNATURE):-len(_COPY_TRAILER)].reshape(n, width)
+    rows[:, 0], rows[:, 1] = c >> 8, c & 0xFF
+    fields = rows[:, 2:].view(_FIELD)                       # (n, c) packed fields
+    fields["len"] = 8
+    fields["value"] = arr.view(np.int64).reshape(n, c)
+    return memoryview(buf)
 
 
 class PgRepository(Repository):
     def __init__(self, url: str, connect_timeout: float = 5.0, readonly: bool = False):
         self.url = url
+        self.timings: Counter = Counter()     # seconds per write phase (perf/writer_breakdown.py)
         # autocommit: every `with conn.transaction()` is a real transaction, nested ones savepoints
         self.conn = psycopg.connect(url, autocommit=True,
                                     connect_timeout=max(1, int(connect_timeout)))
@@ -84,6 +99,11 @@ class PgRepository(Repository):
     def _create_schema(self) -> None:
         with self.conn.transaction():
             self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            old = self.conn.execute("SELECT relkind FROM pg_class "
+                                    "WHERE oid = to_regclass('order_events')").fetchone()
+            if old and old[0] != "v":
+                raise StorageError(f"{self.url}: made by an older ringex (order_events is a "
+                                   "table); start from a new schema (the journal rebuilds it)")
             for stmt in ddl():
                 self.conn.execute(stmt)
         with self.conn.transaction():
@@ -100,11 +120,27 @@ class PgRepository(Repository):
             return [dict(zip(names, row)) for row in cur.fetchall()]
 
     # ------------------------------------------------------------ hot path
-    def write(self, rows: Rows) -> None:
+    def prepare(self, rows: Rows):
+        """Binary COPY streams: {table: stream} and the new orders' stream (or None)."""
+        t0 = time.perf_counter()
+        data = {t: copy_binary(getattr(rows, t)) for t in APPEND_ONLY if len(getattr(rows, t))}
+        new = rows.orders_new
+        new_orders = copy_binary(rows.orders[new]) if new.any() else None
+        self.timings["encode"] += time.perf_counter() - t0
+        return data, new_orders
+
+    def write(self, rows: Rows, prepared=None) -> None:
+        clock = time.perf_counter
+        data, new_orders = prepared if prepared is not None else self.prepare(rows)
         with self.conn.transaction():
-            for table in APPEND_ONLY:
-                self._append(table, getattr(rows, table))
-            self._orders(rows)
+            for table, stream in data.items():
+                t0 = clock()
+                self._append(table, stream)
+                self.timings[table] += clock() - t0
+            t0 = clock()
+            self._orders(rows, new_orders)
+            self.timings["orders"] += clock() - t0
+            t0 = clock()
             with self.conn.cursor() as cur:
                 if rows.audit:
                     cols = TABLES["audit"].column_names
@@ -121,43 +157,39 @@ class PgRepository(Repository):
                     "last_batch = GREATEST(meta.last_batch, excluded.last_batch), "
                     "updated_ns = excluded.updated_ns",
                     [(p, b, now) for p, b in rows.meta.items()])
+        self.timings["commit"] += clock() - t0
 
-    def _append(self, table: str, arr: np.ndarray) -> None:
-        if not len(arr):
-            return
-        data = copy_binary(arr)
+    # Each staging table is used at most once per transaction and emptied by its
+    # ON COMMIT DELETE ROWS, so no TRUNCATE (which would make a new file every time).
+    def _append(self, table: str, stream) -> None:
         try:
             with self.conn.transaction():                  # savepoint
-                self._copy(table, data)
+                self._copy(table, stream)
         except errors.UniqueViolation:                     # a replay: skip what exists
-            self._copy(f"stage_{table}", data)
+            self._copy(f"stage_{table}", stream)
             self.conn.execute(f"INSERT INTO {table} SELECT * FROM stage_{table} "
                               "ON CONFLICT DO NOTHING")
-            self.conn.execute(f"TRUNCATE stage_{table}")
 
-    def _orders(self, rows: Rows) -> None:
+    def _orders(self, rows: Rows, new_orders) -> None:
         """Orders ACKed in this group are new rows: COPY them; upsert the others."""
         o, new = rows.orders, rows.orders_new
         rest = o[~new]
-        if new.any():
+        if new_orders is not None:
             try:
                 with self.conn.transaction():
-                    self._copy("orders", o[new])
+                    self._copy("orders", new_orders)
             except errors.UniqueViolation:             # a replay: upsert them all
                 rest = o
         if len(rest):
-            self._copy("stage_orders", rest)
+            self._copy("stage_orders", copy_binary(rest))
             self.conn.execute(ORDERS_UPSERT)
-            self.conn.execute("TRUNCATE stage_orders")
 
-    def _copy(self, table: str, data) -> None:
-        if isinstance(data, np.ndarray):
-            data = copy_binary(data)
+    def _copy(self, table: str, stream) -> None:
         base = table.removeprefix("stage_")
         cols = ", ".join(TABLES[base].column_names)
         with self.conn.cursor() as cur:
             with cur.copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT BINARY)") as cp:
-                cp.write(data)
+                cp.write(stream)
 
     def close(self) -> None:
         self.conn.close()

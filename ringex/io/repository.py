@@ -9,6 +9,7 @@
     repo.recent_trades(symbol=None, last=20)
     repo.orders(account=None, status=None, symbol=None, last=None); repo.balances(account=None)
     open_repository(url, readonly=True).check_config(config)   # inspection: no writes at all
+    repo.last_sequences() -> {symbol: seq}; repo.last_order_id()   # where an engine continues
 
 The backends differ only in how they connect, create the schema and bulk-write; every
 query here is written once with ``?`` placeholders. Errors of the database surface as the
@@ -85,8 +86,15 @@ class Repository(ABC):
         """Run one statement with ``?`` placeholders in its own transaction; rows as dicts."""
 
     @abstractmethod
-    def write(self, rows: Rows) -> None:
-        """Write one group in one transaction; rows already stored are left alone."""
+    def write(self, rows: Rows, prepared=None) -> None:
+        """Write one group in one transaction; rows already stored are left alone.
+
+        ``prepared``: what ``prepare(rows)`` returned, if it was called (the writer calls
+        it for the next group while this one is written)."""
+
+    def prepare(self, rows: Rows):
+        """The connection-free, CPU-bound part of ``write(rows)`` (encoding the rows)."""
+        return None
 
     @abstractmethod
     def close(self) -> None: ...
@@ -139,6 +147,21 @@ class Repository(ABC):
                 raise StorageError(f"{self.url}: asset {a.id} is stored as {have} "
                                    f"(name, scale) but the config says {(a.name, a.scale)}; "
                                    "stored amounts would be misread")
+
+    def last_sequences(self) -> dict[int, int]:
+        """Highest stored seq per symbol (a trade's maker FILL is its seq + 1): an engine
+        that restarts from the database continues after these."""
+        out: dict[int, int] = {}
+        for sql in ("SELECT symbol, MAX(seq) + 1 AS seq FROM trades GROUP BY symbol",
+                    "SELECT symbol, MAX(seq) AS seq FROM order_changes GROUP BY symbol",
+                    "SELECT symbol, MAX(updated_seq) AS seq FROM orders GROUP BY symbol"):
+            for r in self._fetch(sql):
+                out[r["symbol"]] = max(out.get(r["symbol"], 0), int(r["seq"]))
+        return out
+
+    def last_order_id(self) -> int:
+        """Highest stored order id (0 if none)."""
+        return int(self._fetch("SELECT MAX(order_id) AS m FROM orders")[0]["m"] or 0)
 
     def last_batches(self) -> dict[int, int]:
         """Last committed batch number per producer (the writer skips anything at or below)."""

@@ -19,9 +19,10 @@ _TRADE_COLS = ("symbol", "seq", "price", "qty", "notional", "taker_order_id", "m
 _OEVENT_COLS = ("symbol", "seq", "kind", "order_id", "account", "side", "price", "qty",
                 "leaves", "code", "client_order_id", "session", "ref", "ts_ns")
 _ORDER_COLS = ("order_id", "symbol", "account", "side", "price", "qty", "leaves", "filled",
-               "status", "reason", "client_order_id", "session", "created_seq", "updated_seq")
+               "status", "reason", "client_order_id", "session", "created_seq", "updated_seq",
+               "created_price", "created_ref", "created_ts_ns")
 assert row_dtype("trades").names == _TRADE_COLS
-assert row_dtype("order_events").names == _OEVENT_COLS
+assert row_dtype("order_changes").names == _OEVENT_COLS
 assert row_dtype("orders").names == _ORDER_COLS
 
 _ACK, _REJECT, _FILL = int(EventKind.ACK), int(EventKind.REJECT), int(EventKind.FILL)
@@ -39,9 +40,12 @@ def _is_order_kind(k):
     return k == _ACK or k == _FILL or k == _CANCELLED or k == _MODIFIED
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def event_rows(ev, ts, n_symbols, tlv, maker_bps, taker_bps):
-    """(error, trades 2-D, order_events 2-D) for one EVENT batch, in one pass."""
+    """(error, trades 2-D, order_changes 2-D) for one EVENT batch, in one pass.
+
+    ACKs are not order_changes rows: they live in the order's row (``order_rows``).
+    """
     n = len(ev)
     trades = np.empty((n // 2, 15), np.int64)
     oev = np.empty((n, 14), np.int64)
@@ -76,7 +80,7 @@ def event_rows(ev, ts, n_symbols, tlv, maker_bps, taker_bps):
             nt += 1
             i += 2
             continue
-        if (k == _ACK or k == _CANCELLED or k == _MODIFIED or k == _REJECT) and e.seq != 0:
+        if (k == _CANCELLED or k == _MODIFIED or k == _REJECT) and e.seq != 0:
             r = oev[no]
             r[0], r[1], r[2], r[3], r[4] = e.symbol, e.seq, k, e.order_id, e.account
             r[5] = 1 if (e.info & _SELL) != 0 else 0
@@ -87,9 +91,50 @@ def event_rows(ev, ts, n_symbols, tlv, maker_bps, taker_bps):
     return 0, trades[:nt], oev[:no]
 
 
-@njit(cache=True)
-def order_rows(ev):
-    """Aggregate ACK/FILL/CANCELLED/MODIFIED per order_id (stable: event order kept)."""
+@njit(cache=True, nogil=True)
+def _row_of_events(keys):
+    """Row number of each key once the distinct keys are sorted (rows in order_id order).
+
+    Order ids of one group are nearly dense, so a direct table over [min, max] replaces the
+    sort; a stray old id (a long-resting maker) falls back to a stable sort.
+    """
+    m = len(keys)
+    row = np.empty(m, np.int64)
+    if m == 0:
+        return row, 0
+    lo, hi = keys.min(), keys.max()
+    if hi - lo < 4 * m + 4096:
+        slot = np.zeros(hi - lo + 1, np.int64)
+        for j in range(m):
+            slot[keys[j] - lo] = 1
+        r = 0
+        for s in range(len(slot)):
+            if slot[s]:
+                slot[s] = r
+                r += 1
+        for j in range(m):
+            row[j] = slot[keys[j] - lo]
+        return row, r
+    order = np.argsort(keys, kind="mergesort")
+    r = -1
+    prev = lo - 1
+    for j in range(m):
+        k = keys[order[j]]
+        if k != prev:
+            prev = k
+            r += 1
+        row[order[j]] = r
+    return row, r + 1
+
+
+@njit(cache=True, nogil=True)
+def order_rows(ev, ts):
+    """Aggregate ACK/FILL/CANCELLED/MODIFIED per order_id, in event order; rows sorted by
+    order_id.
+
+    ``ts[i]`` is event i's batch time. An ACK fills the created_* columns (its seq, price,
+    ref, time); an order first seen without its ACK gets created_seq 0.
+    """
     n = len(ev)
     idx = np.empty(n, np.int64)
     m = 0
@@ -101,27 +146,27 @@ def order_rows(ev):
     keys = np.empty(m, np.int64)
     for j in range(m):
         keys[j] = ev[idx[j]].order_id
-    order = np.argsort(keys, kind="mergesort")
-    out = np.zeros((m, 14), np.int64)
-    has_ack = np.zeros(m, np.bool_)
-    has_nf = np.zeros(m, np.bool_)
-    last_kind = np.zeros(m, np.int64)
-    last_info = np.zeros(m, np.int64)
-    r = -1
-    prev = -1
+    row, nrows = _row_of_events(keys)
+    out = np.zeros((nrows, 17), np.int64)
+    seen = np.zeros(nrows, np.bool_)
+    has_ack = np.zeros(nrows, np.bool_)
+    has_nf = np.zeros(nrows, np.bool_)
+    last_kind = np.zeros(nrows, np.int64)
+    last_info = np.zeros(nrows, np.int64)
     for j in range(m):
-        e = ev[idx[order[j]]]
-        if e.order_id != prev:
-            prev = e.order_id
-            r += 1
-            o = out[r]
+        i = idx[j]
+        e = ev[i]
+        r = row[j]
+        o = out[r]
+        if not seen[r]:
+            seen[r] = True
             o[0], o[1], o[2] = e.order_id, e.symbol, e.account
             o[3] = 1 if (e.info & _SELL) != 0 else 0
-            o[11], o[12] = e.session, e.seq
+            o[11] = e.session
             if e.kind == _ACK:
                 has_ack[r] = True
-                o[5] = e.qty
-        o = out[r]
+                o[5], o[12] = e.qty, e.seq
+                o[14], o[15], o[16] = e.price, e.ref, ts[i]
         if e.kind == _FILL:
             o[7] += e.qty
             if not has_nf[r]:
@@ -131,8 +176,7 @@ def order_rows(ev):
             has_nf[r] = True
         o[6], o[13] = e.leaves, e.seq
         last_kind[r], last_info[r] = e.kind, e.info
-    out = out[:r + 1]
-    for q in range(r + 1):
+    for q in range(nrows):
         o = out[q]
         if not has_ack[q]:
             o[5] = o[7] + o[6]          # original qty unknown here: best guess
@@ -144,4 +188,4 @@ def order_rows(ev):
             o[8] = _PARTIAL
         else:
             o[8] = _OPEN
-    return out, has_ack[:r + 1]
+    return out, has_ack

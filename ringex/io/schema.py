@@ -38,9 +38,10 @@ TABLES = {t.name: t for t in (
                    "taker_fee_bps"], ["symbol_id"]),
     _t("orders", ["order_id", "symbol", "account", "side", "price", "qty", "leaves", "filled",
                   "status", "reason", "client_order_id", "session", "created_seq",
-                  "updated_seq"], ["order_id"]),
-    _t("order_events", ["symbol", "seq", "kind", "order_id", "account", "side", "price", "qty",
-                        "leaves", "code", "client_order_id", "session", "ref", "ts_ns"],
+                  "updated_seq", "created_price", "created_ref", "created_ts_ns"],
+       ["order_id"]),
+    _t("order_changes", ["symbol", "seq", "kind", "order_id", "account", "side", "price",
+                         "qty", "leaves", "code", "client_order_id", "session", "ref", "ts_ns"],
        ["symbol", "seq"]),
     _t("trades", ["symbol", "seq", "price", "qty", "notional", "taker_order_id",
                   "maker_order_id", "taker_account", "maker_account", "taker_side",
@@ -61,7 +62,7 @@ TABLES = {t.name: t for t in (
 )}
 
 # Insert-only tables with natural keys (a replay conflicts and is ignored).
-APPEND_ONLY = ("trades", "order_events", "transfers")
+APPEND_ONLY = ("trades", "order_changes", "transfers")
 
 
 def row_dtype(table: str) -> np.dtype:
@@ -88,6 +89,17 @@ _SELLER_FEE = "CASE WHEN t.taker_side = 0 THEN t.maker_fee ELSE t.taker_fee END"
 _FROM = "FROM trades t JOIN symbols s ON s.symbol_id = t.symbol"
 
 VIEWS = {
+    # every sequenced order event but fills: each order's ACK is stored once, in its `orders`
+    # row (created_* columns; created_seq 0 when the writer never saw the ACK), the other
+    # kinds in `order_changes`. Same columns and rows as the table it replaced.
+    "order_events": """
+SELECT symbol, created_seq AS seq, CAST(1 AS BIGINT) AS kind, order_id, account, side,
+       created_price AS price, qty, qty AS leaves, CAST(0 AS BIGINT) AS code,
+       client_order_id, session, created_ref AS ref, created_ts_ns AS ts_ns
+  FROM orders WHERE created_seq > 0
+UNION ALL SELECT symbol, seq, kind, order_id, account, side, price, qty, leaves, code,
+                 client_order_id, session, ref, ts_ns
+  FROM order_changes""",
     "ledger": f"""
 SELECT CASE WHEN kind = 5 THEN 'deposit' ELSE 'withdraw' END AS entry,
        CAST(NULL AS BIGINT) AS symbol, CAST(0 AS BIGINT) AS seq, account, asset, amount

@@ -1,4 +1,4 @@
-"""The writer process: trade queue -> projection -> one transaction per drained group.
+"""The writer process: trade queue -> projection -> one transaction per group.
 
     q = TradeQueue()                                    # in the supervisor, before forking
     w = start_writer(q, "ringex.db", config)            # or "postgresql://..."
@@ -6,6 +6,9 @@
     w.stop()                                            # flush everything queued, join
 
 Guarantees:
+- A queue ``get`` drains up to ``max_drain_bytes``, written as groups of at most
+  ``max_group_bytes``, one transaction each; the next group is projected and encoded
+  while the database thread writes the current one.
 - Every payload is written exactly once in effect: a payload numbered at or below the last
   committed batch of its producer (table ``meta``) is skipped, and every insert is keyed
   so a replay cannot duplicate a row.
@@ -24,6 +27,7 @@ import multiprocessing
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -48,12 +52,14 @@ class Stat(IntEnum):
     DEAD_LETTERS = 8     # malformed payloads kept aside
     BACKLOG_BYTES = 9    # payload bytes held in memory while the database is down
     LAST_COMMIT_NS = 10  # time.time_ns() of the last commit
+    CPU_NS = 11          # the writer process's CPU time (all threads) at the last commit
 
 
 @dataclass
 class WriterOptions:
     wallets: bool = True               # False: matching-only engine, fees recorded as 0
     max_group_bytes: int = 8 << 20     # payload bytes per transaction
+    max_drain_bytes: int = 32 << 20    # payload bytes per queue get (several groups)
     max_backlog_bytes: int = 256 << 20 # held in memory while the DB is down
     retry_min_s: float = 0.05
     retry_max_s: float = 2.0
@@ -75,6 +81,7 @@ class Writer:
         self.stop_at: float | None = None
         self._delay = self.opt.retry_min_s
         self._next_try = 0.0
+        self._db = ThreadPoolExecutor(1, thread_name_prefix="ringex-db")   # writes groups
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> int:
@@ -82,6 +89,7 @@ class Writer:
         signal.signal(signal.SIGINT, signal.SIG_IGN)       # the supervisor sends STOP
         signal.signal(signal.SIGTERM, lambda *_: self._request_stop("SIGTERM"))
         self.projector.warm_up()
+        self.stats[Stat.CPU_NS] = time.process_time_ns()
         self.stats[Stat.RUNNING] = 1
         try:
             while True:
@@ -104,6 +112,7 @@ class Writer:
                     time.sleep(max(0.0, min(self._next_try - time.monotonic(), 0.05)))
         finally:
             self.stats[Stat.RUNNING] = 0
+            self._db.shutdown()
             if self.repo is not None:
                 self.repo.close()
 
@@ -121,6 +130,7 @@ class Writer:
             self._failed(f"cannot open {self.url}: {exc}")
             return
         self.stats[Stat.CONNECTED] = 1
+        self.stats[Stat.CPU_NS] = time.process_time_ns()
         self._delay = self.opt.retry_min_s
         if self.backlog:
             log.warning("writer: %s is back; catching up %d payloads", self.url,
@@ -133,7 +143,7 @@ class Writer:
         if self.stop_at is not None and self.queue.qsize() == 0:
             return []
         wait = 0.0 if (self.backlog and self.repo is not None) else self.opt.idle_wait_s
-        room = self.opt.max_group_bytes
+        room = max(self.opt.max_drain_bytes, self.opt.max_group_bytes)
         if self.repo is None:                   # overshoot the backlog by one payload at most
             room = min(room, self.opt.max_backlog_bytes - self.backlog_bytes)
         got = self.queue.get(timeout=wait, max_bytes=room)
@@ -158,44 +168,68 @@ class Writer:
         return out
 
     def _write(self, work: list[Payload], keep: list[Payload]) -> None:
-        """Write ``work`` in groups of at most max_group_bytes; keep the rest on failure."""
-        pending = work
-        while pending and self.repo is not None:
-            group, size = [], 0
-            for p in pending:
-                if group and size + p.nbytes > self.opt.max_group_bytes:
-                    break
-                group.append(p)
-                size += p.nbytes
-            rows = self.projector.project(group)
-            try:
-                self.repo.write(rows)
-            except Exception as exc:                     # noqa: BLE001 - DB errors: retry
-                self._failed(f"write to {self.url} failed: {exc}")
-                try:
-                    self.repo.close()
-                except Exception:                        # noqa: BLE001
-                    pass
-                self.repo = None
+        """Write ``work`` in groups of at most max_group_bytes; keep the rest on failure.
+
+        Two stages: while the database thread writes group k (SQLite and psycopg release
+        the GIL), this thread projects and encodes group k + 1. Every group is settled
+        before returning, so the payload views stay valid while they are needed.
+        """
+        groups, group, size = [], [], 0
+        for p in work:
+            if group and size + p.nbytes > self.opt.max_group_bytes:
+                groups.append(group)
+                group, size = [], 0
+            group.append(p)
+            size += p.nbytes
+        if group:
+            groups.append(group)
+        done, inflight = 0, None                  # groups committed; (future, rows, group)
+        for group in groups:
+            if self.repo is None:
                 break
-            for producer, batch in rows.meta.items():
-                self.last[producer] = max(self.last.get(producer, 0), batch)
-            s = self.stats
-            s[Stat.GROUPS] += 1
-            s[Stat.PAYLOADS] += len(group)
-            s[Stat.TRADES] += len(rows.trades)
-            s[Stat.ROWS] += rows.count()
-            s[Stat.DEAD_LETTERS] += len(rows.dead_letters)
-            s[Stat.LAST_COMMIT_NS] = time.time_ns()
-            if rows.dead_letters:
-                log.error("writer: %d malformed payloads stored in dead_letters: %s",
-                          len(rows.dead_letters), [d[:3] for d in rows.dead_letters])
-            pending = pending[len(group):]
+            rows = self.projector.project(group)
+            prepared = self.repo.prepare(rows)
+            if inflight is not None:
+                if not self._settle(*inflight):
+                    inflight = None
+                    break
+                done += 1
+            inflight = (self._db.submit(self.repo.write, rows, prepared), rows, group)
+        if inflight is not None and self._settle(*inflight):
+            done += 1
+        pending = [p for g in groups[done:] for p in g]
         # whatever is left must outlive the queue's receive buffer
         kept = {id(p) for p in keep}
         self.backlog = [p.detach() if id(p) in kept else p for p in pending]
         self.backlog_bytes = sum(p.nbytes for p in self.backlog)
         self.stats[Stat.BACKLOG_BYTES] = self.backlog_bytes
+
+    def _settle(self, future, rows, group) -> bool:
+        """Wait for one group's transaction; count it, or drop the connection on failure."""
+        try:
+            future.result()
+        except Exception as exc:                         # noqa: BLE001 - DB errors: retry
+            self._failed(f"write to {self.url} failed: {exc}")
+            try:
+                self.repo.close()
+            except Exception:                            # noqa: BLE001
+                pass
+            self.repo = None
+            return False
+        for producer, batch in rows.meta.items():
+            self.last[producer] = max(self.last.get(producer, 0), batch)
+        s = self.stats
+        s[Stat.GROUPS] += 1
+        s[Stat.PAYLOADS] += len(group)
+        s[Stat.TRADES] += len(rows.trades)
+        s[Stat.ROWS] += rows.count()
+        s[Stat.DEAD_LETTERS] += len(rows.dead_letters)
+        s[Stat.LAST_COMMIT_NS] = time.time_ns()
+        s[Stat.CPU_NS] = time.process_time_ns()
+        if rows.dead_letters:
+            log.error("writer: %d malformed payloads stored in dead_letters: %s",
+                      len(rows.dead_letters), [d[:3] for d in rows.dead_letters])
+        return True
 
     def _failed(self, message: str) -> None:
         self.stats[Stat.FAILURES] += 1

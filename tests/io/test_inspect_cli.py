@@ -192,7 +192,8 @@ def test_sqlite_utils_cli_reads_the_file_as_is(data_dir):
         return json.loads(res.stdout)
 
     tables = {t["table"] for t in sqlite_utils("tables", db)}
-    assert {"trades", "orders", "order_events", "transfers", "meta"} <= tables
-    assert {v["view"] for v in sqlite_utils("views", db)} == {"ledger", "order_history"}
+    assert {"trades", "orders", "order_changes", "transfers", "meta"} <= tables
+    assert {v["view"] for v in sqlite_utils("views", db)} == {"order_events", "ledger",
+                                                            "order_history"}
     assert sqlite_utils("query", db, "SELECT COUNT(*) AS n, SUM(qty) AS lots FROM trades "
                                      "WHERE symbol = 0") == [{"n": 2, "lots": 10}]

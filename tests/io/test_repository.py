@@ -172,3 +172,66 @@ def test_should_refuse_a_config_that_changes_a_stored_symbol(db_url, market_conf
         "min_price": "0.01", "max_price": "100000"}})
     with pytest.raises(StorageError, match="symbol 0 is stored as"):
         open_repository(db_url, other)
+
+
+def _dump(repo):
+    tables = ("trades", "orders", "order_changes", "transfers", "order_events")
+    out = {t: _table(repo, f"SELECT * FROM {t} ORDER BY 1, 2") for t in tables}
+    return {**out, "meta": _table(repo, "SELECT producer, last_batch FROM meta")}
+
+
+def test_should_store_the_same_rows_with_either_sqlite_write_path(tmp_path, market_config):
+    from ringex.io.sqlite_store import SqliteRepository
+    from tests.io.storage_events import fill_stream
+    m = Script(first_order_id=100)
+    fill_stream(600, script=m, symbol=1, seed=5)
+    stream = payloads([*session_steps(), m.take()], first_batch=1)
+    proj = Projector(market_config)
+    dumps = []
+    for bulk in ("image", "executemany"):
+        repo = SqliteRepository(str(tmp_path / f"{bulk}.db"), bulk=bulk)
+        repo.sync_config(market_config)
+        for group in (stream[:3], stream[3:], stream[2:5]):     # the last one is a replay
+            repo.write(proj.project(group))
+        dumps.append(_dump(repo))
+        repo.close()
+    assert dumps[0] == dumps[1]
+    assert len(dumps[0]["trades"]) == 602 and len(dumps[0]["order_events"]) == 8 + 750
+
+
+def test_should_keep_each_ack_once_in_its_order_row(repo, market_config):
+    proj = Projector(market_config)
+    ps = payloads(session_steps())
+    repo.write(proj.project(ps[:2]))                    # order 1's ACK (seq 1, coid 77)
+    row = repo._fetch("SELECT * FROM orders WHERE order_id = 1")[0]
+    assert (row["created_seq"], row["created_price"], row["created_ref"]) == (1, P, 0)
+    assert row["created_ts_ns"] == ps[1].ts_ns
+    assert _table(repo, "SELECT kind FROM order_changes") == []
+    # an order first seen without its ACK (say the ACK's payload was lost) has no ACK event
+    m = Script(first_order_id=50)
+    maker = m.new(BTCUSD, 3, Side.SELL, P, 2)
+    m.take()
+    m.seq[BTCUSD] = 100
+    m.trade(m.new(BTCUSD, 4, Side.BUY, P, 2), maker, 2)
+    repo.write(proj.project(payloads([m.take()], first_batch=20)))
+    row = repo._fetch("SELECT created_seq, qty, filled, status FROM orders "
+                      "WHERE order_id = 50")[0]
+    assert row == {"created_seq": 0, "qty": 2, "filled": 2, "status": 3}
+    assert _table(repo, "SELECT order_id, seq FROM order_events WHERE order_id >= 50") == [
+        (51, 101)]
+    assert repo.last_sequences() == {BTCUSD: 103}
+    assert repo.last_order_id() == 51
+
+
+def test_should_refuse_a_database_of_the_older_schema(db_url):
+    import psycopg
+    import sqlite3
+    ddl = "CREATE TABLE order_events (symbol BIGINT, seq BIGINT)"
+    if db_url.startswith("postgresql"):
+        with psycopg.connect(db_url, autocommit=True) as c:
+            c.execute(ddl)
+    else:
+        with sqlite3.connect(db_url) as c:
+            c.execute(ddl)
+    with pytest.raises(StorageError, match="older ringex"):
+        open_repository(db_url)

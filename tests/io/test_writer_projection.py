@@ -89,3 +89,25 @@ def test_should_format_audit_addresses():
     assert format_addr(bytes([10, 0, 0, 7] + [0] * 12)) == "10.0.0.7"
     assert format_addr(bytes([0x20, 0x01, 0x0d, 0xb8] + [0] * 11 + [1])) == "2001:db8::1"
     assert format_addr(bytes(16)) == ""
+
+
+def test_should_aggregate_orders_whatever_the_spread_of_their_ids():
+    from ringex.io.projection import orders
+
+    def rows(gap):              # gap 0: a dense table of ids; 10^9: the sorting fallback
+        m = Script()
+        makers = [m.new(0, 1, Side.SELL, 100 + i, 3) for i in range(3)]
+        m.next_id += gap
+        for mk in makers:
+            m.trade(m.new(0, 2, Side.BUY, 200, 2), mk, 2)
+        m.cancel(makers[0])
+        ev, _ = m.take()
+        return orders(ev, np.arange(len(ev), dtype=np.int64))
+
+    dense, dense_new = rows(0)
+    sparse, sparse_new = rows(10**9)
+    sparse["order_id"] = np.where(sparse["order_id"] > 10**9, sparse["order_id"] - 10**9,
+                                  sparse["order_id"])
+    assert (dense == sparse).all() and (dense_new == sparse_new).all()
+    assert [(o["order_id"], o["filled"], o["status"], o["created_seq"]) for o in dense] == [
+        (1, 2, 4, 1), (2, 2, 2, 2), (3, 2, 2, 3), (4, 2, 3, 4), (5, 2, 3, 7), (6, 2, 3, 10)]

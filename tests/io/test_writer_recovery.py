@@ -29,10 +29,10 @@ def test_should_catch_up_after_the_database_comes_back(market_config):
                for i in range(BATCHES)]
     with throwaway_cluster() as pg:
         q = TradeQueue(4 << 20)
-        # small groups and backlog: most of the outage stays in the queue (the writer holds
-        # at most max_backlog_bytes + max_group_bytes + one payload)
-        w = start_writer(q, pg.url, market_config, retry_max_s=0.2,
-                         max_group_bytes=64 << 10, max_backlog_bytes=64 << 10)
+        # small drains and backlog: most of the outage stays in the queue (the writer holds
+        # at most max_backlog_bytes + max_drain_bytes + one payload)
+        w = start_writer(q, pg.url, market_config, retry_max_s=0.2, max_group_bytes=32 << 10,
+                         max_drain_bytes=64 << 10, max_backlog_bytes=64 << 10)
         try:
             p = q.producer(0, first_batch=1)
             for ev in batches[:10]:
