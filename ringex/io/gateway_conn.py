@@ -25,6 +25,17 @@ MAX_OUTPUT_BYTES = 8 << 20        # unsent bytes for one client before it is clo
 OP_TEXT, OP_CONT = Opcode.TEXT, Opcode.CONT
 
 
+def _text_frame(payload: bytes) -> bytes:
+    """A final, unmasked text frame (RFC 6455 section 5.2): what ``protocol.send_text``
+    builds, without its per-frame objects. Only while the connection is OPEN."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
+
+
 class WsConnection(ServerConnection):
     sink: Callable[[list[Frame]], None] | None = None
     on_lost: Callable[[], None] | None = None
@@ -91,12 +102,9 @@ class Conn:
         protocol = ws.protocol
         if protocol.state is not WsState.OPEN:
             return True
-        for f in frames:
-            protocol.send_text(f)
-        chunks = protocol.data_to_send()
         transport = ws.transport
         try:
-            transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            transport.write(b"".join([_text_frame(f) for f in frames]))
         except Exception:                          # the transport is closing
             return True
         return transport.get_write_buffer_size() <= MAX_OUTPUT_BYTES

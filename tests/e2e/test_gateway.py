@@ -297,3 +297,61 @@ def test_shutdown_closes_connections_with_going_away():
         assert code == 0 and not ex.leftovers, ex.log_tail()
     finally:
         ex.close()
+
+
+def test_fills_cross_gateways(exchange):
+    """Connections land on either gateway (SO_REUSEPORT); the audit records tell which.
+    A maker on one gateway and a taker on the other both get their fills."""
+    async def go():
+        clients = [await trader(exchange, USD="1000", BTC="1") for _ in range(12)]
+        ports = {c.ws.local_address[1]: c for c in clients}
+        deadline = time.monotonic() + 10
+        with open_repository(exchange.db_url) as repo:
+            while True:
+                rows = repo._fetch("SELECT producer, port FROM audit WHERE kind = ?",
+                                   (int(AuditKind.LOGIN),))
+                where = {r["port"]: r["producer"] for r in rows if r["port"] in ports}
+                if len(where) == len(ports) or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.1)
+        by_gateway = {}
+        for port, producer in where.items():
+            by_gateway.setdefault(producer, []).append(ports[port])
+        assert set(by_gateway) == {1, 2}, "12 connections all went to one gateway"
+        maker, taker = by_gateway[1][0], by_gateway[2][0]
+        ack = await maker.place("BTC-USD", "sell", "0.01", "77777")
+        await taker.place("BTC-USD", "buy", "0.01", "77777")
+        f_maker = await maker.next_event(Fill, timeout=5)
+        f_taker = await taker.next_event(Fill, timeout=5)
+        assert (f_maker.order_id, f_maker.liquidity) == (ack.order_id, "maker")
+        assert f_taker.liquidity == "taker" and f_taker.price == D("77777.00")
+        for c in clients:
+            await c.close()
+    run(go())
+
+
+def test_a_fragmented_message_is_one_request(exchange):
+    async def go():
+        raw = await Raw.open(exchange.url)
+        await raw.ws.send(['{"op": "pi', 'ng", "req', '_id": 5}'])
+        assert await raw.recv() == {"type": "pong", "req_id": 5}
+        await raw.close()
+    run(go())
+
+
+def test_the_eventfd_and_busy_wait_strategies_serve_requests():
+    for wait in ("eventfd", "busy"):
+        with LiveExchange(gateways=1, wait=wait) as ex:
+            async def go():
+                a = await trader(ex, USD="100")
+                for _ in range(20):
+                    assert isinstance(await a.place("BTC-USD", "buy", "0.01", "100"), Ack)
+                await asyncio.sleep(0.3)                        # idle: the waits block
+                assert isinstance(await a.cancel_all(), CancelAllDone)
+                watcher = await connect(ex.url)
+                await watcher.subscribe("book", "BTC-USD")
+                assert (await watcher.next_event(BookSnapshot)).bids == []
+                await a.close()
+                await watcher.close()
+            run(go())
+            assert ex.close() == 0 and not ex.leftovers, ex.log_tail()
