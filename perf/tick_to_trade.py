@@ -231,12 +231,18 @@ def main() -> None:
     ap.add_argument("--persist", default="queue", choices=("none", "queue", "writer"))
     ap.add_argument("--quick", action="store_true", help="10k and 50k cmd/s, 0.5 s each")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--pin", action="store_true",
+                    help="pin the engine to the last CPU and this driver to the first")
     args = ap.parse_args()
     rates = [10_000, 50_000] if args.quick else [int(r) for r in args.rates.split(",")]
     seconds = 0.5 if args.quick else args.seconds
     wait = "spin_then_sleep" if args.wait == "eventfd" else args.wait
     npc = ns_per_cycle()
     rig = Rig(wait, args.persist)
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(rig.engine.process.pid, {cpus[-1]})
+        os.sched_setaffinity(0, {cpus[0]})
     try:
         coid0 = 0
         measure(rig, 20_000, 0.5, args.seed, coid0, npc)            # warm-up, discarded
@@ -245,7 +251,8 @@ def main() -> None:
             lat = measure(rig, rate, seconds, args.seed + k + 1, coid0, npc)
             coid0 += 2 * len(lat)
             emit_latency("tick_to_trade", lat, unit="us", rate=rate, wait=wait,
-                         persist=args.persist, seconds=seconds, **machine())
+                         persist=args.persist, seconds=seconds, pinned=args.pin,
+                         load=round(os.getloadavg()[0], 2), **machine())
     finally:
         rig.close()
 
