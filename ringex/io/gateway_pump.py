@@ -3,7 +3,7 @@
 One task per gateway process. Each round reads every record ready on the gateway's event
 ring and on the market-data ring, turns them into messages, and sends them right away
 (one socket write per connection per round). Between rounds it yields to the loop so
-sockets are served; when both rings stay empty it waits cold (``gateway_wait``).
+sockets are served; after ``wait.spin`` empty polls it waits cold (``gateway_wait``).
 
 Routing: an event goes to the connection whose session number it carries; events of a
 connection that is gone are dropped (the writer persisted them anyway). Events of the
@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 import numpy as np
 import orjson
 
-from ringex.io.gateway_wait import HOT_S, PumpWait
+from ringex.io.gateway_wait import PumpWait
 from ringex.io.protocol import BookSync, MarketFeed
 from ringex.ring.broadcast import BroadcastReader
 from ringex.ring.layout import EVENT
@@ -46,14 +45,14 @@ class EventPump:
         self.router = router
         self.wait = wait
         self._evt_buf = np.zeros(EVT_BATCH, dtype=EVENT)
-        self._last_active = time.perf_counter()
+        self._idle = 0               # empty polls since the last activity
         self._stopping = False
         self.lost_md = 0          # market-data records this gateway was lapped on
 
     # ---------------------------------------------------------------- control
     def kick(self) -> None:
         """A command was written: stay hot (its reply is due) and end a cold wait."""
-        self._last_active = time.perf_counter()
+        self._idle = 0
         self.wait.kick()
 
     def stop(self) -> None:
@@ -65,17 +64,17 @@ class EventPump:
         return len(self.evt) + len(self.md)
 
     async def run(self) -> None:
-        hot_s = HOT_S
-        perf = time.perf_counter
+        spin = self.wait.spin
         while not self._stopping:
             if self.poll():
-                self._last_active = perf()
-                await asyncio.sleep(0)
-            elif perf() - self._last_active < hot_s:
-                await asyncio.sleep(0)
+                self._idle = 0
+            elif self._idle < spin:
+                self._idle += 1
             else:
                 await self.wait.wait(self.ready, COLD_TIMEOUT_S)
-                self._last_active = perf()
+                self._idle = 0
+                continue
+            await asyncio.sleep(0)
 
     # ---------------------------------------------------------------- one round
     def poll(self) -> int:
