@@ -135,10 +135,11 @@ class Gateway:
         self.pump.wait.close()
         self.keys.close()
 
-    def _spawn(self, coro) -> None:
+    def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # ================================================================ handshake
     async def _handshake(self, ws: WsConnection, request):
@@ -189,6 +190,8 @@ class Gateway:
         if conn.closed:
             return
         conn.closed = True
+        while conn.task is not None and not conn.task.done():
+            await asyncio.wait([conn.task])      # its commands go before the disconnect's
         session = conn.session
         self.conns.pop(session.session_id, None)
         for key in session.subscriptions:
@@ -266,7 +269,7 @@ class Gateway:
         """Run ``coro`` before any later frame of ``conn`` (they wait in its backlog)."""
         conn.backlog = []
         self._send(conn)
-        self._spawn(self._resume(conn, coro))
+        conn.task = self._spawn(self._resume(conn, coro))
 
     async def _resume(self, conn: Conn, coro) -> None:
         try:

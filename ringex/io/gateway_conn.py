@@ -69,7 +69,7 @@ class Conn:
     """A client connection's gateway-side state (see the module docstring)."""
 
     __slots__ = ("ws", "session", "number", "addr", "port", "out", "backlog", "frag",
-                 "closed")
+                 "closed", "task")
 
     def __init__(self, ws: WsConnection, session: Session, number: int, addr: bytes,
                  port: int):
@@ -79,6 +79,7 @@ class Conn:
         self.backlog: list[Frame] | None = None    # not None while an async step runs
         self.frag: list[Frame] = []                # a fragmented message so far
         self.closed = False
+        self.task = None                           # the async step running, if any
 
     def assemble(self, f: Frame) -> tuple[bool, bytes] | None:
         """``(is_text, payload)`` once ``f`` completes a message, else None (a fragment

@@ -113,3 +113,184 @@ def test_the_sleep_thread_wakes_the_loop_on_data_and_on_kick():
     finally:
         w.close()
     assert 0.015 < took_data < 1.0 and 0.015 < took_kick < 1.0 and took_timeout >= 0.045
+
+
+# ---------------------------------------------------------------- the connection path
+# A Gateway over real (small) rings but fake sockets: no engine, no server.
+
+import orjson  # noqa: E402
+
+from ringex.config import Config  # noqa: E402
+from ringex.io.gateway import Gateway  # noqa: E402
+from ringex.io.protocol import Session, session_number  # noqa: E402
+from ringex.ring.broadcast import BroadcastRing  # noqa: E402
+from ringex.ring.layout import COMMAND, EVENT, CMD_DISCONNECT, CommandKind  # noqa: E402
+from ringex.ring.shm import segment_name  # noqa: E402
+from ringex.ring.spsc import SpscRing  # noqa: E402
+
+
+class FakeTransport:
+    def __init__(self):
+        self.data = bytearray()
+        self.paused = self.aborted = False
+
+    def write(self, b):
+        self.data += b
+
+    def get_write_buffer_size(self):
+        return 0
+
+    def pause_reading(self):
+        self.paused = True
+
+    def resume_reading(self):
+        self.paused = False
+
+    def abort(self):
+        self.aborted = True
+
+
+class FakeWs:
+    def __init__(self):
+        self.protocol = Protocol(Side.SERVER, state=State.OPEN)
+        self.transport = FakeTransport()
+        self.loop = asyncio.get_running_loop()
+
+    def send_data(self):
+        for d in self.protocol.data_to_send():
+            self.transport.write(d)
+
+    def sent(self) -> list[dict]:
+        """The text messages written so far (server frames are unmasked)."""
+        buf, out, i = bytes(self.transport.data), [], 0
+        while i < len(buf):
+            op, n = buf[i] & 0x0F, buf[i + 1] & 0x7F
+            j = i + 2
+            if n == 126:
+                n, j = int.from_bytes(buf[j:j + 2], "big"), j + 2
+            if op == 1:
+                out.append(orjson.loads(buf[j:j + n]))
+            i = j + n
+        return out
+
+
+class FakeKeys:
+    async def lookup(self, key):
+        await asyncio.sleep(0.01)
+        return (7, False) if key == "good" else None
+
+    def close(self):
+        pass
+
+
+class Rig:
+    def __init__(self, cmd_capacity=4):
+        self.cmd = SpscRing.create(segment_name("gwunit"), COMMAND, cmd_capacity)
+        self.evt = SpscRing.create(segment_name("gwunit"), EVENT, 16)
+        self.md = BroadcastRing.create(segment_name("gwunit"), EVENT, 16, role=None)
+        self.gw = Gateway(0, Config.default(), self.cmd, self.evt, self.md, FakeKeys(),
+                          wait_strategy="busy_spin")
+
+    def conn(self, account=None, cod=False):
+        ws = FakeWs()
+        s = Session(Config.default(), session_number(0, 1), cancel_on_disconnect=cod)
+        if account is not None:
+            s.authenticated(account)
+        c = Conn(ws, s, 1, b"", 0)
+        self.gw.conns[s.session_id] = c
+        return c
+
+    def feed(self, c, *msgs):
+        self.gw._on_frames(c, [Frame(Opcode.TEXT, orjson.dumps(m)) for m in msgs])
+
+    def kinds(self) -> list[tuple[int, int]]:
+        recs = self.cmd.read(100)
+        return [(int(r["kind"]), int(r["flags"])) for r in recs]
+
+    def close(self):
+        self.gw.pump.wait.close()
+        for r in (self.cmd, self.evt, self.md):
+            r.close()
+
+
+PLACE = {"op": "place", "symbol": "BTC-USD", "side": "buy", "price": "100", "qty": "1"}
+
+
+async def _settle():
+    for _ in range(50):
+        await asyncio.sleep(0.002)
+
+
+def test_a_full_command_ring_answers_overloaded_in_order():
+    async def go():
+        rig = Rig(cmd_capacity=4)
+        try:
+            c = rig.conn(account=5)
+            rig.feed(c, *({**PLACE, "req_id": k} for k in range(6)))
+            assert c.backlog is not None                  # waiting for room
+            rig.feed(c, {"op": "ping", "req_id": "after"})  # must wait its turn
+            await _settle()
+            sent = c.ws.sent()
+            assert [(m["type"], m.get("code"), m["req_id"]) for m in sent] == [
+                ("error", "overloaded", 4), ("error", "overloaded", 5), ("pong", None, "after")]
+            assert rig.kinds() == [(CommandKind.NEW, 0)] * 4
+            rig.feed(c, {**PLACE, "req_id": 9})           # room again: straight through
+            assert rig.kinds() == [(CommandKind.NEW, 0)] and c.backlog is None
+        finally:
+            rig.close()
+    asyncio.run(go())
+
+
+def test_frames_after_a_login_wait_for_its_answer():
+    async def go():
+        rig = Rig(cmd_capacity=16)
+        try:
+            c = rig.conn()
+            rig.feed(c, {"op": "login", "api_key": "good", "req_id": 1},
+                     {**PLACE, "req_id": 2}, {"op": "balances", "req_id": 3})
+            rig.feed(c, {"op": "ping", "req_id": 4})
+            assert c.ws.sent() == [] and rig.kinds() == []
+            await _settle()
+            assert [m["type"] for m in c.ws.sent()] == ["login", "pong"]
+            assert rig.kinds() == [(CommandKind.NEW, 0), (CommandKind.QUERY_BALANCES, 0)]
+            c2 = rig.conn()
+            rig.feed(c2, {"op": "login", "api_key": "bad", "req_id": 1}, {**PLACE, "req_id": 2})
+            await _settle()
+            assert [m.get("code") for m in c2.ws.sent()] == ["auth_failed", "not_authenticated"]
+        finally:
+            rig.close()
+    asyncio.run(go())
+
+
+def test_the_disconnect_command_follows_commands_still_waiting_for_room():
+    async def go():
+        rig = Rig(cmd_capacity=4)
+        try:
+            c = rig.conn(account=5, cod=True)
+            rig.feed(c, *({**PLACE, "req_id": k} for k in range(4)))   # fills the ring
+            rig.feed(c, {**PLACE, "req_id": 4})                         # waits for room
+            gone = asyncio.ensure_future(rig.gw._gone(c))
+            await asyncio.sleep(0)
+            assert rig.kinds() == [(CommandKind.NEW, 0)] * 4             # make room
+            await gone
+            assert rig.kinds() == [(CommandKind.NEW, 0), (CommandKind.CANCEL_ALL,
+                                                           CMD_DISCONNECT)]
+        finally:
+            rig.close()
+    asyncio.run(go())
+
+
+def test_binary_and_invalid_utf8_frames_close_the_connection():
+    async def go():
+        rig = Rig()
+        try:
+            c = rig.conn()
+            rig.gw._on_frames(c, [Frame(Opcode.BINARY, b"\x00")])
+            assert c.ws.sent()[0]["code"] == "binary_frame"
+            assert c.ws.protocol.state is State.CLOSING
+            c2 = rig.conn()
+            rig.gw._on_frames(c2, [Frame(Opcode.TEXT, b'{"op": "\xff"}')])
+            assert c2.ws.sent() == [] and c2.ws.protocol.state is State.CLOSING
+        finally:
+            rig.close()
+    asyncio.run(go())
