@@ -7,6 +7,8 @@ the tests share one exchange per module.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from decimal import Decimal
 
@@ -355,3 +357,23 @@ def test_the_eventfd_and_busy_wait_strategies_serve_requests():
                 await watcher.close()
             run(go())
             assert ex.close() == 0 and not ex.leftovers, ex.log_tail()
+
+
+def test_gateways_exit_when_the_supervisor_dies():
+    ex = LiveExchange(gateways=2).start()
+    try:
+        from tests.e2e.live_exchange import _children_of
+        kids = _children_of(ex.proc.pid)
+        assert len(kids) >= 4                       # writer, engine, 2 gateways (+ tracker)
+        os.kill(ex.proc.pid, signal.SIGKILL)
+        ex.proc.wait(10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            alive = [p for p in kids if os.path.exists(f"/proc/{p}")
+                     and open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"]
+            if not alive:
+                break
+            time.sleep(0.1)
+        assert not alive, f"still running after the supervisor died: {alive}"
+    finally:
+        ex.close()                                  # unlinks the rings nobody was left to
