@@ -7,7 +7,8 @@ two gateway processes sharing the port).
 Starts its own exchange (``ringex run --gateways 2``, temp data dir, per-connection rate
 limits lifted) and stops it. Client processes each drive several connections (bare
 sockets, perf/_wsraw.py) with up to ``--window`` requests in flight per connection, and
-count the direct replies (ack or reject) that arrive after a warm-up second. Workloads:
+count the direct replies (ack, cancelled or reject; ``rejects`` says how many were
+rejects: none are expected) that arrive after a warm-up second. Workloads:
 
 - ``ioc``:  IOC buys far below any ask: ack + cancelled each, the book stays empty;
 - ``rest``: a GTC buy away from the touch, then its cancel: two requests per order, the
@@ -38,6 +39,7 @@ from tests.e2e.live_exchange import LiveExchange  # noqa: E402
 
 UNLIMITED = "rate_per_s=10000000,burst=10000000,max_pending=1000000"
 REPLY_PREFIXES = (b'{"type":"ack"', b'{"type":"reject"', b'{"type":"cancelled"')
+REJECT = b'{"type":"reject"'
 
 
 def _requests(workload: str, n: int) -> list[bytes]:
@@ -75,7 +77,7 @@ def client(url: str, keys: list[str], workload: str, window: int, warm_s: float,
         time.sleep(0.001)
     t_warm = time.perf_counter() + warm_s
     t_end = t_warm + seconds
-    counted = 0
+    counted = rejected = 0
     counting = False
 
     def top_up(c) -> None:
@@ -94,7 +96,7 @@ def client(url: str, keys: list[str], workload: str, window: int, warm_s: float,
     while True:
         now = time.perf_counter()
         if not counting and now >= t_warm:
-            counting, counted = True, 0
+            counting, counted, rejected = True, 0, 0
         if now >= t_end:
             break
         for key, _ in sel.select(0.05):
@@ -106,13 +108,14 @@ def client(url: str, keys: list[str], workload: str, window: int, warm_s: float,
             if not chunk:
                 raise ConnectionError("the gateway closed a benchmark connection")
             c._buf += chunk
-            n = sum(1 for m in c._parse() if m.startswith(REPLY_PREFIXES)
-                    and b'"req_id"' in m)
-            state[c][1] += n
+            replies = [m for m in c._parse() if m.startswith(REPLY_PREFIXES)
+                       and b'"req_id"' in m]
+            state[c][1] += len(replies)
             if counting:
-                counted += n
+                counted += len(replies)
+                rejected += sum(1 for m in replies if m.startswith(REJECT))
             top_up(c)
-    out.put((counted, seconds))
+    out.put((counted, rejected))
     for c in conns:
         c.sock.setblocking(True)
         c.close()
@@ -155,6 +158,7 @@ def main() -> None:
                     p.kill()
             total = sum(n for n, _ in results)
             emit_throughput("ws_throughput", total, seconds, "replies/s", workload=workload,
+                            rejects=sum(r for _, r in results),
                             gateways=a.gateways, clients=a.clients, conns=a.conns,
                             window=a.window, wait=a.wait, **machine())
 

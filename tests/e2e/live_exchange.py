@@ -82,9 +82,9 @@ class LiveExchange:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not run_file.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.close()
-                raise RuntimeError(f"ringex run did not start (exit {self.proc.returncode}); "
-                                   f"log:\n{self.log_tail()}")
+                tail = self.log_tail()
+                code = self.close()
+                raise RuntimeError(f"ringex run did not start (exit {code}); log:\n{tail}")
             time.sleep(0.05)
         info = json.loads(run_file.read_text())
         self.url, self.port = info["url"], info["port"]
