@@ -39,7 +39,8 @@ def parse_decimal(text: object) -> tuple[int, int] | None:
 class Step:
     """An exact decimal step (a tick, a lot, an asset's minor unit): ``units / 10**exp``."""
 
-    __slots__ = ("units", "exp")
+    __slots__ = ("units", "exp", "_formatted")
+    CACHE = 4096               # formatted values kept per step (prices and sizes repeat)
 
     def __init__(self, step: Decimal | str | int):
         sign, digits, exponent = Decimal(step).as_tuple()
@@ -50,6 +51,7 @@ class Step:
             self.units, self.exp = units * 10**exponent, 0
         else:
             self.units, self.exp = units, -exponent
+        self._formatted: dict[int, str] = {}
 
     @classmethod
     def minor_unit(cls, scale: int) -> "Step":
@@ -62,6 +64,15 @@ class Step:
 
     def format(self, n: int) -> str:
         """``n`` steps as a plain decimal string with exactly ``exp`` decimals."""
+        text = self._formatted.get(n)
+        if text is None:
+            text = self._format(n)
+            if len(self._formatted) >= self.CACHE:
+                self._formatted.clear()
+            self._formatted[n] = text
+        return text
+
+    def _format(self, n: int) -> str:
         v = n * self.units
         if self.exp == 0:
             return str(v)
