@@ -1,7 +1,7 @@
 """The ``ringex`` command line (click).
 
     ringex run      [--config FILE] [--data-dir DIR] [--db URL] [--host H] [--port P]
-                    [--gateways N] [--wait busy|spin|eventfd]
+                    [--gateways N] [--wait busy|spin|eventfd] [--fsync none|batch]
     ringex demo     (the same options) run plus demo bots and a live view
     ringex accounts add NAME [--deposit ASSET=AMOUNT ...]   JSON with account_id, api_key
     ringex accounts list
@@ -52,7 +52,7 @@ def store_options(f):
 
 
 def run_options(f):
-    """--host, --port, --gateways and --wait, shared by run and demo."""
+    """--host, --port, --gateways, --wait and --fsync, shared by run and demo."""
     for option in reversed((
         click.option("--host", default="127.0.0.1", show_default=True,
                      help="Address the gateways listen on."),
@@ -65,6 +65,11 @@ def run_options(f):
                      help="Idle strategy: spin (spin, then sleep: the default, kind to small "
                           "machines), busy (a core at 100%, lowest latency), eventfd (block "
                           "in the kernel when idle)."),
+        click.option("--fsync", type=click.Choice(["none", "batch"]), default="none",
+                     show_default=True,
+                     help="Journal durability: none (survives any process crash, not a "
+                          "power cut) or batch (fsync every journal entry: survives a power "
+                          "cut, costs a disk flush per batch)."),
     )):
         f = option(f)
     return f
@@ -107,16 +112,17 @@ def _supervise(options: RunOptions) -> int:
 @main.command()
 @store_options
 @run_options
-def run(config_path, data_dir, db_url, host, port, gateways, wait):
+def run(config_path, data_dir, db_url, host, port, gateways, wait, fsync):
     """Run the exchange until SIGINT/SIGTERM (then drain, flush and stop cleanly)."""
     sys.exit(_supervise(RunOptions(data_dir=data_dir, config_path=config_path, db_url=db_url,
-                                   host=host, port=port, gateways=gateways, wait=wait)))
+                                   host=host, port=port, gateways=gateways, wait=wait,
+                                   journal_fsync=fsync)))
 
 
 @main.command()
 @store_options
 @run_options
-def demo(config_path, data_dir, db_url, host, port, gateways, wait):
+def demo(config_path, data_dir, db_url, host, port, gateways, wait, fsync):
     """Run the exchange with demo market-maker and taker bots and a live view.
 
     Logs go to DATA_DIR/ringex.log; Ctrl-C stops everything."""
@@ -130,7 +136,7 @@ def demo(config_path, data_dir, db_url, host, port, gateways, wait):
     os.close(log_fd)
     sys.exit(_supervise(RunOptions(data_dir=data_dir, config_path=config_path, db_url=db_url,
                                    host=host, port=port, gateways=gateways, wait=wait,
-                                   demo=True)))
+                                   journal_fsync=fsync, demo=True)))
 
 
 # ---------------------------------------------------------------------- accounts

@@ -65,6 +65,7 @@ class RunOptions:
     port: int = 8765                        # 0: pick a free port
     gateways: int = 1
     wait: str = "spin"                      # busy | spin | eventfd (WAIT_NAMES)
+    journal_fsync: str = "none"             # none | batch (ringex/core/journal.py)
     gateway_entry: str = GATEWAY_ENTRY      # "module:function" with run_gateway's signature
     demo: bool = False                      # also run the demo (section 8) ...
     demo_entry: str = DEMO_ENTRY            # ... this "module:function"
@@ -190,7 +191,9 @@ class Supervisor:
         spec = EngineSpec(cmd_rings=[g["cmd"] for g in names["gateways"]],
                           evt_rings=[g["evt"] for g in names["gateways"]], md_ring=names["md"],
                           config_path=o.config_path, wait=wait, start=start,
-                          cmd_wakeups=cmd_w, evt_wakeups=evt_w)
+                          cmd_wakeups=cmd_w, evt_wakeups=evt_w,
+                          state_dir=str(self.data_dir / "state"),
+                          journal_fsync=o.journal_fsync)
         self.engine = EngineProcess(spec, self.queue, self.ctx)
         try:
             with _sigint_blocked():

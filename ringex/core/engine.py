@@ -25,6 +25,7 @@ from enum import IntEnum
 from ringex.config import Config
 from ringex.core import engine_loop as L
 from ringex.core.engine_front import ENGINE_PRODUCER, WAITS, Engine, StartState  # noqa: F401
+from ringex.core.snapshot import StateStore
 from ringex.ring import layout
 from ringex.ring.broadcast import BroadcastRing
 from ringex.ring.spsc import SpscRing
@@ -72,6 +73,8 @@ class EngineSpec:
     drain_timeout_s: float = DRAIN_TIMEOUT_S       # stop: longest wait for the gateways
     cmd_wakeups: list[EventfdWait] | None = None   # eventfd: one per command ring
     evt_wakeups: list[EventfdWait] | None = None   # eventfd: one per event ring
+    state_dir: str | None = None         # journal + snapshots (None: no journal)
+    journal_fsync: str = "none"          # "none" | "batch" (ringex/core/journal.py)
 
     def config(self) -> Config:
         return Config.from_toml(self.config_path) if self.config_path else Config.default()
@@ -107,27 +110,62 @@ def run_engine(spec: EngineSpec, queue, ctl) -> int:
     ppid = os.getppid()
     ctl[Ctl.PID] = os.getpid()
     eng = attach(spec, queue)
+    store = None
     try:
-        eng.restore(spec.start)
+        if spec.state_dir:
+            store = StateStore(spec.state_dir, spec.config(), spec.journal_fsync)
+            _recover(eng, store, spec.start)
+        else:
+            eng.restore(spec.start)
         eng.warm_up()
         _apply_transfers(eng, spec.start.transfers)
         gc.collect()
         gc.freeze()         # a full collection over numba's ~10^5 objects would stall ~15 ms
         ctl[Ctl.STATE] = State.RUNNING
-        log.info("engine: running (%d gateways, wait %s)", len(spec.cmd_rings), spec.wait)
+        log.info("engine: running (%d gateways, wait %s, journal %s)", len(spec.cmd_rings),
+                 spec.wait, spec.state_dir or "off")
         code = _loop(eng, ctl, ppid, spec.drain_timeout_s)
         if code != 0:
             return code
-        n = eng.cancel_everything()
+        if store is None:   # nothing to restore books from: leave nothing open
+            n = eng.cancel_everything()
+            log.info("engine: cancelled %d resting orders (no journal)", n)
+        eng.finish_batch()
         eng.hand_off()
-        log.info("engine: stopped; cancelled %d resting orders; %s", n, eng.counters())
+        if store is not None and store.journal.last_batch > 0:
+            path = store.save_snapshot(eng.svc, store.journal.last_batch)
+            log.info("engine: snapshot %s", path.name)
+        log.info("engine: stopped; %s", eng.counters())
         ctl[Ctl.STATE] = State.STOPPED
         return 0
     except BaseException:
         ctl[Ctl.STATE] = State.FAILED
         raise
     finally:
+        if store is not None:
+            store.close()
         eng.close()
+
+
+def _recover(eng: Engine, store: StateStore, start: StartState) -> None:
+    """Continue from the journal (and a snapshot the database holds), resend to the writer
+    every replayed entry the database lacks, and journal from there on."""
+    held = start.first_batch - 1            # the database's last batch of the engine
+    if store.snapshots() or store.segments():
+        rec = store.recover(eng.svc, keep_events=True, upto=held)
+        for problem in rec.problems:
+            log.warning("engine: recovery: %s", problem)
+        sent = eng.send_replayed(rec.entries, held)
+        log.info("engine: recovered batch %d (snapshot %d + %d journal entries); %d entries "
+                 "resent to the writer", rec.last_batch, rec.snapshot_batch,
+                 rec.replayed_batches, sent)
+        if rec.snapshot_batch:
+            store.prune_before(rec.snapshot_batch)
+        next_batch = max(rec.last_batch, held) + 1
+    else:                                   # first run on this data dir
+        eng.restore(start)
+        next_batch = held + 1
+    eng.use_journal(store.open_journal(next_batch))
 
 
 def _loop(eng: Engine, ctl, ppid: int, drain_timeout_s: float) -> int:

@@ -24,9 +24,11 @@ import numpy as np
 
 from ringex.config import Config
 from ringex.core import engine_loop as L
+from ringex.core.journal import J_FD, Journal
 from ringex.core.order_book import ORDER_SEQ, SLOT_BITS
 from ringex.core.order_service import OrderService
 from ringex.core.structs import bundle
+from ringex.errors import StorageError
 from ringex.ring import layout
 from ringex.ring.atomics import atomic_store, store_then_fence
 from ringex.ring.broadcast import BroadcastRing
@@ -67,7 +69,8 @@ class Engine:
                  wallets: bool = True, first_batch: int = 1,
                  cmd_wakeups: list[EventfdWait] | None = None,
                  evt_wakeups: list[EventfdWait] | None = None,
-                 journal=None, first_journal_batch: int = 1):
+                 journal=None, first_journal_batch: int = 1,
+                 command_journal: Journal | None = None):
         if wait not in WAITS:
             raise ValueError(f"wait must be one of {WAITS}, got {wait!r}")
         if not cmd_rings or len(cmd_rings) != len(evt_rings) or len(cmd_rings) > 63:
@@ -92,11 +95,16 @@ class Engine:
             keys=np.zeros(len(self.svc._out) + ng * L.BATCH_PER_RING, np.int64),
             md=layout.events(L.MD_BUFFER),
             rpos=np.zeros(ng, np.int64), alive=np.ones(ng, np.int64),
-            journal=np.zeros(8, np.int64),
+            journal=command_journal.state if command_journal else _no_journal(),
+            journal_head=command_journal.head if command_journal else np.zeros(20, np.uint8),
+            journal_iov=command_journal.iov if command_journal else np.zeros(4, np.int64),
+            grp_end=np.zeros(L.ACC_COMMANDS, np.int64),
+            grp_batch=np.zeros(L.ACC_COMMANDS, np.int64),
             st=np.zeros(L.S_WORDS, np.int64),
         )
         self.st = self.arrays.st
         self.st[L.S_EVENTFD] = wait == "eventfd"
+        self.command_journal = command_journal
         # JOURNAL HOOK (Python side): ``journal.append(batch, cmds)`` gets every processed
         # group's commands before any of its results leave the process
         self.journal = journal
@@ -145,6 +153,9 @@ class Engine:
                 else IDLE_RECHECK_POLLS
         r = L.step(*self._args, max_idle, max_batches)
         st = self.st
+        if r == L.RET_JOURNAL_FAILED:
+            raise StorageError("engine: the journal write failed; stopping (nothing of the "
+                               "unjournaled batch left the process)")
         if r == L.RET_JOURNAL:
             self._journal_group()
         elif r == L.RET_BLOCKED:
@@ -165,14 +176,50 @@ class Engine:
     def hand_off(self) -> None:
         """Send the processed commands and their events to the writer; empty the buffers."""
         st = self.st
-        nc, ne = int(st[L.S_ACC_NC]), int(st[L.S_ACC_NEV])
-        if self.producer is not None and ne:
+        nc, ne, ng = int(st[L.S_ACC_NC]), int(st[L.S_ACC_NEV]), int(st[L.S_ACC_NG])
+        if self.producer is not None and ng:
+            self._hand_off_entries(ng)
+        elif self.producer is not None and ne:
             cmds, out = self.arrays.acc_cmds, self.arrays.out
             for c0, c1, e0, e1 in payload_bounds(self.arrays.acc_ev_end[:nc], HANDOFF_EVENTS):
                 self.producer.put_events(out[e0:e1], cmds[c0:c1] if c1 > c0 else None)
                 self.handoffs += 1
-        st[L.S_ACC_NC] = st[L.S_ACC_NEV] = 0
+        st[L.S_ACC_NC] = st[L.S_ACC_NEV] = st[L.S_ACC_NG] = 0
         self.last_handoff_ns = time.monotonic_ns()
+
+    def _hand_off_entries(self, ng: int) -> None:
+        """With a journal: payloads of whole journal entries, each numbered with the batch
+        of its last entry, so the database's last batch says which entries it holds."""
+        a = self.arrays
+        ends, c = a.acc_ev_end, 0
+        g = 0
+        while g < ng:
+            c0, e0 = c, (int(ends[c - 1]) if c else 0)
+            while True:                       # whole entries up to about HANDOFF_EVENTS
+                c = int(a.grp_end[g])
+                g += 1
+                if g >= ng or int(ends[c - 1]) - e0 >= HANDOFF_EVENTS:
+                    break
+            self.producer.put_events(a.out[e0:int(ends[c - 1])], a.acc_cmds[c0:c],
+                                     batch=int(a.grp_batch[g - 1]))
+            self.handoffs += 1
+
+    def use_journal(self, journal: Journal) -> None:
+        """Journal every group from now on (the loop writes it; journal.state becomes the
+        loop's own array, so both sides see the same batch numbers)."""
+        self.arrays.journal[:] = journal.state
+        journal.state = self.arrays.journal
+        self.command_journal = journal
+
+    def send_replayed(self, entries, after: int) -> int:
+        """Hand the writer the events of replayed journal entries numbered above ``after``
+        (what the database does not hold yet); returns how many entries were sent."""
+        sent = 0
+        for batch, cmds, events in entries:
+            if batch > after and self.producer is not None:
+                self.producer.put_events(events, cmds, batch=batch)
+                sent += 1
+        return sent
 
     def _journal_group(self) -> None:
         st = self.st
@@ -276,6 +323,12 @@ class Engine:
         if self.wait == "eventfd":
             for w in (*self.cmd_wakeups, *self.evt_wakeups):
                 w.close()
+
+
+def _no_journal() -> np.ndarray:
+    state = np.zeros(8, np.int64)
+    state[J_FD] = -1
+    return state
 
 
 def payload_bounds(ends: np.ndarray, limit: int):

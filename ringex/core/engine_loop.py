@@ -12,6 +12,8 @@ One call runs batches until there is something only Python can do, and says what
     RET_SIGNAL   (eventfd mode) gateways in bitmask st[S_SIGNAL] sleep: write their eventfd
     RET_JOURNAL  (st[S_PY_JOURNAL] = 1) a processed group's commands, acc_cmds[S_G_C0:S_G_C1],
                  await a Python journal; calling again routes and publishes them
+    RET_JOURNAL_FAILED  the journal write failed: the engine must stop (its state is ahead
+                 of its journal; nothing of the group has left the process)
 
 A batch: up to ``BATCH_PER_RING`` commands from each gateway's command ring, round robin
 (the ring read first rotates every batch, so no gateway is always first). Its stages:
@@ -20,10 +22,11 @@ A batch: up to ``BATCH_PER_RING`` commands from each gateway's command ring, rou
   2. process    order_service.process, one command at a time, events appended to ``eb.out``
                 (the hand-off buffer: events since the last hand-off; ``acc_ev_end`` marks
                 where each command's events end, so hand-offs split between commands)
-  3. journal    ``journal_append``: the place where accepted commands must reach the journal
-                before any result leaves the process (no journal yet: a no-op hook). A
-                journal written in Python instead sets st[S_PY_JOURNAL]: the loop then
-                returns RET_JOURNAL here (``Engine(journal=...)`` does the rest)
+  3. journal    ``journal_append``: the group's commands become one journal entry
+                (ringex/core/journal.py, written from here with one writev) before any
+                result leaves the process; ``grp_end``/``grp_batch`` remember the entries
+                so hand-offs to the writer end on entry boundaries. (A journal written in
+                Python instead sets st[S_PY_JOURNAL]: the loop then returns RET_JOURNAL.)
   4. route      each event to the event ring of gateway ``session >> 24``; waits while a
                 live gateway's ring is full, skips gateways marked gone (``eb.alive``)
   5. publish    market data (market_data.publish) on the broadcast ring
@@ -39,6 +42,7 @@ from ringex.core.order_service import process
 from ringex.ring.atomics import cpu_relax, fence_seq_cst, load_acquire, load_relaxed, store_release
 from ringex.ring.shm import CONSUMER_SLEEPING, HEAD, TAIL
 from ringex.ring.spsc import ring_read_into
+from ringex.core.journal import J_FD, append_entry
 
 BATCH_PER_RING = 64          # commands taken from one gateway's ring per batch
 ACC_COMMANDS = 8192          # commands between two hand-offs (at most)
@@ -46,12 +50,13 @@ FLUSH_EVENTS = 16384         # hand off once this many events are waiting
 MD_BUFFER = 4096             # market-data staging records
 ROUTE_SPINS = 20000          # spins on a full event ring before asking Python to check it
 
-RET_NONE, RET_IDLE, RET_FLUSH, RET_BUDGET, RET_BLOCKED, RET_SIGNAL, RET_JOURNAL = range(7)
+RET_NONE, RET_IDLE, RET_FLUSH, RET_BUDGET, RET_BLOCKED, RET_SIGNAL, RET_JOURNAL, \
+    RET_JOURNAL_FAILED = range(8)
 
 # st[] words
 (S_BATCH_N, S_BATCH_I, S_ACC_NC, S_ACC_NEV, S_GROUP, S_G_E0, S_G_E1, S_KEYS_N, S_RR,
  S_BLOCKED, S_SIGNAL, S_EVENTFD, S_BATCHES, S_COMMANDS, S_EVENTS, S_MD, S_G_C0, S_G_C1,
- S_PY_JOURNAL, S_WORDS) = range(20)
+ S_PY_JOURNAL, S_ACC_NG, S_WORDS) = range(21)
 # S_GROUP: 0 nothing pending, 1 a processed group awaits routing, 2 awaits publishing
 
 EngineBuffers = namedtuple("EngineBuffers", [
@@ -66,20 +71,25 @@ EngineBuffers = namedtuple("EngineBuffers", [
     "md",           # EVENT[MD_BUFFER]: market-data staging
     "rpos",         # int64[n_gateways]: next event of the group to route to that gateway
     "alive",        # int64[n_gateways]: 0 once the gateway is gone (its events are dropped)
-    "journal",      # int64[8]: state of the journal stage (placeholder)
+    "journal",      # int64[8]: Journal.state of the open journal (J_FD < 0: none)
+    "journal_head",  # uint8[20]: entry header scratch (Journal.head)
+    "journal_iov",  # int64[4]: writev scratch (Journal.iov)
+    "grp_end",      # int64[ACC_COMMANDS]: where each journaled group ends in acc_cmds
+    "grp_batch",    # int64[ACC_COMMANDS]: that group's journal batch number
     "st",           # int64[S_WORDS]: loop state and counters (S_* above)
 ])
 
 
 @njit(cache=True)
-def journal_append(journal, cmds, c0, c1):
-    """JOURNAL HOOK: append the accepted commands cmds[c0:c1], in processing order.
-
-    Runs after ``process`` and before ``route``/``publish``: when it returns, the
-    commands must be durable enough that their results may leave the process. No journal
-    exists yet, so this does nothing; the journal stage replaces this body (and may use
-    ``journal``, the int64 state array in EngineBuffers)."""
-    return c1 - c0
+def journal_append(eb, cmds, c0, c1):
+    """Stage 3: append the accepted commands cmds[c0:c1] to the journal, in processing
+    order, as one entry (one writev, fsync per the journal's policy). Runs after
+    ``process`` and before ``route``/``publish``: when it returns, the commands are in
+    the journal and their results may leave the process. Returns the entry's batch
+    number, 0 when there is no journal (or nothing to write), -1 when the write failed."""
+    if eb.journal[J_FD] < 0 or c1 <= c0:
+        return 0
+    return append_entry(eb.journal, eb.journal_head, eb.journal_iov, cmds, c0, c1)
 
 
 @njit(cache=True)
@@ -117,7 +127,13 @@ def run_group(bk, wl, mk, eb, st, wallets):
         ends[c] = e
         c += 1
         i += 1
-    journal_append(eb.journal, acc, c0, c)
+    jb = journal_append(eb, acc, c0, c)
+    if jb < 0:
+        return -1
+    if jb > 0:
+        g = st[S_ACC_NG]
+        eb.grp_end[g], eb.grp_batch[g] = c, jb
+        st[S_ACC_NG] = g + 1
     st[S_BATCH_I], st[S_ACC_NC], st[S_ACC_NEV] = i, c, e
     st[S_G_E0], st[S_G_E1], st[S_KEYS_N] = e0, e, nk
     st[S_G_C0], st[S_G_C1] = c0, c
@@ -230,7 +246,10 @@ def step(bk, wl, mk, eb, wallets, max_idle, max_batches):
             st[S_BATCH_N], st[S_BATCH_I] = n, 0
         if st[S_ACC_NC] + st[S_BATCH_N] - st[S_BATCH_I] > acc_cap:
             return RET_FLUSH
-        if run_group(bk, wl, mk, eb, st, wallets) == 0:
+        done = run_group(bk, wl, mk, eb, st, wallets)
+        if done < 0:
+            return RET_JOURNAL_FAILED
+        if done == 0:
             return RET_FLUSH
         if st[S_PY_JOURNAL] != 0:
             return RET_JOURNAL

@@ -6,8 +6,9 @@ Layout of the state folder (``<data-dir>/state``):
     journal/seg-<first>.rxj       journal entries from batch <first> on (journal.py)
 
 Taking a snapshot after batch N writes ``snap-N.npz`` (to a temp name, fsync, rename) and
-starts a new journal segment at N + 1. The two newest snapshots are kept, with every
-segment the older one needs, so a corrupted newest snapshot still recovers: from the older
+starts a new journal segment at N + 1. Nothing is deleted then: the engine calls
+``prune_before`` at start with the snapshot it recovered from, one the database already
+holds, so a corrupted newest snapshot or a lagging database still recovers from an older
 snapshot plus more of the journal. Recovery = newest valid snapshot + replay of every
 journal entry after it, which gives exactly the state an uninterrupted run would have had
 (the engine is deterministic).
@@ -27,7 +28,6 @@ from ringex.core.journal import Journal, read_journal
 from ringex.core.order_service import OrderService
 from ringex.errors import StorageError
 
-KEEP_SNAPSHOTS = 2
 FORMAT = 1
 
 
@@ -38,7 +38,8 @@ class Recovery:
     replayed_batches: int = 0
     last_batch: int = 0
     problems: list[str] = field(default_factory=list)    # corrupt snapshots, torn tails
-    events: list[np.ndarray] = field(default_factory=list)  # replayed batches' events
+    entries: list[tuple[int, np.ndarray, np.ndarray]] = field(default_factory=list)
+    # (batch, commands, events) of every replayed entry, when asked for (keep_events)
 
 
 def _digest(arrays: dict[str, np.ndarray]) -> str:
@@ -83,7 +84,6 @@ class StateStore:
         os.replace(tmp, final)
         _fsync_dir(self.snap_dir)
         self._rotate_journal(batch)
-        self._prune()
         return final
 
     def load_snapshot(self, path: Path, svc: OrderService) -> int:
@@ -123,25 +123,28 @@ class StateStore:
             self.journal = Journal.open(self.journal_dir / f"seg-{batch + 1:020d}.rxj",
                                         self.fsync, batch + 1)
 
-    def _prune(self) -> None:
-        snaps = self.snapshots()
-        for _, p in snaps[:-KEEP_SNAPSHOTS]:
-            p.unlink(missing_ok=True)
-        kept = snaps[-KEEP_SNAPSHOTS:]
-        if len(kept) < KEEP_SNAPSHOTS:
-            return
-        oldest = kept[0][0]
+    def prune_before(self, batch: int) -> None:
+        """Delete snapshots older than ``batch`` and journal segments holding only entries
+        at or before it. Call with a snapshot the database already holds (recovery's)."""
+        for b, p in self.snapshots():
+            if b < batch:
+                p.unlink(missing_ok=True)
         segs = self.segments()
-        for i, (first, p) in enumerate(segs):
-            nxt = segs[i + 1][0] if i + 1 < len(segs) else None
-            if nxt is not None and nxt <= oldest + 1:   # every entry is <= the oldest snapshot
+        for (first, p), (nxt, _) in zip(segs, segs[1:]):
+            if nxt <= batch + 1:              # the next segment starts at or before batch+1
                 p.unlink(missing_ok=True)
 
     # -- recovery
-    def recover(self, svc: OrderService, keep_events: bool = False) -> Recovery:
-        """Bring a fresh svc to the last journaled batch: newest valid snapshot + replay."""
+    def recover(self, svc: OrderService, keep_events: bool = False,
+                upto: int | None = None) -> Recovery:
+        """Bring a fresh svc to the last journaled batch: newest valid snapshot + replay.
+
+        ``upto``: use only snapshots taken at or before that batch (the database's last
+        batch), so that every entry the database lacks is replayed and its events kept."""
         rec = Recovery()
         for batch, path in reversed(self.snapshots()):
+            if upto is not None and batch > upto:
+                continue
             try:
                 rec.snapshot_batch = self.load_snapshot(path, svc)
                 break
@@ -159,7 +162,7 @@ class StateStore:
                     return rec
                 events = svc.submit(cmds)
                 if keep_events:
-                    rec.events.append(events)
+                    rec.entries.append((batch, cmds, events))
                 rec.replayed_batches += 1
                 rec.last_batch = batch
         return rec

@@ -170,5 +170,14 @@ def test_should_replay_a_journal_into_byte_identical_event_streams(tmp_path):
         config = rule_config()
         store = StateStore(tmp_path, config)
         rec = store.recover(funded(config), keep_events=True)
-        streams.append(b"".join(e.tobytes() for e in rec.events))
+        streams.append(b"".join(e.tobytes() for _, _, e in rec.entries))
     assert streams[0] == streams[1] and len(streams[0]) > 25 * 64
+
+
+def test_should_use_only_snapshots_the_database_already_holds(tmp_path):
+    live = run_with_store(tmp_path, command_stream(11, 35), snapshot_every=10)
+    config = rule_config()
+    svc = funded(config)
+    rec = StateStore(tmp_path, config).recover(svc, keep_events=True, upto=25)
+    assert rec.snapshot_batch == 20 and [b for b, _, _ in rec.entries] == list(range(21, 36))
+    assert state_bytes(svc) == state_bytes(live)
