@@ -2,7 +2,7 @@
 two gateway processes sharing the port).
 
     .venv/bin/python perf/ws_throughput.py --quick        # a few seconds
-    .venv/bin/python perf/ws_throughput.py --seconds 10 --clients 2 --conns 4 --window 512
+    .venv/bin/python perf/ws_throughput.py --seconds 10 --clients 2 --conns 4 --window 128
 
 Starts its own exchange (``ringex run --gateways 2``, temp data dir, per-connection rate
 limits lifted) and stops it. Client processes each drive several connections (bare
@@ -127,7 +127,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--clients", type=int, default=2, help="client processes [%(default)s]")
     ap.add_argument("--conns", type=int, default=4, help="connections per client [%(default)s]")
-    ap.add_argument("--window", type=int, default=512, help="requests in flight per "
+    ap.add_argument("--window", type=int, default=128, help="requests in flight per "
                     "connection [%(default)s]")
     ap.add_argument("--gateways", type=int, default=2)
     ap.add_argument("--wait", default="spin", choices=("busy", "spin", "eventfd"))
