@@ -11,11 +11,12 @@ docs/architecture.md section 4). Several gateways share one port with SO_REUSEPO
   ``?cancel_on_disconnect=true`` on the URL sets that option for the connection.
 - API keys are looked up in the repository on a worker thread (never on the loop) and
   cached; the key mapped to ``ADMIN_ACCOUNT`` makes an admin session.
-- Frames are answered and events pushed synchronously: a frame is queued on the
-  websockets protocol object and written to the transport at once, one write per
-  connection per pump round, without awaiting the socket. A client whose unsent output
-  exceeds ``MAX_OUTPUT_BYTES`` does not read: it is closed (1013, ``slow_consumer``)
-  rather than slowing the exchange down.
+- Frames are handled synchronously as websockets parses them (``gateway_conn``): the
+  commands of one TCP read go to the command ring in one write, the replies to the
+  socket in one write, without awaiting anything. Events are pushed the same way by the
+  pump (``gateway_pump``), one socket write per connection per round. A client with more
+  than 8 MiB of unsent output does not read: it is closed (1013, ``slow_consumer``)
+  rather than slowing the exchange down. docs/gateway.md walks through both paths.
 - A full command ring is waited on for ``RING_PATIENCE_S``, then the request is answered
   ``overloaded``; nothing ever blocks the loop.
 - AUDIT records (connect, login, auth failure, abusive close, disconnect) go to the
@@ -37,7 +38,6 @@ import ipaddress
 import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from urllib.parse import parse_qs
 
@@ -47,6 +47,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from ringex.config import Config
 from ringex.io.auth import KeyLookup
+from ringex.io.gateway_audit import AuditLog
 from ringex.io.gateway_conn import Conn, WsConnection
 from ringex.io.gateway_pump import EventPump
 from ringex.io.gateway_wait import make_pump_wait
@@ -56,7 +57,7 @@ from ringex.io.protocol import (
 )
 from ringex.io.protocol.codes import ERROR_NUMBERS
 from ringex.ring.broadcast import BroadcastRing
-from ringex.ring.layout import AUDIT, COMMAND, EVENT, AuditKind
+from ringex.ring.layout import COMMAND, EVENT, AuditKind
 from ringex.ring.spsc import SpscRing
 
 log = logging.getLogger("ringex.gateway")
@@ -91,10 +92,7 @@ class Gateway:
         self.sync = BookSync(self.feed, session_number(index, OWN_CONNECTION))
         self.pump = EventPump(evt, md.reader(), self.feed, self.sync, self,
                               make_pump_wait(wait_strategy, wakeups, evt.data_gate))
-        self._audit_producer = queue.producer(1 + index) if queue is not None else None
-        self._audit: list[tuple] = []
-        self._audit_pool = ThreadPoolExecutor(1, thread_name_prefix="ringex-audit")
-        self._audit_task: asyncio.Future | None = None
+        self.audit = AuditLog(queue, index)
         self._server = None
         self._pump_task: asyncio.Task | None = None
 
@@ -126,12 +124,7 @@ class Gateway:
         self.pump.stop()
         if self._pump_task is not None:
             await self._pump_task
-        if self._audit_task is not None:
-            await self._audit_task
-        self.flush_audit()
-        if self._audit_task is not None:
-            await self._audit_task
-        self._audit_pool.shutdown(wait=True)
+        await self.audit.close()
         self.pump.wait.close()
         self.keys.close()
 
@@ -165,7 +158,7 @@ class Gateway:
             if scheme.lower() == "bearer" and key.strip():
                 found = await self.keys.lookup(key.strip())
             if found is None:
-                self._audit_rec(AuditKind.AUTH_FAILED, sid, 0, addr, port,
+                self.audit.record(AuditKind.AUTH_FAILED, sid, 0, addr, port,
                                 ERROR_NUMBERS["auth_failed"])
                 return ws.respond(HTTPStatus.UNAUTHORIZED, "unknown api key\n")
             session.authenticated(*found)
@@ -173,9 +166,9 @@ class Gateway:
         self.conns[sid] = conn
         ws.sink = lambda frames: self._on_frames(conn, frames)
         ws.on_lost = lambda: self._spawn(self._gone(conn))
-        self._audit_rec(AuditKind.CONNECT, sid, 0, addr, port)
+        self.audit.record(AuditKind.CONNECT, sid, 0, addr, port)
         if session.account is not None:
-            self._audit_rec(AuditKind.LOGIN, sid, session.account, addr, port)
+            self.audit.record(AuditKind.LOGIN, sid, session.account, addr, port)
         return None
 
     def _new_number(self) -> int:
@@ -202,7 +195,7 @@ class Gateway:
         if records and not await self._write(records, INTERNAL_PATIENCE_S):
             log.error("gateway: command ring full; cancel-on-disconnect of session %#x lost",
                       session.session_id)
-        self._audit_rec(AuditKind.DISCONNECT, session.session_id, session.account or 0,
+        self.audit.record(AuditKind.DISCONNECT, session.session_id, session.account or 0,
                         conn.addr, conn.port)
 
     # ================================================================ frames -> actions
@@ -297,10 +290,10 @@ class Gateway:
         found = await self.keys.lookup(api_key)
         more = session.authenticated(*found) if found else session.auth_failed()
         if found:
-            self._audit_rec(AuditKind.LOGIN, session.session_id, found[0], conn.addr,
+            self.audit.record(AuditKind.LOGIN, session.session_id, found[0], conn.addr,
                             conn.port)
         else:
-            self._audit_rec(AuditKind.AUTH_FAILED, session.session_id, 0, conn.addr,
+            self.audit.record(AuditKind.AUTH_FAILED, session.session_id, 0, conn.addr,
                             conn.port, ERROR_NUMBERS["auth_failed"])
         for a in more + after:
             if type(a) is Reply:
@@ -332,7 +325,7 @@ class Gateway:
                 self._spawn(self._write(records, INTERNAL_PATIENCE_S))
         codes = [a.message.get("code") for a in actions
                  if type(a) is Reply and a.message.get("type") == "error"]
-        self._audit_rec(AuditKind.CLOSED_ABUSE, conn.session.session_id,
+        self.audit.record(AuditKind.CLOSED_ABUSE, conn.session.session_id,
                         conn.session.account or 0, conn.addr, conn.port,
                         ERROR_NUMBERS.get(codes[-1], 0) if codes else 0)
         conn.close_now(close.code, close.reason, CLOSE_TIMEOUT_S)
@@ -386,7 +379,7 @@ class Gateway:
             for a in actions:
                 if type(a) is Reply:
                     conn.out.append(orjson.dumps(a.message))
-            self._audit_rec(AuditKind.CLOSED_ABUSE, conn.session.session_id,
+            self.audit.record(AuditKind.CLOSED_ABUSE, conn.session.session_id,
                             conn.session.account or 0, conn.addr, conn.port,
                             ERROR_NUMBERS["slow_consumer"])
             conn.close_now(actions[-1].code, actions[-1].reason, CLOSE_TIMEOUT_S)
@@ -414,27 +407,6 @@ class Gateway:
             if self._write_now(records):
                 return True
         return False
-
-    # ================================================================ audit
-    def _audit_rec(self, kind: AuditKind, sid: int, account: int, addr: bytes, port: int,
-                   code: int = 0) -> None:
-        if self._audit_producer is not None:
-            self._audit.append((time.time_ns(), sid, account, int(kind), code, port, addr))
-
-    def flush_audit(self) -> None:
-        """Hand the buffered AUDIT records to the worker thread (unless it is still busy
-        with the previous batch: a full trade queue blocks it, never the loop)."""
-        if not self._audit or (self._audit_task is not None and not self._audit_task.done()):
-            return
-        rows, self._audit = self._audit, []
-        recs = np.zeros(len(rows), dtype=AUDIT)
-        for i, (ts, sid, account, kind, code, port, addr) in enumerate(rows):
-            r = recs[i]
-            r["ts_ns"], r["session"], r["account"], r["kind"] = ts, sid, account, kind
-            r["code"], r["port"] = code, port
-            r["addr"][:len(addr)] = np.frombuffer(addr, np.uint8)
-        self._audit_task = asyncio.get_running_loop().run_in_executor(
-            self._audit_pool, self._audit_producer.put_audit, recs)
 
 
 def limits_from_env(text: str | None = None) -> SessionLimits:
@@ -508,7 +480,7 @@ async def _serve(index, ring_names, config, db_url, host, port, data_dir, queue,
                 log.error("gateway %d: the supervisor died; stopping", index)
                 break
             await asyncio.sleep(HOUSEKEEPING_S)
-            gw.flush_audit()
+            gw.audit.flush()
         await gw.stop()
     finally:
         del gw
