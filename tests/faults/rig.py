@@ -16,6 +16,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -93,6 +94,14 @@ class Run:
         self.writer_pid = int(re.search(r"writer started \(pid (\d+)\)", text).group(1))
         self.engine_pid = int(re.search(r"engine started \(pid (\d+)", text).group(1))
         return self
+
+    def recovery(self) -> dict:
+        """What this start's engine logged about recovery (batch, snapshot, replayed,
+        resent), or {} on a first start."""
+        m = re.search(r"recovered batch (\d+) \(snapshot (\d+) \+ (\d+) journal entries\); "
+                      r"(\d+) entries resent", self.log())
+        return dict(zip(("batch", "snapshot", "replayed", "resent"),
+                        map(int, m.groups()))) if m else {}
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
@@ -337,11 +346,20 @@ class Replay:
     last_batch: int
 
 
-def replay_journal(data_dir: Path) -> Replay:
+def archive_journal(data_dir: Path, archive: Path) -> None:
+    """Copy the run's journal segments into ``archive`` (segments only grow, so copies
+    made after each run add up to the whole journal even after the engine prunes)."""
+    archive.mkdir(parents=True, exist_ok=True)
+    for seg in (Path(data_dir) / "state" / "journal").glob("seg-*.rxj"):
+        shutil.copyfile(seg, archive / seg.name)
+
+
+def replay_journal(data_dir: Path, journal_dir: Path | None = None) -> Replay:
     """A fresh OrderService fed every journal entry from batch 1 (no snapshot)."""
     svc = OrderService(CONFIG)
     evs, last = [], 0
-    segs = sorted((Path(data_dir) / "state" / "journal").glob("seg-*.rxj"))
+    folder = journal_dir or Path(data_dir) / "state" / "journal"
+    segs = sorted(folder.glob("seg-*.rxj"))
     for seg in segs:
         entries, _ = read_journal(seg)
         for batch, cmds in entries:
