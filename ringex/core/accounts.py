@@ -16,7 +16,7 @@ def _balance(wl, out, n, mk, c, acct, asset):
                 wl.locked[acct, asset], acct, c.session, c.ref, 0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def on_transfer(wl, mk, c, out, n, wallets):
     """DEPOSIT or WITHDRAW of c.qty minor units of asset c.symbol; answers with BALANCE."""
     acct, asset, amount = np.int64(c.account), np.int64(c.symbol), c.qty

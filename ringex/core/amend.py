@@ -12,7 +12,7 @@ from ringex.core.order_book import COID_MASK, can_rest, find_order, reduce, unre
 from ringex.core.trader import order_need, release, try_lock
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _own_order(bk, mk, c, out, n):
     """(slot, n): the command's resting order, or -1 with a REJECT written."""
     sym, acct = np.int64(c.symbol), np.int64(c.account)
@@ -32,7 +32,7 @@ def _own_order(bk, mk, c, out, n):
     return slot, n
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def on_cancel(bk, wl, mk, c, out, n, wallets):
     slot, n = _own_order(bk, mk, c, out, n)
     if slot < 0:
@@ -40,7 +40,7 @@ def on_cancel(bk, wl, mk, c, out, n, wallets):
     return drop_order(bk, wl, mk, slot, True, R_USER, c.session, c.ref, out, n, wallets)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def on_cancel_all(bk, wl, mk, c, out, n, wallets):
     sym, acct = np.int64(c.symbol), np.int64(c.account)
     if sym != ALL_SYMBOLS and sym >= mk.lo.shape[0]:

@@ -6,7 +6,7 @@ from numba import njit
 NO_SEQ = -1      # pass as seq_sym for events that carry no symbol sequence
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def emit(out, n, mk, seq_sym, kind, symbol, order_id, other, price, qty, leaves,
          account, session, ref, info):
     """Write event n and return n + 1. seq_sym >= 0 stamps that symbol's next sequence."""

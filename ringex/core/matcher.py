@@ -23,13 +23,13 @@ from ringex.core.trader import (
 FLAG_MARKET = 0x02          # o_flags bit next to CMD_POST_ONLY (0x01)
 FLAG_IOC = 0x04             # o_flags bit: the order never rests (IOC, FOK, market)
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def reject(out, n, mk, c, code, seq_sym):
     info = code | (INFO_SELL if c.side == 1 else 0)
     return emit(out, n, mk, seq_sym, EV_REJECT, c.symbol, c.order_id, c.client_order_id,
                 c.price, c.qty, 0, c.account, c.session, c.ref, info)
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def drop_order(bk, wl, mk, slot, resting, reason, session, ref, out, n, wallets):
     """Cancel an order (resting or the current taker): event, release its hold, free it."""
     sym, side = bk.o_symbol[slot], bk.o_side[slot]
@@ -45,7 +45,7 @@ def drop_order(bk, wl, mk, slot, resting, reason, session, ref, out, n, wallets)
     free_slot(bk, slot)
     return n
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _crosses(side, px, limit):
     return px <= limit if side == 0 else px >= limit
 
@@ -134,7 +134,7 @@ def match(bk, wl, mk, slot, session, ref, out, n, wallets):
             # else the taker is done, or a market buy ran short: retry the same maker
     return n, 0
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def finish_taker(bk, wl, mk, slot, stop, session, ref, out, n, wallets):
     """After matching: rest a GTC limit remainder, cancel any other, free a filled taker."""
     if bk.o_leaves[slot] == 0:

@@ -98,7 +98,7 @@ def new_book(config: Config) -> Book:
 
 
 # ---------------------------------------------------------------- order pool
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def alloc_slot(bk):
     """A free slot with a fresh order id, or -1 when the pool is full."""
     top = bk.meta[FREE_TOP]
@@ -111,14 +111,14 @@ def alloc_slot(bk):
     return slot
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def free_slot(bk, slot):
     bk.o_id[slot] = 0
     bk.free_slots[bk.meta[FREE_TOP]] = slot
     bk.meta[FREE_TOP] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def find_order(bk, order_id):
     """Slot of a resting order by id, or -1 (filled, cancelled, never existed)."""
     if order_id <= 0:
@@ -130,7 +130,7 @@ def find_order(bk, order_id):
 
 
 # ---------------------------------------------------------------- ladders
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def level_of(bk, b, t):
     """Flat level index of tick offset t in book b, or -1 when its page is absent."""
     page = bk.page_table[bk.pt_off[b] + (t >> PAGE_BITS)]
@@ -139,7 +139,7 @@ def level_of(bk, b, t):
     return page * PAGE + (t & (PAGE - 1))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def can_rest(bk, b, t):
     """True when a level for t exists or a page can be allocated for it."""
     return bk.page_table[bk.pt_off[b] + (t >> PAGE_BITS)] >= 0 or bk.meta[PAGE_TOP] > 0
@@ -155,7 +155,7 @@ def _where(bk, slot):
     return side, b, t, bk.pt_off[b] + (t >> PAGE_BITS)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def rest(bk, slot):
     """Append a (filled-in) order at the tail of its level and index it. Needs can_rest."""
     side, b, t, pti = _where(bk, slot)
@@ -198,7 +198,7 @@ def rest(bk, slot):
     bk.meta[LIVE] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def unrest(bk, slot):
     """Take a resting order out of its level and indexes (the slot stays allocated)."""
     side, b, t, pti = _where(bk, slot)
@@ -243,7 +243,7 @@ def unrest(bk, slot):
     bk.meta[LIVE] -= 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def reduce(bk, slot, q):
     """Take q lots off a resting order in place (fill or size decrease): keeps priority."""
     sym = bk.o_symbol[slot]

@@ -33,7 +33,7 @@ def need_buy(price, qty, tlv, taker_bps):
     return n + fee(n, taker_bps)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def order_need(mk, sym, side, price, qty):
     """What a resting order of qty lots must hold: (asset, amount)."""
     if side == 0:
@@ -41,7 +41,7 @@ def order_need(mk, sym, side, price, qty):
     return mk.base[sym], qty * mk.lot_units[sym]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def try_lock(wl, account, asset, amount):
     """Move amount from available to locked; False (nothing moved) when short."""
     if wl.avail[account, asset] < amount:
@@ -51,7 +51,7 @@ def try_lock(wl, account, asset, amount):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def release(wl, account, asset, amount):
     wl.locked[account, asset] -= amount
     wl.avail[account, asset] += amount
@@ -76,7 +76,7 @@ def market_buy_qty(budget, price, tlv, taker_bps, q_max):
     return lo
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def settle_fill(bk, wl, mk, sym, taker, maker, price, q, taker_is_market_buy):
     """Move money for one fill of q lots at price between two pool slots.
 
