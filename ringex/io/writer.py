@@ -26,6 +26,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -281,10 +282,23 @@ class WriterProcess:
         return True
 
     def stop(self, timeout: float = 60.0) -> int | None:
-        """STOP through the queue (after everything already queued), join; kill if stuck."""
+        """STOP through the queue (after everything already queued), join; kill if stuck.
+
+        Bounded by ``timeout`` even when STOP cannot be queued: a full queue nobody drains,
+        or a queue left locked by a producer killed mid-put (faster-fifo's mutex is not
+        robust; every later put/get blocks for good). The put then runs in a daemon thread
+        that is abandoned, and the writer is killed."""
         if self.process.is_alive():
-            self.queue.put_stop()
-            self.process.join(timeout)
+            deadline = time.monotonic() + timeout
+            put = threading.Thread(target=self.queue.put_stop, name="ringex-writer-stop",
+                                   daemon=True)
+            put.start()
+            put.join(timeout)
+            if put.is_alive():
+                log.error("writer: STOP could not be queued within %.0f s (queue full or "
+                          "locked by a dead producer); killing the writer", timeout)
+            else:
+                self.process.join(max(0.0, deadline - time.monotonic()))
         self.kill()
         return self.process.exitcode
 
