@@ -18,6 +18,7 @@ few ticks of the mid, ~30 % cancels of an earlier order by client_order_id (a fi
 is rejected: still a reply), ~20 % IOC orders through the touch (trades). The engine runs
 with wallets on.
 
+``--journal``: off, or on (the default, as ``ringex run``) with fsync none|batch.
 ``--persist``: none (no trade queue), queue (the engine hands batches to a trade queue that
 a helper process drains and discards: the engine's hand-off cost without a database;
 default), writer (a real writer into a temporary SQLite file).
@@ -159,7 +160,7 @@ def _drain(queue, stop) -> None:
 class Rig:
     """One engine process with its rings, and optionally a trade queue and its consumer."""
 
-    def __init__(self, wait: str, persist: str):
+    def __init__(self, wait: str, persist: str, journal: str = "none"):
         ctx = multiprocessing.get_context("spawn")
         self.config = Config.default()
         names = ring_names(new_run_id(), 1)
@@ -180,7 +181,9 @@ class Rig:
                 from ringex.io.writer import WriterOptions, WriterProcess
                 self.writer = WriterProcess(self.queue, os.path.join(self.tmp.name, "t2t.db"),
                                             self.config, WriterOptions(), ctx).start()
-        spec = EngineSpec([g["cmd"]], [g["evt"]], names["md"], wait=wait)
+        spec = EngineSpec([g["cmd"]], [g["evt"]], names["md"], wait=wait,
+                          state_dir=None if journal == "off" else os.path.join(self.tmp.name, "state"),
+                          journal_fsync="none" if journal == "off" else journal)
         self.engine = EngineProcess(spec, self.queue, ctx).start()
         funding = layout.batch(*[layout.deposit(a, asset.id, 10**17)
                                  for a in range(1, ACCOUNTS + 1) for asset in self.config.assets])
@@ -229,6 +232,8 @@ def main() -> None:
                     help="engine wait strategy (eventfd has no effect here: the driver "
                          "never signals)")
     ap.add_argument("--persist", default="queue", choices=("none", "queue", "writer"))
+    ap.add_argument("--journal", default="none", choices=("off", "none", "batch"),
+                    help="the engine's journal: off, or on with fsync none|batch (as ringex run)")
     ap.add_argument("--quick", action="store_true", help="10k and 50k cmd/s, 0.5 s each")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--pin", action="store_true",
@@ -238,7 +243,7 @@ def main() -> None:
     seconds = 0.5 if args.quick else args.seconds
     wait = "spin_then_sleep" if args.wait == "eventfd" else args.wait
     npc = ns_per_cycle()
-    rig = Rig(wait, args.persist)
+    rig = Rig(wait, args.persist, args.journal)
     if args.pin:
         cpus = sorted(os.sched_getaffinity(0))
         os.sched_setaffinity(rig.engine.process.pid, {cpus[-1]})
@@ -251,7 +256,8 @@ def main() -> None:
             lat = measure(rig, rate, seconds, args.seed + k + 1, coid0, npc)
             coid0 += 2 * len(lat)
             emit_latency("tick_to_trade", lat, unit="us", rate=rate, wait=wait,
-                         persist=args.persist, seconds=seconds, pinned=args.pin,
+                         persist=args.persist, journal=args.journal, seconds=seconds,
+                         pinned=args.pin,
                          load=round(os.getloadavg()[0], 2), **machine())
     finally:
         rig.close()
