@@ -33,13 +33,11 @@ import sys
 import time
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from perf._clock import cycles as _cycles, ns_per_cycle, read_cycles  # noqa: E402
 from perf._report import emit_latency, machine  # noqa: E402
 from ringex.ring.atomics import cpu_relax, load_acquire, load_relaxed, store_release  # noqa: E402
 from ringex.ring.layout import COMMAND, EVENT  # noqa: E402
@@ -52,30 +50,6 @@ IDLE_SPINS = 5_000_000     # an idle numba echo returns to Python this often (~0
 STALL_SPINS = 1 << 32      # the numba ping gives up after this many spins without a reply
 CAPACITY = 1024
 STRATEGIES = ("busy_spin", "spin_then_sleep", "eventfd", "eventfd_block")
-
-
-@intrinsic
-def read_cycles(typingctx):
-    """The CPU cycle counter (x86: rdtsc)."""
-
-    def codegen(context, builder, sig, args):
-        fnty = ir.FunctionType(ir.IntType(64), [])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.readcyclecounter")
-        return builder.call(fn, [])
-
-    return types.int64(), codegen
-
-
-@njit(cache=True)
-def _cycles():
-    return read_cycles()
-
-
-def ns_per_cycle() -> float:
-    c0, t0 = _cycles(), time.perf_counter_ns()
-    time.sleep(0.2)
-    c1, t1 = _cycles(), time.perf_counter_ns()
-    return (t1 - t0) / (c1 - c0)
 
 
 # ------------------------------------------------------------------ numba loops

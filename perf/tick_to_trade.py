@@ -37,13 +37,11 @@ import tempfile
 import time
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from perf._clock import cycles, ns_per_cycle, read_cycles  # noqa: E402
 from perf._report import emit_latency, machine  # noqa: E402
 from ringex.config import Config  # noqa: E402
 from ringex.core.engine import EngineProcess, EngineSpec  # noqa: E402
@@ -57,30 +55,6 @@ from ringex.supervisor import MD_CAPACITY, RING_CAPACITY, new_run_id, ring_names
 ACCOUNTS = 8
 MID = 3_000_000                     # BTC-USD ticks (30,000.00)
 SESSION = 1                         # gateway 0, connection 1
-
-
-@intrinsic
-def read_cycles(typingctx):
-    """The CPU cycle counter (x86: rdtsc)."""
-
-    def codegen(context, builder, sig, args):
-        fnty = ir.FunctionType(ir.IntType(64), [])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.readcyclecounter")
-        return builder.call(fn, [])
-
-    return types.int64(), codegen
-
-
-@njit(cache=True)
-def cycles():
-    return read_cycles()
-
-
-def ns_per_cycle() -> float:
-    c0, t0 = cycles(), time.perf_counter_ns()
-    time.sleep(0.2)
-    c1, t1 = cycles(), time.perf_counter_ns()
-    return (t1 - t0) / (c1 - c0)
 
 
 @njit(cache=True)
