@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from ringex.io.repository import open_repository
+from tests.e2e.procs import descendants
 
 START_TIMEOUT_S = 280.0       # a first run may compile the numba kernels
 STOP_TIMEOUT_S = 90.0
@@ -32,24 +33,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _children_of(pid: int) -> set[int]:
-    parent_of = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                if fields[0] not in ("Z", "X"):
-                    parent_of[int(entry)] = int(fields[1])
-            except (OSError, ValueError, IndexError):
-                pass
-    out, frontier = set(), {pid}
-    while frontier:
-        frontier = {p for p, pp in parent_of.items() if pp in frontier} - out
-        out |= frontier
-    return out
 
 
 class LiveExchange:
@@ -101,14 +84,14 @@ class LiveExchange:
             try:
                 code = self.proc.wait(STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
-                for p in _children_of(pid) | {pid}:
+                for p in descendants(pid) | {pid}:
                     try:
                         os.kill(p, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
                 self.proc.wait(10)
                 code = None
-            self.leftovers = [f"pid {p}" for p in _children_of(pid)]
+            self.leftovers = [f"pid {p}" for p in descendants(pid)]
             self.leftovers += sorted(n for n in os.listdir("/dev/shm")
                                      if n.startswith(f"ringex-{pid}-"))
             for n in self.leftovers:

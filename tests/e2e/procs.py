@@ -20,7 +20,9 @@ def descendants(pid: int) -> set[int]:
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat") as f:
-                    parent_of[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if fields[0] not in ("Z", "X"):        # zombies are gone, just unreaped
+                    parent_of[int(entry)] = int(fields[1])
             except (OSError, ValueError, IndexError):
                 pass
     out, frontier = set(), {pid}

@@ -362,8 +362,8 @@ def test_the_eventfd_and_busy_wait_strategies_serve_requests():
 def test_gateways_exit_when_the_supervisor_dies():
     ex = LiveExchange(gateways=2).start()
     try:
-        from tests.e2e.live_exchange import _children_of
-        kids = _children_of(ex.proc.pid)
+        from tests.e2e.procs import descendants
+        kids = descendants(ex.proc.pid)
         assert len(kids) >= 4                       # writer, engine, 2 gateways (+ tracker)
         os.kill(ex.proc.pid, signal.SIGKILL)
         ex.proc.wait(10)
