@@ -11,10 +11,11 @@ import pytest
 
 from tests.faults.rig import (Run, Seen, ask_engine, check_converged, fund, make_accounts,
                               replay_journal, run_async, stream)
+from tests.io.conftest import pg_dsn, pg_url  # noqa: F401  (fixtures: shared server, own schema)
 
 
-def _crash_and_recover(tmp_path, fault: str) -> dict:
-    run = Run(tmp_path / "data")
+def _crash_and_recover(tmp_path, fault: str, db: str | None = None) -> dict:
+    run = Run(tmp_path / "data", db=db)
     try:
         run.start()
         keys = make_accounts(run)
@@ -70,3 +71,13 @@ def test_writer_killed_mid_stream_database_converges(tmp_path):
 @pytest.mark.timeout(120)
 def test_whole_group_killed_while_the_writer_lags_database_converges(tmp_path):
     _crash_and_recover(tmp_path, "group")
+
+
+@pytest.mark.timeout(120)
+def test_postgres_matcher_killed_mid_stream_loses_nothing(tmp_path, pg_url):
+    _crash_and_recover(tmp_path, "engine", pg_url)
+
+
+@pytest.mark.timeout(120)
+def test_postgres_whole_group_killed_while_the_writer_lags_converges(tmp_path, pg_url):
+    _crash_and_recover(tmp_path, "group", pg_url)
