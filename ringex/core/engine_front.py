@@ -166,9 +166,8 @@ class Engine:
                 if mask >> g & 1:
                     os.eventfd_write(w.fileno(), 1)
         if st[L.S_GROUP] == 0 and st[L.S_ACC_NC]:
-            # not on every idle step: at a trickle of orders the writer would wake for each
-            # one and take the second core from the gateway (a few ms of delay is harmless)
-            if r == L.RET_FLUSH or time.monotonic_ns() - self.last_handoff_ns >= HANDOFF_EVERY_NS:
+            if r == L.RET_FLUSH or r == L.RET_IDLE \
+                    or time.monotonic_ns() - self.last_handoff_ns >= HANDOFF_EVERY_NS:
                 self.hand_off()
         elif r == L.RET_FLUSH:
             raise RuntimeError("engine loop asked for a hand-off with nothing to hand off")
