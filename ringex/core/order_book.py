@@ -129,6 +129,34 @@ def find_order(bk, order_id):
     return slot
 
 
+# ---------------------------------------------------------------- intrusive lists
+# A price level's FIFO (o_prev/o_next, ends lv_head/lv_tail[level]) and an account's
+# resting orders (o_aprev/o_anext, ends acct_head/acct_tail[account]) are the same kind
+# of doubly linked list through the pool; an empty list has head = tail = -1.
+@njit(cache=True, inline="always")
+def _push_back(prev, nxt, head, tail, lst, slot):
+    last = tail[lst]
+    prev[slot], nxt[slot] = last, -1
+    if last >= 0:
+        nxt[last] = slot
+    else:
+        head[lst] = slot
+    tail[lst] = slot
+
+
+@njit(cache=True, inline="always")
+def _unlink(prev, nxt, head, tail, lst, slot):
+    p, n = prev[slot], nxt[slot]
+    if p >= 0:
+        nxt[p] = n
+    else:
+        head[lst] = n
+    if n >= 0:
+        prev[n] = p
+    else:
+        tail[lst] = p
+
+
 # ---------------------------------------------------------------- ladders
 @njit(cache=True, inline="always")
 def level_of(bk, b, t):
@@ -166,33 +194,18 @@ def rest(bk, slot):
         page = bk.free_pages[top]
         bk.page_table[pti] = page
     li = page * PAGE + (t & (PAGE - 1))
-    bk.o_next[slot] = -1
     if bk.lv_count[li] == 0:
-        bk.lv_head[li] = slot
-        bk.o_prev[slot] = -1
         bk.lv_qty[li] = 0
         bk.page_live[page] += 1
         bitset.bit_set(bk.bm, bk.bm_off[b], bk.bm_nlev[b], t)
         cur = bk.best[b]
         if cur < 0 or (side == 0 and t > cur) or (side == 1 and t < cur):
             bk.best[b] = t
-    else:
-        tail = bk.lv_tail[li]
-        bk.o_next[tail] = slot
-        bk.o_prev[slot] = tail
-    bk.lv_tail[li] = slot
+    _push_back(bk.o_prev, bk.o_next, bk.lv_head, bk.lv_tail, li, slot)
     bk.lv_count[li] += 1
     bk.lv_qty[li] += bk.o_leaves[slot]
     # account list (oldest first) and client id index
-    acct = bk.o_account[slot]
-    tail = bk.acct_tail[acct]
-    bk.o_anext[slot] = -1
-    bk.o_aprev[slot] = tail
-    if tail >= 0:
-        bk.o_anext[tail] = slot
-    else:
-        bk.acct_head[acct] = slot
-    bk.acct_tail[acct] = slot
+    _push_back(bk.o_aprev, bk.o_anext, bk.acct_head, bk.acct_tail, bk.o_account[slot], slot)
     if bk.o_coid[slot] != 0:
         coid_insert(bk.coid_tab, bk.meta[COID_MASK], bk.o_account, bk.o_coid, slot)
     bk.meta[LIVE] += 1
@@ -204,15 +217,7 @@ def unrest(bk, slot):
     side, b, t, pti = _where(bk, slot)
     page = bk.page_table[pti]
     li = page * PAGE + (t & (PAGE - 1))
-    prv, nxt = bk.o_prev[slot], bk.o_next[slot]
-    if prv >= 0:
-        bk.o_next[prv] = nxt
-    else:
-        bk.lv_head[li] = nxt
-    if nxt >= 0:
-        bk.o_prev[nxt] = prv
-    else:
-        bk.lv_tail[li] = prv
+    _unlink(bk.o_prev, bk.o_next, bk.lv_head, bk.lv_tail, li, slot)
     bk.lv_qty[li] -= bk.o_leaves[slot]
     bk.lv_count[li] -= 1
     if bk.lv_count[li] == 0:
@@ -228,16 +233,7 @@ def unrest(bk, slot):
             bk.page_table[pti] = -1
             bk.free_pages[bk.meta[PAGE_TOP]] = page
             bk.meta[PAGE_TOP] += 1
-    acct = bk.o_account[slot]
-    ap, an = bk.o_aprev[slot], bk.o_anext[slot]
-    if ap >= 0:
-        bk.o_anext[ap] = an
-    else:
-        bk.acct_head[acct] = an
-    if an >= 0:
-        bk.o_aprev[an] = ap
-    else:
-        bk.acct_tail[acct] = ap
+    _unlink(bk.o_aprev, bk.o_anext, bk.acct_head, bk.acct_tail, bk.o_account[slot], slot)
     if bk.o_coid[slot] != 0:
         coid_delete(bk.coid_tab, bk.meta[COID_MASK], bk.o_account, bk.o_coid, slot)
     bk.meta[LIVE] -= 1
