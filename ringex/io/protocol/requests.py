@@ -98,14 +98,20 @@ def choice(msg: dict, name: str, options: dict, code: E, default: int | None = N
     return options[value]
 
 
-def price_field(msg: dict, s: SymbolInfo) -> int:
-    raw = required(msg, "price")
+def _positive_decimal(msg: dict, name: str, code, example: str):
+    """(raw, parsed) of a required positive decimal-string field, or Refused(code)."""
+    raw = required(msg, name)
     parsed = parse_decimal(raw)
     if parsed is None:
-        raise Refused(E.INVALID_PRICE, "price must be a JSON string holding a plain decimal "
-                      f"like \"101.25\" (at most {MAX_DECIMAL_CHARS} chars), not {show(raw)}")
+        raise Refused(code, f"{name} must be a JSON string holding a plain decimal "
+                      f"like \"{example}\" (at most {MAX_DECIMAL_CHARS} chars), not {show(raw)}")
     if parsed[0] <= 0:
-        raise Refused(E.INVALID_PRICE, f"price must be positive, not {show(raw)}")
+        raise Refused(code, f"{name} must be positive, not {show(raw)}")
+    return raw, parsed
+
+
+def price_field(msg: dict, s: SymbolInfo) -> int:
+    raw, parsed = _positive_decimal(msg, "price", E.INVALID_PRICE, "101.25")
     ticks = s.price.count(*parsed)
     if ticks is None:
         raise Refused(E.OFF_TICK, f"price {raw} is not a multiple of the tick "
@@ -118,13 +124,7 @@ def price_field(msg: dict, s: SymbolInfo) -> int:
 
 
 def qty_field(msg: dict, s: SymbolInfo) -> int:
-    raw = required(msg, "qty")
-    parsed = parse_decimal(raw)
-    if parsed is None:
-        raise Refused(E.INVALID_QTY, "qty must be a JSON string holding a plain decimal "
-                      f"like \"0.5\" (at most {MAX_DECIMAL_CHARS} chars), not {show(raw)}")
-    if parsed[0] <= 0:
-        raise Refused(E.INVALID_QTY, f"qty must be positive, not {show(raw)}")
+    raw, parsed = _positive_decimal(msg, "qty", E.INVALID_QTY, "0.5")
     lots = s.qty.count(*parsed)
     if lots is None:
         raise Refused(E.OFF_LOT, f"qty {raw} is not a multiple of the lot "
