@@ -2,13 +2,13 @@
 
     eng = EngineProcess(spec, queue).start()     # in the supervisor (or a test)
     ...gateways write COMMANDs into their rings, read EVENTs from theirs...
-    eng.stop()                                   # drain, cancel resting orders, hand off, join
+    eng.stop()                                   # drain, hand off, snapshot, join
 
 Three layers: ``engine_loop`` (numba: poll -> process -> journal -> route -> publish),
 ``engine_front.Engine`` (Python: state, rings, hand-off to the writer, idle waits) and this
 module, the process: attach the rings, restore the start state, apply pending transfers,
-loop until the stop flag (then drain the command rings, cancel resting orders, hand off)
-or the parent's death (then exit at once), publishing a heartbeat and counters in ``ctl``
+loop until the stop flag (then drain the command rings, hand off, snapshot; without a
+journal, cancel resting orders instead) or the parent's death (then exit at once), publishing a heartbeat and counters in ``ctl``
 (a shared int64 array, ``Ctl`` words). Contract: docs/architecture.md.
 """
 from __future__ import annotations
@@ -257,7 +257,8 @@ class EngineProcess:
         self.ctl[Ctl.STOP] = 1
 
     def stop(self, timeout: float = 30.0) -> int | None:
-        """Drain, cancel resting orders, hand off, exit; kill if it takes longer."""
+        """Drain, hand off, snapshot (or, without a journal, cancel resting orders), exit;
+        kill if it takes longer."""
         self.request_stop()
         if self.process.pid is None:         # never started
             return None
