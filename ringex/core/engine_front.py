@@ -69,7 +69,6 @@ class Engine:
                  wallets: bool = True, first_batch: int = 1,
                  cmd_wakeups: list[EventfdWait] | None = None,
                  evt_wakeups: list[EventfdWait] | None = None,
-                 journal=None, first_journal_batch: int = 1,
                  command_journal: Journal | None = None):
         if wait not in WAITS:
             raise ValueError(f"wait must be one of {WAITS}, got {wait!r}")
@@ -105,11 +104,6 @@ class Engine:
         self.st = self.arrays.st
         self.st[L.S_EVENTFD] = wait == "eventfd"
         self.command_journal = command_journal
-        # JOURNAL HOOK (Python side): ``journal.append(batch, cmds)`` gets every processed
-        # group's commands before any of its results leave the process
-        self.journal = journal
-        self.journal_batch = first_journal_batch
-        self.st[L.S_PY_JOURNAL] = journal is not None
         self._eb = bundle(self.arrays)
         self._args = (*self.svc._state, self._eb, self.wallets)
         self.handoffs = 0
@@ -151,20 +145,8 @@ class Engine:
         if max_idle is None:
             max_idle = MAX_IDLE_POLLS if self._idle_streak == 0 or self.wait == "busy_spin" \
                 else IDLE_RECHECK_POLLS
-        r = L.step(*self._args, max_idle, max_batches)
+        r = self._after(L.step(*self._args, max_idle, max_batches))
         st = self.st
-        if r == L.RET_JOURNAL_FAILED:
-            raise StorageError("engine: the journal write failed; stopping (nothing of the "
-                               "unjournaled batch left the process)")
-        if r == L.RET_JOURNAL:
-            self._journal_group()
-        elif r == L.RET_BLOCKED:
-            self._check_gateway(int(st[L.S_BLOCKED]))
-        elif r == L.RET_SIGNAL:
-            mask = int(st[L.S_SIGNAL])
-            for g, w in enumerate(self.evt_wakeups):
-                if mask >> g & 1:
-                    os.eventfd_write(w.fileno(), 1)
         if st[L.S_GROUP] == 0 and st[L.S_ACC_NC]:
             if r == L.RET_FLUSH or r == L.RET_IDLE \
                     or time.monotonic_ns() - self.last_handoff_ns >= HANDOFF_EVERY_NS:
@@ -221,11 +203,19 @@ class Engine:
                 sent += 1
         return sent
 
-    def _journal_group(self) -> None:
-        st = self.st
-        self.journal.append(self.journal_batch,
-                            self.arrays.acc_cmds[st[L.S_G_C0]:st[L.S_G_C1]])
-        self.journal_batch += 1
+    def _after(self, r: int) -> int:
+        """What a step's return code asks of Python (besides hand-offs); returns r."""
+        if r == L.RET_JOURNAL_FAILED:
+            raise StorageError("engine: the journal write failed; stopping (nothing of the "
+                               "unjournaled batch left the process)")
+        if r == L.RET_BLOCKED:
+            self._check_gateway(int(self.st[L.S_BLOCKED]))
+        elif r == L.RET_SIGNAL:
+            mask = int(self.st[L.S_SIGNAL])
+            for g, w in enumerate(self.evt_wakeups):
+                if mask >> g & 1:
+                    os.eventfd_write(w.fileno(), 1)
+        return r
 
     def finish_batch(self) -> None:
         """Process, route and publish what is left of the current batch (polls nothing new
@@ -236,11 +226,7 @@ class Engine:
 
     def _internal_step(self) -> None:
         """One batch at most, nothing polled once the current batch is done."""
-        r = L.step(*self._args, 1, 1)
-        if r == L.RET_JOURNAL:
-            self._journal_group()
-        elif r == L.RET_BLOCKED:
-            self._check_gateway(int(self.st[L.S_BLOCKED]))
+        self._after(L.step(*self._args, 1, 1))
 
     def inject(self, cmds: np.ndarray) -> np.ndarray:
         """Run internal commands (session 0) through the loop; returns their events."""

@@ -10,8 +10,6 @@ One call runs batches until there is something only Python can do, and says what
     RET_BLOCKED  a gateway's event ring stays full; st[S_BLOCKED] says which (Python checks
                  whether that gateway died; calling again resumes the routing)
     RET_SIGNAL   (eventfd mode) gateways in bitmask st[S_SIGNAL] sleep: write their eventfd
-    RET_JOURNAL  (st[S_PY_JOURNAL] = 1) a processed group's commands, acc_cmds[S_G_C0:S_G_C1],
-                 await a Python journal; calling again routes and publishes them
     RET_JOURNAL_FAILED  the journal write failed: the engine must stop (its state is ahead
                  of its journal; nothing of the group has left the process)
 
@@ -25,8 +23,7 @@ A batch: up to ``BATCH_PER_RING`` commands from each gateway's command ring, rou
   3. journal    ``journal_append``: the group's commands become one journal entry
                 (ringex/core/journal.py, written from here with one writev) before any
                 result leaves the process; ``grp_end``/``grp_batch`` remember the entries
-                so hand-offs to the writer end on entry boundaries. (A journal written in
-                Python instead sets st[S_PY_JOURNAL]: the loop then returns RET_JOURNAL.)
+                so hand-offs to the writer end on entry boundaries.
   4. route      each event to the event ring of gateway ``session >> 24``; waits while a
                 live gateway's ring is full, skips gateways marked gone (``eb.alive``)
   5. publish    market data (market_data.publish) on the broadcast ring
@@ -50,13 +47,12 @@ FLUSH_EVENTS = 16384         # hand off once this many events are waiting
 MD_BUFFER = 4096             # market-data staging records
 ROUTE_SPINS = 20000          # spins on a full event ring before asking Python to check it
 
-RET_NONE, RET_IDLE, RET_FLUSH, RET_BUDGET, RET_BLOCKED, RET_SIGNAL, RET_JOURNAL, \
-    RET_JOURNAL_FAILED = range(8)
+RET_NONE, RET_IDLE, RET_FLUSH, RET_BUDGET, RET_BLOCKED, RET_SIGNAL, RET_JOURNAL_FAILED = range(7)
 
 # st[] words
 (S_BATCH_N, S_BATCH_I, S_ACC_NC, S_ACC_NEV, S_GROUP, S_G_E0, S_G_E1, S_KEYS_N, S_RR,
  S_BLOCKED, S_SIGNAL, S_EVENTFD, S_BATCHES, S_COMMANDS, S_EVENTS, S_MD, S_G_C0, S_G_C1,
- S_PY_JOURNAL, S_ACC_NG, S_WORDS) = range(21)
+ S_ACC_NG, S_WORDS) = range(20)
 # S_GROUP: 0 nothing pending, 1 a processed group awaits routing, 2 awaits publishing
 
 EngineBuffers = namedtuple("EngineBuffers", [
@@ -251,5 +247,3 @@ def step(bk, wl, mk, eb, wallets, max_idle, max_batches):
             return RET_JOURNAL_FAILED
         if done == 0:
             return RET_FLUSH
-        if st[S_PY_JOURNAL] != 0:
-            return RET_JOURNAL
