@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 from perf._report import emit_latency, emit_throughput, machine  # noqa: E402
 from perf.workload import Workload  # noqa: E402
 from ringex.config import Config  # noqa: E402
-from ringex.ring.layout import EventKind  # noqa: E402
+from ringex.records import EventKind  # noqa: E402
 
 
 def warmup_probe() -> None:

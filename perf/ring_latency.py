@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from perf._clock import cycles as _cycles, ns_per_cycle, read_cycles  # noqa: E402
 from perf._report import emit_latency, machine  # noqa: E402
 from ringex.ring.atomics import cpu_relax, load_acquire, load_relaxed, store_release  # noqa: E402
-from ringex.ring.layout import COMMAND, EVENT  # noqa: E402
+from ringex.records import COMMAND, EVENT  # noqa: E402
 from ringex.ring.shm import HEAD, TAIL, segment_name  # noqa: E402
 from ringex.ring.spsc import SpscRing  # noqa: E402
 from ringex.ring.wait import EventfdWait, PeerGone, make_wait  # noqa: E402

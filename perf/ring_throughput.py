@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from perf._report import emit_throughput, machine  # noqa: E402
 from ringex.ring.atomics import cpu_relax  # noqa: E402
-from ringex.ring.layout import COMMAND  # noqa: E402
+from ringex.records import COMMAND  # noqa: E402
 from ringex.ring.shm import segment_name  # noqa: E402
 from ringex.ring.spsc import (SpscRing, ring_available, ring_free, ring_read_into,  # noqa: E402
                               ring_write)

@@ -44,13 +44,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from perf._clock import cycles, ns_per_cycle, read_cycles  # noqa: E402
 from perf._report import emit_latency, machine  # noqa: E402
 from ringex.config import Config  # noqa: E402
-from ringex.core.engine import EngineProcess, EngineSpec  # noqa: E402
-from ringex.ring import layout  # noqa: E402
+from ringex.core.engine.process import EngineProcess, EngineSpec  # noqa: E402
+from ringex import records  # noqa: E402
 from ringex.ring.atomics import cpu_relax  # noqa: E402
 from ringex.ring.broadcast import BroadcastRing  # noqa: E402
 from ringex.ring.spsc import SpscRing, ring_read_into, ring_write  # noqa: E402
-from ringex.stop_flag import StopFlag  # noqa: E402
-from ringex.supervisor import MD_CAPACITY, RING_CAPACITY, new_run_id, ring_names  # noqa: E402
+from ringex.process import StopFlag  # noqa: E402
+from ringex.ops.supervisor import MD_CAPACITY, RING_CAPACITY, new_run_id, ring_names  # noqa: E402
 
 ACCOUNTS = 8
 MID = 3_000_000                     # BTC-USD ticks (30,000.00)
@@ -93,7 +93,7 @@ def workload(config: Config, n: int, seed: int, coid0: int = 0) -> np.ndarray:
     """n commands (module docstring) with refs 1 .. n; client order ids start after coid0
     (so a run never cancels an order of an earlier run)."""
     rng = np.random.default_rng(seed)
-    cmds = layout.commands(n)
+    cmds = records.commands(n)
     cmds["symbol"] = config.symbol("BTC-USD").id
     cmds["session"] = SESSION
     cmds["ref"] = np.arange(1, n + 1)
@@ -104,11 +104,11 @@ def workload(config: Config, n: int, seed: int, coid0: int = 0) -> np.ndarray:
     ioc = u >= 0.8
     off = rng.geometric(0.3, n)
     sell = cmds["side"] == 1
-    cmds["kind"] = np.where(cancel, layout.CommandKind.CANCEL, layout.CommandKind.NEW)
+    cmds["kind"] = np.where(cancel, records.CommandKind.CANCEL, records.CommandKind.NEW)
     cmds["qty"] = rng.integers(1, 20, n)
     cmds["price"] = np.where(sell, MID + off, MID - off)
     cmds["price"][ioc] = np.where(sell[ioc], MID - 5, MID + 5)
-    cmds["tif"][ioc] = layout.TimeInForce.IOC
+    cmds["tif"][ioc] = records.TimeInForce.IOC
     coid = coid0 + np.arange(1, n + 1)
     cmds["client_order_id"][gtc] = coid[gtc]
     # a cancel targets one of the last 64 GTC orders before it (by client order id)
@@ -139,27 +139,27 @@ class Rig:
         self.config = Config.default()
         names = ring_names(new_run_id(), 1)
         g = names["gateways"][0]
-        self.cmd = SpscRing.create(g["cmd"], layout.COMMAND, RING_CAPACITY, role="producer")
-        self.evt = SpscRing.create(g["evt"], layout.EVENT, RING_CAPACITY, role="consumer")
-        self.md = BroadcastRing.create(names["md"], layout.EVENT, MD_CAPACITY, role=None)
+        self.cmd = SpscRing.create(g["cmd"], records.COMMAND, RING_CAPACITY, role="producer")
+        self.evt = SpscRing.create(g["evt"], records.EVENT, RING_CAPACITY, role="consumer")
+        self.md = BroadcastRing.create(names["md"], records.EVENT, MD_CAPACITY, role=None)
         self.queue = self.helper = self.writer = None
         self.stop = StopFlag(ctx)
         self.tmp = tempfile.TemporaryDirectory(prefix="ringex-t2t-")
         if persist != "none":
-            from ringex.io.trade_queue import TradeQueue
+            from ringex.storage.trade_queue import TradeQueue
             self.queue = TradeQueue()
             if persist == "queue":
                 self.helper = ctx.Process(target=_drain, args=(self.queue, self.stop))
                 self.helper.start()
             else:
-                from ringex.io.writer import WriterOptions, WriterProcess
+                from ringex.storage.writer import WriterOptions, WriterProcess
                 self.writer = WriterProcess(self.queue, os.path.join(self.tmp.name, "t2t.db"),
                                             self.config, WriterOptions(), ctx).start()
         spec = EngineSpec([g["cmd"]], [g["evt"]], names["md"], wait=wait,
                           state_dir=None if journal == "off" else os.path.join(self.tmp.name, "state"),
                           journal_fsync="none" if journal == "off" else journal)
         self.engine = EngineProcess(spec, self.queue, ctx).start()
-        funding = layout.batch(*[layout.deposit(a, asset.id, 10**17)
+        funding = records.batch(*[records.deposit(a, asset.id, 10**17)
                                  for a in range(1, ACCOUNTS + 1) for asset in self.config.assets])
         self.cmd.write(funding)
 
@@ -188,7 +188,7 @@ def measure(rig: Rig, rate: int, seconds: float, seed: int, coid0: int, npc: flo
     start = cycles() + int(20e6 / npc)           # 20 ms from now
     due = (start + np.arange(n) * period).astype(np.int64)
     arrived = np.zeros(n, np.int64)
-    buf = layout.events(4096)
+    buf = records.events(4096)
     got = drive(rig.cmd.hdr, rig.cmd.slots, rig.evt.hdr, rig.evt.slots, cmds, due, arrived,
                 buf, int(2e9 / npc))
     if got < n:

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ringex.config import Config
-from ringex.ring import layout
-from ringex.ring.layout import CommandKind as K, EventKind as E, OrderType, TimeInForce
+from ringex import records
+from ringex.records import CommandKind as K, EventKind as E, OrderType, TimeInForce
 
 GTC, IOC, MARKET, CANCEL_ID, CANCEL_CID, MODIFY = range(6)
 
@@ -81,12 +81,12 @@ class Workload:
     def funding(self, amount_quote: int = 10**15, amount_base: int = 10**15) -> np.ndarray:
         """DEPOSIT commands giving every account plenty of every asset it trades."""
         if not self.wallets:
-            return layout.commands(0)
+            return records.commands(0)
         quotes = {self.config.symbols[s].quote.id for s in self.syms}
         bases = {self.config.symbols[s].base.id for s in self.syms}
-        recs = [layout.deposit(a, asset, amount_quote if asset in quotes else amount_base)
+        recs = [records.deposit(a, asset, amount_quote if asset in quotes else amount_base)
                 for a in range(1, self.n_accounts + 1) for asset in sorted(quotes | bases)]
-        return layout.batch(*recs)
+        return records.batch(*recs)
 
     # ------------------------------------------------------------------ batches
     def next_batch(self, n: int = 1024) -> np.ndarray:
@@ -101,7 +101,7 @@ class Workload:
         elif targets.sum() > live.size:
             extra = np.flatnonzero(targets)[live.size:]
             kind[extra], targets[extra] = GTC, False
-        cmds = layout.commands(n)
+        cmds = records.commands(n)
         cmds["ref"] = np.arange(self.ref + 1, self.ref + n + 1)
         self.ref += n
         # per-command symbol and mid (random walk inside the batch)
@@ -177,7 +177,7 @@ class Workload:
             n0 = self.ids.size
             self.ids = np.concatenate([self.ids, acks["order_id"].astype(np.int64)])
             add = {"cid": acks["other_id"], "sym": sent["sym"][idx], "acct": sent["acct"][idx],
-                   "side": (acks["info"] & layout.INFO_SELL) != 0, "price": acks["price"],
+                   "side": (acks["info"] & records.INFO_SELL) != 0, "price": acks["price"],
                    "leaves": acks["leaves"]}
             for k, v in add.items():
                 self.cols[k] = np.concatenate([self.cols[k], np.asarray(v, np.int64)])

@@ -25,9 +25,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from perf._report import machine  # noqa: E402
 from perf.writer_throughput import PG_DSN, resting, synthetic_batches  # noqa: E402
 from ringex.config import Config  # noqa: E402
-from ringex.io.projection import Projector  # noqa: E402
-from ringex.io.trade_queue import PayloadKind, decode, encode  # noqa: E402
-from ringex.io.writer import WriterOptions  # noqa: E402
+from ringex.storage.projection import Projector  # noqa: E402
+from ringex.storage.trade_queue import PayloadKind, decode, encode  # noqa: E402
+from ringex.storage.writer import WriterOptions  # noqa: E402
 
 HOT = ("trades", "order_changes", "transfers", "orders")
 
@@ -91,7 +91,7 @@ def main() -> None:
     if args.rest_batches:
         batches = resting(batches, 4, args.rest_batches)
     if args.db in ("sqlite", "both"):
-        from ringex.io.sqlite_store import SqliteRepository
+        from ringex.storage.sqlite_store import SqliteRepository
         with tempfile.TemporaryDirectory(prefix="ringex-perf-") as d:
             repo = SqliteRepository(os.path.join(d, "perf.db"), bulk=args.bulk)
             repo.sync_config(config)
@@ -101,7 +101,7 @@ def main() -> None:
                 repo.close()
     if args.db in ("postgresql", "both"):
         import psycopg
-        from ringex.io.pg_store import PgRepository
+        from ringex.storage.pg_store import PgRepository
         schema = f"rx_perf_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(PG_DSN, autocommit=True) as c:
             c.execute(f"CREATE SCHEMA {schema}")

@@ -35,12 +35,12 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from perf._report import emit_throughput, machine  # noqa: E402
 from ringex.config import Config  # noqa: E402
-from ringex.io.trade_queue import PayloadKind, TradeQueue, encode  # noqa: E402
-from ringex.io.writer import start_writer  # noqa: E402
-from ringex.ring import layout  # noqa: E402
+from ringex.storage.trade_queue import PayloadKind, TradeQueue, encode  # noqa: E402
+from ringex.storage.writer import start_writer  # noqa: E402
+from ringex import records  # noqa: E402
 
 PG_DSN = os.environ.get("RINGEX_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-EV = layout.EventKind
+EV = records.EventKind
 
 
 def synthetic_batches(n_trades: int, batch: int, k: int, symbol: int = 0, seed: int = 1):
@@ -50,7 +50,7 @@ def synthetic_batches(n_trades: int, batch: int, k: int, symbol: int = 0, seed: 
     per_group = 3 * k + 1
     for start in range(0, n_trades, batch):
         g = max(1, min(batch, n_trades - start) // k)
-        ev = np.zeros(g * per_group, layout.EVENT)
+        ev = np.zeros(g * per_group, records.EVENT)
         base = oid + np.arange(g) * (k + 1)                      # first maker id per group
         sell = rng.integers(0, 2, g).astype(bool)                # taker side
         acct = rng.integers(1, 1000, (g, k + 1))
@@ -62,12 +62,12 @@ def synthetic_batches(n_trades: int, batch: int, k: int, symbol: int = 0, seed: 
         mk["order_id"] = base[:, None] + j
         mk["price"] = 1000 + j
         mk["account"] = acct[:, :k]
-        mk["info"] = np.where(sell, 0, layout.INFO_SELL)[:, None]
+        mk["info"] = np.where(sell, 0, records.INFO_SELL)[:, None]
         # taker ACK
         tk = v[:, k]
         tk["kind"], tk["qty"], tk["leaves"] = EV.ACK, 2 * k, 2 * k
         tk["order_id"], tk["price"] = base + k, np.where(sell, 1, 2000)
-        tk["account"], tk["info"] = acct[:, k], np.where(sell, layout.INFO_SELL, 0)
+        tk["account"], tk["info"] = acct[:, k], np.where(sell, records.INFO_SELL, 0)
         # fills: taker at odd offsets, maker right after
         tf, mf = v[:, k + 1::2], v[:, k + 2::2]
         for f in (tf, mf):
@@ -75,10 +75,10 @@ def synthetic_batches(n_trades: int, batch: int, k: int, symbol: int = 0, seed: 
         tf["order_id"], tf["other_id"] = (base + k)[:, None], base[:, None] + j
         tf["leaves"] = 2 * k - 2 * (j + 1)
         tf["account"] = acct[:, k:k + 1]
-        tf["info"] = np.where(sell, layout.INFO_SELL, 0)[:, None]
+        tf["info"] = np.where(sell, records.INFO_SELL, 0)[:, None]
         mf["order_id"], mf["other_id"], mf["leaves"] = base[:, None] + j, (base + k)[:, None], 0
         mf["account"] = acct[:, :k]
-        mf["info"] = (np.where(sell, 0, layout.INFO_SELL) | layout.INFO_MAKER)[:, None]
+        mf["info"] = (np.where(sell, 0, records.INFO_SELL) | records.INFO_MAKER)[:, None]
         ev["symbol"] = symbol
         ev["seq"] = seq + 1 + np.arange(len(ev))
         seq += len(ev)

@@ -1,4 +1,5 @@
-"""ringex: a low-latency exchange engine."""
-from ringex._jit_cache import use_source_keyed_cache
+"""ringex: a low-latency exchange engine.
 
-use_source_keyed_cache()
+Importing ringex (or ``ringex.client``, ``ringex.protocol``) loads no numba: modules with
+kernels set up numba's compile cache through ``ringex.jit``.
+"""

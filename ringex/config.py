@@ -1,7 +1,8 @@
 """Market configuration: assets, symbols and engine limits, validated once.
 
 Every decimal in the file is parsed with ``decimal.Decimal`` from a string and
-turned into exact integers here, so the engine only ever sees whole numbers:
+turned into exact integers here (``ringex.units``), so the engine only ever sees whole
+numbers:
 
 - ``price_ticks``  = price / tick
 - ``tick_lot_value`` = tick x lot in quote minor units (what one tick for one lot costs)
@@ -14,10 +15,12 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
 from ringex.errors import ConfigError
+from ringex.units import Step
 
 MAX_BAND_TICKS = 1 << 31          # prices must fit int32 ticks inside a band
 FEE_ACCOUNT = 0                   # receives every fee; never trades
@@ -28,6 +31,11 @@ class Asset:
     id: int
     name: str
     scale: int                     # minor unit = 10^-scale
+
+    @cached_property
+    def unit(self) -> Step:
+        """One minor unit: ``unit.exact("1.5")``, ``unit.format(150000000)``."""
+        return Step.minor_unit(self.scale)
 
 
 @dataclass(frozen=True)
@@ -45,12 +53,20 @@ class Symbol:
     maker_fee_bps: int
     taker_fee_bps: int
 
-    # -- exact conversions between decimal strings and engine integers
+    # -- exact conversions between decimal strings and engine integers (ringex.units)
+    @cached_property
+    def price_step(self) -> Step:
+        return Step(self.tick)
+
+    @cached_property
+    def qty_step(self) -> Step:
+        return Step(self.lot)
+
     def price_to_ticks(self, price: str | Decimal) -> int:
-        return _whole(Decimal(price), self.tick, f"{self.name} price {price}")
+        return self.price_step.exact(price, f"{self.name} price {price}")
 
     def qty_to_lots(self, qty: str | Decimal) -> int:
-        return _whole(Decimal(qty), self.lot, f"{self.name} quantity {qty}")
+        return self.qty_step.exact(qty, f"{self.name} quantity {qty}")
 
     def ticks_to_price(self, ticks: int) -> Decimal:
         return ticks * self.tick
@@ -80,6 +96,11 @@ class Config:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> "Config":
+        """The config in the TOML file ``path``, or the shipped one when None."""
+        return cls.from_toml(path) if path else cls.default()
 
     @classmethod
     def default(cls) -> "Config":
@@ -124,16 +145,6 @@ class Config:
             if a.name == name:
                 return a
         raise ConfigError(f"unknown asset {name!r}")
-
-
-def _whole(value: Decimal, step: Decimal, what: str) -> int:
-    """value / step as an int, or ConfigError when it is not whole."""
-    if not value.is_finite():
-        raise ConfigError(f"{what} is not a finite number")
-    q = value / step
-    if q != q.to_integral_value():
-        raise ConfigError(f"{what} is not a whole multiple of {step}")
-    return int(q)
 
 
 def _decimal(spec: dict, key: str, where: str) -> Decimal:
@@ -183,8 +194,9 @@ def _parse_symbol(i: int, name: str, spec: dict, assets: dict, source: str) -> S
     lot_units = lot * (Decimal(10) ** base.scale)
     if lot_units != lot_units.to_integral_value():
         raise ConfigError(f"{where}: lot {lot} is finer than {base.name}'s minor unit")
-    lo = _whole(_decimal(spec, "min_price", where), tick, f"{where}: min_price")
-    hi = _whole(_decimal(spec, "max_price", where), tick, f"{where}: max_price")
+    price = Step(tick)
+    lo = price.exact(_decimal(spec, "min_price", where), f"{where}: min_price")
+    hi = price.exact(_decimal(spec, "max_price", where), f"{where}: max_price")
     if hi < lo:
         raise ConfigError(f"{where}: empty price band (max_price < min_price)")
     if hi >= MAX_BAND_TICKS:

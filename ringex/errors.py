@@ -2,6 +2,7 @@
 
     RingexError
     ├── ConfigError        bad market configuration (message names the field)
+    │   └── InexactAmount  a decimal that is not a whole number of its tick, lot or unit
     ├── RingError          shared-memory ring misuse
     │   └── RingNotFound   attaching to a ring that does not exist
     └── StorageError       database or journal problem
@@ -16,6 +17,10 @@ class RingexError(Exception):
 
 class ConfigError(RingexError, ValueError):
     pass
+
+
+class InexactAmount(ConfigError):
+    """A decimal that is not a whole number of its step (tick, lot, minor unit)."""
 
 
 class RingError(RingexError):

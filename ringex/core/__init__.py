@@ -1,1 +1,2 @@
-"""The matching core: order books, matcher, wallets and the order-service pipeline."""
+"""The matching core: order books, matcher, wallets, the order-service pipeline, journal
+and snapshots, and the matcher process (``engine``). Kernels are numba over numpy arrays."""

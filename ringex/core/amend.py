@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from ringex.jit import njit
 from ringex.core.client_ids import coid_find
-from ringex.core.codes import *  # noqa: F403  (plain-int enums)
-from ringex.core.events import NO_SEQ, emit
+from ringex.core.events import NO_SEQ, emit, sell_info
 from ringex.core.matcher import _crosses, drop_order, finish_taker, match, reject
 from ringex.core.order_book import COID_MASK, can_rest, find_order, reduce, unrest
-from ringex.core.trader import order_need, release, try_lock
+from ringex.core.wallets import order_need, release, try_lock
+from ringex.records import (
+    ALL_SYMBOLS, CMD_DISCONNECT, CMD_POST_ONLY, E_BOOK_FULL, E_INSUFFICIENT_FUNDS,
+    E_INVALID_PRICE, E_INVALID_QTY, E_OVERFLOW, E_POST_ONLY_WOULD_TAKE, E_UNKNOWN_ACCOUNT,
+    E_UNKNOWN_ORDER, E_UNKNOWN_SYMBOL, EV_MODIFIED, R_CANCEL_ALL, R_DISCONNECT, R_USER,
+)
 
 
 @njit(cache=True, inline="always")
@@ -91,7 +95,7 @@ def on_modify(bk, wl, mk, c, out, n, wallets):
         elif delta < 0:
             release(wl, acct, asset, -delta)
         bk.o_locked[slot] = hold
-    info = INFO_SELL if side == 1 else 0
+    info = sell_info(side)
     if in_place:
         reduce(bk, slot, bk.o_leaves[slot] - qty)
         return emit(out, n, mk, sym, EV_MODIFIED, sym, bk.o_id[slot], bk.o_coid[slot],

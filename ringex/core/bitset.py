@@ -10,8 +10,9 @@ All books share one flat int64 array; a book's levels start at ``offs[l]`` and h
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
+
+from ringex.jit import njit
 
 MAX_LEVELS = 6
 

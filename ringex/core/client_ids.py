@@ -8,7 +8,8 @@ lookups never slow down over a long run.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from ringex.jit import njit
 
 
 @njit(cache=True, inline="always")

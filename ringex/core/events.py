@@ -1,9 +1,17 @@
 """Writing EVENT records from kernels: one place that fills every field and the sequence."""
 from __future__ import annotations
 
-from numba import njit
+
+from ringex.jit import njit
+from ringex.records import INFO_SELL, SIDE_SELL
 
 NO_SEQ = -1      # pass as seq_sym for events that carry no symbol sequence
+
+
+@njit(cache=True, inline="always")
+def sell_info(side):
+    """The EVENT.info bit for an order (or book side) of ``side``."""
+    return INFO_SELL if side == SIDE_SELL else 0
 
 
 @njit(cache=True, inline="always")

@@ -6,8 +6,8 @@ and always in the quote asset.
 """
 from __future__ import annotations
 
-from numba import njit
 
+from ringex.jit import njit
 from ringex.config import Symbol
 
 

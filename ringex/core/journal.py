@@ -6,7 +6,7 @@ File format (little-endian), one entry per batch:
     batch   u64  batch number, 1, 2, 3 ... (strictly increasing, assigned by the journal)
     count   u32  COMMAND records in the payload
     check   u32  payload_check() of the payload (FNV-1a over 64-bit words in 8 lanes, folded)
-    payload count x 64 bytes of layout.COMMAND records
+    payload count x 64 bytes of records.COMMAND records
 
 One implementation writes entries, ``append_entry``, a numba kernel: the matcher's hot
 loop calls it directly (one writev per batch, no copy of the records) before any result
@@ -26,16 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from numba import carray, njit
+from numba import carray
 
+from ringex.jit import njit
+from ringex import records
 from ringex.core.sysio import sys_fsync, sys_writev, u64_pointer
 from ringex.errors import StorageError
-from ringex.ring import layout
 
 MAGIC = 0x324A5852
 HEADER = struct.Struct("<IQII")
 FSYNC_POLICIES = ("none", "batch")
-REC = layout.COMMAND.itemsize
+REC = records.COMMAND.itemsize
 
 # kernel state, one int64 array per open journal
 J_FD, J_LAST, J_FSYNC, J_BYTES, J_ENTRIES = range(5)
@@ -122,7 +123,7 @@ def _scan(data: memoryview, path: Path, after: int, out: list | None) -> Journal
             scan.reason = f"batch {batch} after {scan.last_batch} at byte {pos}"
             break
         if out is not None and batch > after:
-            out.append((batch, payload.view(layout.COMMAND).copy()))
+            out.append((batch, payload.view(records.COMMAND).copy()))
         scan.first_batch = scan.first_batch or batch
         scan.entries += 1
         scan.last_batch = batch
@@ -176,7 +177,7 @@ class Journal:
 
     def append(self, cmds: np.ndarray) -> int:
         """Write one batch as one entry; returns its batch number."""
-        cmds = np.ascontiguousarray(cmds, dtype=layout.COMMAND)
+        cmds = np.ascontiguousarray(cmds, dtype=records.COMMAND)
         batch = append_entry(self.state, self.head, self.iov, cmds, 0, len(cmds))
         if batch < 0:
             raise StorageError(f"{self.path}: journal write failed")

@@ -28,13 +28,15 @@ sequence after the batch.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from ringex.core.codes import *  # noqa: F403  (plain-int enums)
+from ringex.jit import njit
+from ringex.core.events import sell_info
 from ringex.core.order_book import find_order, level_of
+from ringex.records import (
+    CMD_MODIFY, EV_ACK, EV_BOOK_LEVEL, EV_CANCELLED, EV_FILL, EV_MODIFIED, EV_TRADE,
+    INFO_CODE_MASK, INFO_MAKER, INFO_SELL, R_FOK, R_IOC_REMAINDER, R_NO_FUNDS, R_POST_ONLY,
+)
 from ringex.ring.broadcast import bcast_write
-
-_CODE_MASK = 0x3F             # layout.INFO_CODE_MASK
 
 
 @njit(cache=True, inline="always")
@@ -75,7 +77,7 @@ def touched_by_events(bk, ev, e0, e1, keys, nk):
             if (e.info & INFO_MAKER) == 0:
                 continue
         elif k == EV_CANCELLED:
-            r = e.info & _CODE_MASK
+            r = e.info & INFO_CODE_MASK
             if r == R_IOC_REMAINDER or r == R_FOK or r == R_POST_ONLY or r == R_NO_FUNDS:
                 continue
         elif k != EV_MODIFIED:
@@ -169,5 +171,5 @@ def level_record(bk, mk, key, rec):
     rec.ref = 0
     rec.symbol = sym
     rec.kind = EV_BOOK_LEVEL
-    rec.info = INFO_SELL if side == 1 else 0
+    rec.info = sell_info(side)
     return True

@@ -2,22 +2,29 @@
 
 Each ``on_*`` kernel takes one COMMAND record, changes the book (and wallets when
 ``wallets`` is on), writes its events to ``out`` from index n and returns the new n.
-Rejections change nothing. Constants are inlined from ring/layout.py's enums.
+Rejections change nothing. Codes are ringex.records' plain ints.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from ringex.jit import njit
 from ringex.core.client_ids import coid_find
-from ringex.core.codes import *  # noqa: F403  (plain-int enums)
-from ringex.core.events import NO_SEQ, emit
+from ringex.core.events import NO_SEQ, emit, sell_info
 from ringex.core.order_book import (
     COID_MASK, LIVE, MAX_LIVE, alloc_slot, can_rest, free_slot, level_of, next_level,
     reduce, rest, unrest,
 )
-from ringex.core.trader import (
+from ringex.core.wallets import (
     market_buy_qty, need_buy, order_need, release, settle_fill, try_lock,
+)
+from ringex.records import (
+    CMD_POST_ONLY, E_BOOK_FULL, E_DUPLICATE_CLIENT_ORDER_ID, E_INSUFFICIENT_FUNDS,
+    E_INVALID_ORDER_TYPE, E_INVALID_PRICE, E_INVALID_QTY, E_INVALID_SIDE, E_INVALID_STP,
+    E_INVALID_TIF, E_OVERFLOW, E_TOO_MANY_ORDERS, E_UNKNOWN_ACCOUNT, E_UNKNOWN_SYMBOL,
+    EV_ACK, EV_CANCELLED, EV_FILL, EV_REJECT, INFO_MAKER, OT_LIMIT, OT_MARKET, R_FOK,
+    R_IOC_REMAINDER, R_NO_FUNDS, R_POST_ONLY, R_STP, SIDE_BUY, SIDE_SELL, STP_CANCEL_BOTH,
+    STP_CANCEL_MAKER, STP_CANCEL_TAKER, STP_NONE, TIF_FOK, TIF_GTC,
 )
 
 FLAG_MARKET = 0x02          # o_flags bit next to CMD_POST_ONLY (0x01)
@@ -25,7 +32,7 @@ FLAG_IOC = 0x04             # o_flags bit: the order never rests (IOC, FOK, mark
 
 @njit(cache=True, inline="always")
 def reject(out, n, mk, c, code, seq_sym):
-    info = code | (INFO_SELL if c.side == 1 else 0)
+    info = code | sell_info(c.side)
     return emit(out, n, mk, seq_sym, EV_REJECT, c.symbol, c.order_id, c.client_order_id,
                 c.price, c.qty, 0, c.account, c.session, c.ref, info)
 
@@ -35,11 +42,11 @@ def drop_order(bk, wl, mk, slot, resting, reason, session, ref, out, n, wallets)
     sym, side = bk.o_symbol[slot], bk.o_side[slot]
     n = emit(out, n, mk, sym, EV_CANCELLED, sym, bk.o_id[slot], bk.o_coid[slot],
              bk.o_price[slot], bk.o_leaves[slot], 0, bk.o_account[slot], session, ref,
-             reason | (INFO_SELL if side == 1 else 0))
+             reason | sell_info(side))
     if resting:
         unrest(bk, slot)
     if wallets and bk.o_locked[slot] != 0:
-        asset = mk.quote[sym] if side == 0 else mk.base[sym]
+        asset = mk.quote[sym] if side == SIDE_BUY else mk.base[sym]
         release(wl, bk.o_account[slot], asset, bk.o_locked[slot])
     bk.o_locked[slot] = 0
     free_slot(bk, slot)
@@ -47,7 +54,7 @@ def drop_order(bk, wl, mk, slot, resting, reason, session, ref, out, n, wallets)
 
 @njit(cache=True, inline="always")
 def _crosses(side, px, limit):
-    return px <= limit if side == 0 else px >= limit
+    return px <= limit if side == SIDE_BUY else px >= limit
 
 @njit(cache=True)
 def fok_fillable(bk, mk, slot, wallets):
@@ -55,7 +62,7 @@ def fok_fillable(bk, mk, slot, wallets):
     sym, side = bk.o_symbol[slot], bk.o_side[slot]
     opp, lo = 2 * sym + 1 - side, mk.lo[sym]
     market = (bk.o_flags[slot] & FLAG_MARKET) != 0
-    market_buy = market and side == 0 and wallets
+    market_buy = market and side == SIDE_BUY and wallets
     want, acct, stp = bk.o_leaves[slot], bk.o_account[slot], bk.o_stp[slot]
     budget, total, t = bk.o_locked[slot], 0, bk.best[opp]
     used = 0                        # lots of maker m already counted
@@ -91,11 +98,11 @@ def match(bk, wl, mk, slot, session, ref, out, n, wallets):
     sym, side = bk.o_symbol[slot], bk.o_side[slot]
     opp, lo = 2 * sym + 1 - side, mk.lo[sym]
     market = (bk.o_flags[slot] & FLAG_MARKET) != 0
-    market_buy = market and side == 0 and wallets
+    market_buy = market and side == SIDE_BUY and wallets
     acct, stp, limit = bk.o_account[slot], bk.o_stp[slot], bk.o_price[slot]
     taker_id = bk.o_id[slot]
-    t_info = INFO_SELL if side == 1 else 0
-    m_info = INFO_MAKER | (0 if side == 1 else INFO_SELL)
+    t_info = sell_info(side)
+    m_info = INFO_MAKER | sell_info(SIDE_SELL - side)
     while bk.o_leaves[slot] > 0:
         t = bk.best[opp]
         if t < 0:
@@ -160,32 +167,34 @@ def on_new(bk, wl, mk, c, out, n, wallets):
     code = 0
     if acct < 1 or acct >= bk.acct_head.shape[0]:
         code = E_UNKNOWN_ACCOUNT
-    elif side > 1:
+    elif side > SIDE_SELL:
         code = E_INVALID_SIDE
-    elif otype > 1:
+    elif otype > OT_MARKET:
         code = E_INVALID_ORDER_TYPE
-    elif tif > 2 or (otype == 1 and tif == 0) or (post and (otype != 0 or tif != 0)):
+    elif tif > TIF_FOK or (otype == OT_MARKET and tif == TIF_GTC) \
+            or (post and (otype != OT_LIMIT or tif != TIF_GTC)):
         code = E_INVALID_TIF
-    elif stp > 3:
+    elif stp > STP_CANCEL_BOTH:
         code = E_INVALID_STP
     elif qty <= 0:
         code = E_INVALID_QTY
-    elif otype == 0 and (price < mk.lo[sym] or price > mk.hi[sym]):
+    elif otype == OT_LIMIT and (price < mk.lo[sym] or price > mk.hi[sym]):
         code = E_INVALID_PRICE
     elif qty > mk.max_qty[sym]:
         code = E_OVERFLOW
     elif c.client_order_id != 0 and coid_find(bk.coid_tab, bk.meta[COID_MASK], bk.o_account,
                                                bk.o_coid, acct, c.client_order_id) >= 0:
         code = E_DUPLICATE_CLIENT_ORDER_ID
-    elif otype == 0 and tif == 0 and bk.meta[LIVE] >= bk.meta[MAX_LIVE]:
+    elif otype == OT_LIMIT and tif == TIF_GTC and bk.meta[LIVE] >= bk.meta[MAX_LIVE]:
         code = E_TOO_MANY_ORDERS
-    elif otype == 0 and tif == 0 and not can_rest(bk, 2 * sym + side, price - mk.lo[sym]):
+    elif otype == OT_LIMIT and tif == TIF_GTC \
+            and not can_rest(bk, 2 * sym + side, price - mk.lo[sym]):
         code = E_BOOK_FULL
     if code != 0:
         return reject(out, n, mk, c, code, sym)
     hold = 0
     if wallets:
-        if side == 0 and otype == 1:
+        if side == SIDE_BUY and otype == OT_MARKET:
             asset, hold = mk.quote[sym], wl.avail[acct, mk.quote[sym]]
             if hold <= 0:
                 return reject(out, n, mk, c, E_INSUFFICIENT_FUNDS, sym)
@@ -196,16 +205,17 @@ def on_new(bk, wl, mk, c, out, n, wallets):
     slot = alloc_slot(bk)
     bk.o_account[slot], bk.o_session[slot], bk.o_coid[slot] = acct, c.session, c.client_order_id
     bk.o_symbol[slot], bk.o_side[slot], bk.o_stp[slot] = sym, side, stp
-    bk.o_price[slot] = price if otype == 0 else 0
+    bk.o_price[slot] = price if otype == OT_LIMIT else 0
     bk.o_leaves[slot], bk.o_locked[slot] = qty, hold
-    bk.o_flags[slot] = (CMD_POST_ONLY if post else 0) | (FLAG_MARKET if otype == 1 else 0) \
-        | (FLAG_IOC if tif != 0 or otype == 1 else 0)
+    bk.o_flags[slot] = (CMD_POST_ONLY if post else 0) \
+        | (FLAG_MARKET if otype == OT_MARKET else 0) \
+        | (FLAG_IOC if tif != TIF_GTC or otype == OT_MARKET else 0)
     n = emit(out, n, mk, sym, EV_ACK, sym, bk.o_id[slot], c.client_order_id, bk.o_price[slot],
-             qty, qty, acct, c.session, c.ref, INFO_SELL if side == 1 else 0)
+             qty, qty, acct, c.session, c.ref, sell_info(side))
     opp = 2 * sym + 1 - side
     if post and bk.best[opp] >= 0 and _crosses(side, bk.best[opp] + mk.lo[sym], price):
         return drop_order(bk, wl, mk, slot, False, R_POST_ONLY, c.session, c.ref, out, n, wallets)
-    if tif == 2 and fok_fillable(bk, mk, slot, wallets) < qty:
+    if tif == TIF_FOK and fok_fillable(bk, mk, slot, wallets) < qty:
         return drop_order(bk, wl, mk, slot, False, R_FOK, c.session, c.ref, out, n, wallets)
     n, stop = match(bk, wl, mk, slot, c.session, c.ref, out, n, wallets)
     return finish_taker(bk, wl, mk, slot, stop, c.session, c.ref, out, n, wallets)

@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
-from numba import njit
 
+from ringex.jit import njit
 from ringex.config import Config
 from ringex.core import bitset
 from ringex.core.client_ids import coid_delete, coid_insert
+from ringex.records import SIDE_BUY, SIDE_SELL
 
 PAGE_BITS = 8
 PAGE = 1 << PAGE_BITS
@@ -199,7 +200,7 @@ def rest(bk, slot):
         bk.page_live[page] += 1
         bitset.bit_set(bk.bm, bk.bm_off[b], bk.bm_nlev[b], t)
         cur = bk.best[b]
-        if cur < 0 or (side == 0 and t > cur) or (side == 1 and t < cur):
+        if cur < 0 or (side == SIDE_BUY and t > cur) or (side == SIDE_SELL and t < cur):
             bk.best[b] = t
     _push_back(bk.o_prev, bk.o_next, bk.lv_head, bk.lv_tail, li, slot)
     bk.lv_count[li] += 1
@@ -224,7 +225,7 @@ def unrest(bk, slot):
         offs, nlev = bk.bm_off[b], bk.bm_nlev[b]
         bitset.bit_clear(bk.bm, offs, nlev, t)
         if bk.best[b] == t:
-            if side == 0:
+            if side == SIDE_BUY:
                 bk.best[b] = bitset.prev_set(bk.bm, offs, bk.bm_words[b], nlev, t - 1)
             else:
                 bk.best[b] = bitset.next_set(bk.bm, offs, bk.bm_words[b], nlev, t + 1)

@@ -3,9 +3,9 @@
 Stages per command (docs/rules.md), all inside one numba kernel, ``process``:
 
   1. validate      reject bad input with a RejectCode (nothing changes)
-  2. risk lock     hold the funds the order could need (trader.try_lock)
+  2. risk lock     hold the funds the order could need (wallets.try_lock)
   3. match         walk the opposite book, price-time priority (matcher.match)
-  4. settle        move money for every fill, trim holds (trader.settle_fill)
+  4. settle        move money for every fill, trim holds (wallets.settle_fill)
   5. emit          write EVENT records with per-symbol sequences (events.emit)
 
 ``OrderService`` is the thin Python front: it owns the state arrays, turns names into
@@ -14,21 +14,24 @@ ids, and answers read-only questions about books and balances.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from ringex.jit import njit
+from ringex import records
 from ringex.config import Config
-from ringex.core.accounts import on_query_balances, on_transfer
 from ringex.core.amend import on_cancel, on_cancel_all, on_modify
-from ringex.core.codes import *  # noqa: F403  (plain-int enums)
 from ringex.core.events import NO_SEQ
 from ringex.core.markets import new_markets
 from ringex.core.matcher import on_new, reject
-from ringex.core.queries import on_query_book, on_query_orders
 from ringex.core.order_book import LIVE, PAGE, best_tick, level_of, new_book
+from ringex.core.queries import on_query_book, on_query_orders
 from ringex.core.structs import bundle
-from ringex.core.trader import new_wallets
+from ringex.core.transfers import on_query_balances, on_transfer
+from ringex.core.wallets import new_wallets
 from ringex.errors import CommandRejected
-from ringex.ring import layout
+from ringex.records import (
+    CMD_CANCEL, CMD_CANCEL_ALL, CMD_DEPOSIT, CMD_MODIFY, CMD_NEW, CMD_QUERY_BALANCES,
+    CMD_QUERY_BOOK, CMD_QUERY_ORDERS, CMD_WITHDRAW, E_UNKNOWN_COMMAND,
+)
 
 
 @njit(cache=True)
@@ -80,7 +83,7 @@ class OrderService:
         self._state = (bundle(self.book), bundle(self.wallets), bundle(self.markets))
         # room for the worst command (every resting order filled twice over) plus a batch
         cap = 2 * config.limits.max_orders + len(config.assets) + 8 + 4096
-        self._out = layout.events(cap)
+        self._out = records.events(cap)
 
     # -- names to ids
     def symbol_id(self, name: str) -> int:
@@ -92,8 +95,8 @@ class OrderService:
     # -- commands
     def submit(self, cmds: np.ndarray) -> np.ndarray:
         """Process a COMMAND array in order; return the EVENT array it produced (a copy)."""
-        if cmds.dtype != layout.COMMAND:
-            raise TypeError(f"submit() needs a layout.COMMAND array, got {cmds.dtype}")
+        if cmds.dtype != records.COMMAND:
+            raise TypeError(f"submit() needs a records.COMMAND array, got {cmds.dtype}")
         done, parts = 0, []
         while True:
             done, n = process(*self._state, cmds, done, self._out, self.wallets_on)
@@ -104,15 +107,15 @@ class OrderService:
 
     def deposit(self, account: int, asset: str, amount: int) -> np.ndarray:
         """Credit minor units to an account; raises CommandRejected if refused."""
-        return self._transfer(layout.deposit(account, self.asset_id(asset), amount))
+        return self._transfer(records.deposit(account, self.asset_id(asset), amount))
 
     def withdraw(self, account: int, asset: str, amount: int) -> np.ndarray:
-        return self._transfer(layout.withdraw(account, self.asset_id(asset), amount))
+        return self._transfer(records.withdraw(account, self.asset_id(asset), amount))
 
     def _transfer(self, cmd: np.ndarray) -> np.ndarray:
         ev = self.submit(cmd)
-        if ev[0]["kind"] == layout.EventKind.REJECT:
-            raise CommandRejected(layout.RejectCode(layout.info_code(int(ev[0]["info"]))))
+        if ev[0]["kind"] == records.EventKind.REJECT:
+            raise CommandRejected(records.RejectCode(records.info_code(int(ev[0]["info"]))))
         return ev
 
     # -- read-only views

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from ringex.core.codes import *  # noqa: F403  (plain-int enums)
-from ringex.core.events import NO_SEQ, emit
+from ringex.jit import njit
+from ringex.core.events import NO_SEQ, emit, sell_info
 from ringex.core.matcher import reject
 from ringex.core.order_book import level_of, next_level
+from ringex.records import E_UNKNOWN_ACCOUNT, E_UNKNOWN_SYMBOL, EV_BOOK_LEVEL, EV_OPEN_ORDER
 
 
 @njit(cache=True)
@@ -20,7 +20,7 @@ def on_query_orders(bk, mk, c, out, n):
     while m >= 0:
         n = emit(out, n, mk, NO_SEQ, EV_OPEN_ORDER, bk.o_symbol[m], bk.o_id[m], bk.o_coid[m],
                  bk.o_price[m], bk.o_leaves[m], bk.o_leaves[m], acct, c.session, c.ref,
-                 INFO_SELL if bk.o_side[m] == 1 else 0)
+                 sell_info(bk.o_side[m]))
         m = bk.o_anext[m]
     return n
 
@@ -42,7 +42,7 @@ def on_query_book(bk, mk, c, out, n):
             li = level_of(bk, b, t)
             n = emit(out, n, mk, NO_SEQ, EV_BOOK_LEVEL, sym, 0, 0, t + mk.lo[sym],
                      bk.lv_qty[li], bk.lv_count[li], 0, c.session, c.ref,
-                     INFO_SELL if side == 1 else 0)
+                     sell_info(side))
             out[n - 1].seq = mk.seq[sym]
             t = next_level(bk, b, t)
     return n

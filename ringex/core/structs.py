@@ -13,10 +13,12 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from numba import carray, njit, typeof
+from numba import carray, typeof
 from numba.core import types
 from numba.core.extending import intrinsic
 from numba.experimental import structref
+
+from ringex.jit import njit
 
 
 @structref.register

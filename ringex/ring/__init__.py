@@ -1,1 +1,3 @@
-"""Shared-memory rings, record layouts and wait strategies."""
+"""Transport between processes: shared-memory segments (``shm``), SPSC and broadcast rings,
+wait strategies and the atomics they are built on. No business meaning lives here: the
+records the rings carry are ``ringex.records``."""

@@ -28,8 +28,9 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from numba import njit, typeof, types
+from numba import typeof, types
 
+from ringex.jit import njit
 from ringex.ring.atomics import (fence_acquire, fence_release, load_acquire, load_relaxed,
                                  store_relaxed, store_release)
 from ringex.ring.shm import (CACHE_LINE, CAPACITY, HEAD, HEADER_BYTES, KIND_BROADCAST,

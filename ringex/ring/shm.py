@@ -25,7 +25,7 @@ writes, so two processes never write the same cache line (docs/rings.md has the 
 Cursors are unsigned counters in spirit but are held as int64: they would need 292 years at
 10^9 records/s to reach 2^63, and numba turns ``uint64 op int64`` into float64 arithmetic.
 
-Ownership (DESIGN section 7): a ``Segment`` keeps the ``SharedMemory`` object alive while
+Ownership: a ``Segment`` keeps the ``SharedMemory`` object alive while
 it hands out numpy views; ``close()`` drops its own views before unmapping, and if the caller
 still holds a view the mapping is left to the garbage collector (freed with the last view)
 instead of being unmapped under it. Only the creator unlinks the name.

@@ -25,8 +25,9 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from numba import njit, typeof, types
+from numba import typeof, types
 
+from ringex.jit import njit
 from ringex.ring.atomics import cpu_relax, load_acquire, load_relaxed, store_release
 from ringex.ring.shm import (CAPACITY, CONSUMER_PID, CONSUMER_SLEEPING, HEAD, HEADER_BYTES,
                              KIND_SPSC, PID_CLOSED, PRODUCER_PID, PRODUCER_SLEEPING, TAIL,

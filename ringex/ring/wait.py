@@ -17,14 +17,20 @@ A ``Gate`` names the shared words one waiting side uses in a ring header: its ow
 sleeping" flag and its peer's pid word. Rings expose ``data_gate`` (the consumer waits on it,
 the producer signals it) and, for SPSC rings, ``space_gate`` (the producer waits for room).
 
-Poll loops never call ``os.sched_yield()`` (DESIGN section 7): with more busy processes than
-cores a yield can give away a whole time slice.
+The same three strategies, by the same names (``WAITS``; ``ringex run --wait`` spells them
+busy, spin, eventfd: ``CLI_WAITS``), drive the matcher's idle loop
+(``ringex.core.engine.front``) and the gateway's event pump (``ringex.gateway.pump_wait``).
+Every spin-then-sleep wait sleeps by a ``SleepSchedule``.
+
+Poll loops never call ``os.sched_yield()``: with more busy processes than cores a yield can
+give away a whole time slice (docs/rings.md).
 """
 from __future__ import annotations
 
 import os
 import select
 import time
+from dataclasses import dataclass
 from multiprocessing import reduction
 from typing import Callable
 
@@ -60,6 +66,26 @@ def pid_alive(pid: int) -> bool:
         return True          # no procfs: trust kill()
     state = stat[stat.rindex(b")") + 2:][:1]
     return state not in (b"Z", b"X")
+
+
+@dataclass(frozen=True)
+class SleepSchedule:
+    """Spin ``spin`` idle rounds, then sleep ``min_sleep`` doubling up to ``max_sleep``."""
+
+    spin: int = 2000
+    min_sleep: float = 20e-6
+    max_sleep: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.spin < 0 or self.min_sleep <= 0 or self.max_sleep < self.min_sleep:
+            raise ConfigError("spin_then_sleep needs spin >= 0, 0 < min_sleep <= max_sleep")
+
+    def sleep_for(self, iteration: int) -> float:
+        """Seconds to sleep after ``iteration`` idle rounds (0 while spinning)."""
+        k = iteration - self.spin
+        if k < 0:
+            return 0.0
+        return min(self.max_sleep, self.min_sleep * (1 << min(k, 40)))
 
 
 class Gate:
@@ -170,22 +196,16 @@ class SpinThenSleepWait(WaitStrategy):
     def __init__(self, spin: int = 2000, min_sleep: float = 20e-6, max_sleep: float = 1e-3,
                  peer_check_s: float = PEER_CHECK_S):
         super().__init__(peer_check_s)
-        if spin < 0 or min_sleep <= 0 or max_sleep < min_sleep:
-            raise ConfigError("spin_then_sleep needs spin >= 0, 0 < min_sleep <= max_sleep")
+        self.schedule = SleepSchedule(spin, min_sleep, max_sleep)
         self.spin = spin
-        self.min_sleep = min_sleep
-        self.max_sleep = max_sleep
 
     def sleep_for(self, iteration: int) -> float:
         """Seconds slept after ``iteration`` empty polls (0 while spinning)."""
-        k = iteration - self.spin
-        if k < 0:
-            return 0.0
-        return min(self.max_sleep, self.min_sleep * (1 << min(k, 40)))
+        return self.schedule.sleep_for(iteration)
 
     def idle(self, iteration: int) -> None:
         if iteration >= self.spin:
-            time.sleep(self.sleep_for(iteration))
+            time.sleep(self.schedule.sleep_for(iteration))
 
 
 class EventfdWait(WaitStrategy):
@@ -301,6 +321,7 @@ def _check_gate(gate: Gate | None) -> None:
 WAITS: dict[str, type[WaitStrategy]] = {
     cls.name: cls for cls in (BusySpinWait, SpinThenSleepWait, EventfdWait)
 }
+CLI_WAITS = {"busy": "busy_spin", "spin": "spin_then_sleep", "eventfd": "eventfd"}
 
 
 def make_wait(name: str, **opts) -> WaitStrategy:

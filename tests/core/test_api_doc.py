@@ -2,8 +2,8 @@
 import re
 from pathlib import Path
 
-from ringex.ring import layout
-from ringex.ring.layout import EventKind, Side
+from ringex import records
+from ringex.records import EventKind, Side
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
 
@@ -18,6 +18,6 @@ def test_should_run_the_api_example_as_documented():
 
 
 def test_should_document_every_record_field():
-    for dtype in (layout.COMMAND, layout.EVENT):
+    for dtype in (records.COMMAND, records.EVENT):
         for name in dtype.names:
             assert f"| `{name}` |" in DOC, f"docs/api.md misses field {name}"

@@ -8,7 +8,7 @@ from ringex.core.journal import Journal, read_journal
 from ringex.core.order_service import OrderService
 from ringex.core.snapshot import StateStore
 from ringex.errors import StorageError
-from ringex.ring import layout
+from ringex import records
 from tests.util.exchange import rule_config
 
 
@@ -17,8 +17,8 @@ def command_stream(seed: int, n_batches: int, size: int = 64) -> list[np.ndarray
     rng = np.random.default_rng(seed)
     out, coid = [], 1
     for _ in range(n_batches):
-        c = layout.commands(size)
-        c["kind"] = np.where(rng.random(size) < 0.25, layout.CommandKind.CANCEL, layout.CommandKind.NEW)
+        c = records.commands(size)
+        c["kind"] = np.where(rng.random(size) < 0.25, records.CommandKind.CANCEL, records.CommandKind.NEW)
         c["symbol"] = rng.integers(0, 2, size)
         c["account"] = rng.integers(1, 6, size)
         c["side"] = rng.integers(0, 2, size)
@@ -26,7 +26,7 @@ def command_stream(seed: int, n_batches: int, size: int = 64) -> list[np.ndarray
         c["qty"] = rng.integers(1, 20, size)
         c["tif"] = np.where(rng.random(size) < 0.2, 1, 0)
         ids = np.arange(coid, coid + size)
-        c["client_order_id"] = np.where(c["kind"] == layout.CommandKind.NEW, ids,
+        c["client_order_id"] = np.where(c["kind"] == records.CommandKind.NEW, ids,
                                         rng.integers(1, coid + size, size))
         coid += size
         out.append(c)

@@ -48,8 +48,8 @@ from pathlib import Path
 import pytest
 
 from ringex.config import Config
-from ringex.ring import layout
-from ringex.ring.layout import EventKind as E, Side, TimeInForce
+from ringex import records
+from ringex.records import EventKind as E, Side, TimeInForce
 from tests.util.reference import ReferenceExchange
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "lobster"
@@ -97,7 +97,7 @@ class LobsterReplay:
         return self.svc.submit(cmd)
 
     def _rest(self, account, side, price, qty) -> int:
-        ev = self._submit(layout.new_order(SYM, account, side, price, qty))
+        ev = self._submit(records.new_order(SYM, account, side, price, qty))
         assert [int(e["kind"]) for e in ev] == [E.ACK], f"resting {qty}@{price} traded: {ev}"
         oid = int(ev[0]["order_id"])
         self.leaves[oid] = qty
@@ -106,20 +106,20 @@ class LobsterReplay:
     def _reduce(self, account, oid, price, by) -> None:
         left = self.leaves[oid] - by
         if left == 0:
-            ev = self._submit(layout.cancel(SYM, account, order_id=oid))
+            ev = self._submit(records.cancel(SYM, account, order_id=oid))
             assert int(ev[0]["kind"]) == E.CANCELLED and int(ev[0]["qty"]) == by, ev
             del self.leaves[oid]
         else:
-            ev = self._submit(layout.modify(SYM, account, oid, price, left))
+            ev = self._submit(records.modify(SYM, account, oid, price, left))
             assert [int(e["kind"]) for e in ev] == [E.MODIFIED], ev
             self.leaves[oid] = left
 
     def _execute(self, side, price, size, maker_id) -> None:
         """Opposite IOC at price for size: it must fill maker_id, all of size."""
-        ev = self._submit(layout.new_order(SYM, TAKER, 1 - side, price, size,
+        ev = self._submit(records.new_order(SYM, TAKER, 1 - side, price, size,
                                            tif=TimeInForce.IOC))
         fills = [(int(e["order_id"]), int(e["qty"])) for e in ev
-                 if e["kind"] == E.FILL and e["info"] & layout.INFO_MAKER]
+                 if e["kind"] == E.FILL and e["info"] & records.INFO_MAKER]
         assert fills == [(maker_id, size)], \
             f"execution of {size}@{price} should fill order {maker_id}; maker fills {fills}"
         self.leaves[maker_id] -= size

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from ringex.ring import layout
-from ringex.ring.layout import (INFO_MAKER, INFO_SELL, CancelReason as C, EventKind as E,
+from ringex import records
+from ringex.records import (INFO_MAKER, INFO_SELL, CancelReason as C, EventKind as E,
                                 OrderType, RejectCode as R, SelfTradePrevention as STP,
                                 Side, TimeInForce as TIF)
 from tests.util.generators import Market
@@ -24,8 +24,8 @@ def ex(wallets=True, usd=1_000_00, btc=10 * BTC):
     x = ReferenceExchange(M.config, wallets=wallets)
     if wallets:
         for a in (1, 2, 3):
-            x.submit(layout.batch(layout.deposit(a, USD_, usd), layout.deposit(a, BTC_, btc),
-                                  layout.deposit(a, 2, 10 * BTC)))
+            x.submit(records.batch(records.deposit(a, USD_, usd), records.deposit(a, BTC_, btc),
+                                  records.deposit(a, 2, 10 * BTC)))
     return x
 
 
@@ -37,7 +37,7 @@ def ev(events):
 
 
 def new(x, account, side, price, qty, **kw):
-    return ev(x.submit(layout.new_order(0, account, side, price, qty, **kw)))
+    return ev(x.submit(records.new_order(0, account, side, price, qty, **kw)))
 
 
 def test_should_trade_at_maker_price_and_charge_both_fees():
@@ -136,7 +136,7 @@ def test_should_stop_a_market_buy_at_the_funds_limit():
         ("FILL", 3, 2, 102, 1, 8, 1, 0), ("FILL", 2, 3, 102, 1, 4, 3, INFO_SELL | INFO_MAKER),
         ("CANCELLED", 3, 0, 0, 8, 0, 1, C.NO_FUNDS)]
     assert x.balance(1, "USD") == (25000 - 10007 - 10207, 0)
-    x.submit(layout.withdraw(1, USD_, 25000 - 10007 - 10207))
+    x.submit(records.withdraw(1, USD_, 25000 - 10007 - 10207))
     assert new(x, 1, BUY, 0, 1, order_type=OrderType.MARKET, tif=TIF.IOC)[0][-1] == \
         R.INSUFFICIENT_FUNDS
 
@@ -162,15 +162,15 @@ def test_should_keep_priority_on_decrease_and_lose_it_on_increase_or_reprice():
     x = ex()
     new(x, 2, SELL, 100, 3)                                       # 1
     new(x, 3, SELL, 100, 2)                                       # 2
-    assert ev(x.submit(layout.modify(0, 2, 1, 100, 1))) == \
+    assert ev(x.submit(records.modify(0, 2, 1, 100, 1))) == \
         [("MODIFIED", 1, 0, 100, 1, 1, 2, INFO_SELL)]
     assert x.balance(2, "BTC") == (9 * BTC, 1 * BTC)
     assert [o["order_id"] for o in x.open_orders(2)] == [1]
-    x.submit(layout.modify(0, 2, 1, 100, 4))                      # increase: behind 2
+    x.submit(records.modify(0, 2, 1, 100, 4))                      # increase: behind 2
     out = new(x, 1, BUY, 100, 1)
     assert out[1][:3] == ("FILL", 3, 2)
     new(x, 1, BUY, 99, 2)                                         # 4
-    out = ev(x.submit(layout.modify(0, 1, 4, 100, 2)))            # reprice: takes
+    out = ev(x.submit(records.modify(0, 1, 4, 100, 2)))            # reprice: takes
     assert [r[:5] for r in out] == [("MODIFIED", 4, 0, 100, 2), ("FILL", 4, 2, 100, 1),
                                     ("FILL", 2, 4, 100, 1), ("FILL", 4, 1, 100, 1),
                                     ("FILL", 1, 4, 100, 1)]
@@ -181,21 +181,21 @@ def test_should_reject_modify_that_cannot_be_funded_or_would_take_post_only():
     x = ex(usd=20000)
     new(x, 1, BUY, 99, 1, post_only=True)                         # lock 9900 + 6
     new(x, 2, SELL, 101, 1)
-    assert ev(x.submit(layout.modify(0, 1, 1, 99, 3)))[0][-1] == R.INSUFFICIENT_FUNDS
-    assert ev(x.submit(layout.modify(0, 1, 1, 101, 1)))[0][-1] == R.POST_ONLY_WOULD_TAKE
+    assert ev(x.submit(records.modify(0, 1, 1, 99, 3)))[0][-1] == R.INSUFFICIENT_FUNDS
+    assert ev(x.submit(records.modify(0, 1, 1, 101, 1)))[0][-1] == R.POST_ONLY_WOULD_TAKE
     assert x.levels(0, BUY) == [(99, 1, 1)] and x.balance(1, "USD") == (20000 - 9906, 9906)
-    assert ev(x.submit(layout.modify(0, 2, 1, 99, 1)))[0][-1] == R.UNKNOWN_ORDER
+    assert ev(x.submit(records.modify(0, 2, 1, 99, 1)))[0][-1] == R.UNKNOWN_ORDER
 
 
 def test_should_validate_new_in_rule_order_and_sequence_per_symbol():
     x = ex()
-    out = x.submit(layout.batch(
-        layout.new_order(0, 1, BUY, 1000, 0),                     # qty before price
-        layout.new_order(7, 1, BUY, 100, 1),                      # unknown symbol: seq 0
-        layout.new_order(0, 0, SELL, 100, 1),                     # account 0 trades never
-        layout.new_order(1, 1, BUY, 50, 1),                       # ETH-BTC seq 1
-        layout.new_order(0, 1, BUY, 100, 1, order_type=OrderType.MARKET)))  # GTC market
-    assert [(int(e["seq"]), layout.info_code(e["info"])) for e in out] == [
+    out = x.submit(records.batch(
+        records.new_order(0, 1, BUY, 1000, 0),                     # qty before price
+        records.new_order(7, 1, BUY, 100, 1),                      # unknown symbol: seq 0
+        records.new_order(0, 0, SELL, 100, 1),                     # account 0 trades never
+        records.new_order(1, 1, BUY, 50, 1),                       # ETH-BTC seq 1
+        records.new_order(0, 1, BUY, 100, 1, order_type=OrderType.MARKET)))  # GTC market
+    assert [(int(e["seq"]), records.info_code(e["info"])) for e in out] == [
         (1, R.INVALID_QTY), (0, R.UNKNOWN_SYMBOL), (2, R.UNKNOWN_ACCOUNT), (1, 0),
         (3, R.INVALID_TIF)]
     assert out[2]["info"] & INFO_SELL
@@ -206,32 +206,32 @@ def test_should_free_client_order_ids_and_cancel_by_them():
     new(x, 1, BUY, 99, 1, client_order_id=7)
     assert new(x, 1, BUY, 98, 1, client_order_id=7)[0][-1] == R.DUPLICATE_CLIENT_ORDER_ID
     assert new(x, 2, BUY, 98, 1, client_order_id=7)[0][0] == "ACK"   # other account
-    assert ev(x.submit(layout.cancel(1, 1, client_order_id=7)))[0][-1] == R.UNKNOWN_ORDER
-    assert ev(x.submit(layout.cancel(0, 1, client_order_id=7))) == \
+    assert ev(x.submit(records.cancel(1, 1, client_order_id=7)))[0][-1] == R.UNKNOWN_ORDER
+    assert ev(x.submit(records.cancel(0, 1, client_order_id=7))) == \
         [("CANCELLED", 1, 7, 99, 1, 0, 1, C.USER)]
-    assert ev(x.submit(layout.cancel(0, 1, order_id=1)))[0][-1] == R.UNKNOWN_ORDER
+    assert ev(x.submit(records.cancel(0, 1, order_id=1)))[0][-1] == R.UNKNOWN_ORDER
     assert new(x, 1, BUY, 98, 1, client_order_id=7)[0][0] == "ACK"
 
 
 def test_should_cancel_all_oldest_first_and_say_nothing_when_empty():
     x = ex()
     new(x, 1, BUY, 99, 1)
-    x.submit(layout.new_order(1, 1, SELL, 55, 1))
+    x.submit(records.new_order(1, 1, SELL, 55, 1))
     new(x, 1, SELL, 103, 2)
     new(x, 2, SELL, 104, 2)
-    out = ev(x.submit(layout.cancel_all(1)))
+    out = ev(x.submit(records.cancel_all(1)))
     assert [(k, i, info) for k, i, _, _, _, _, _, info in out] == [
         ("CANCELLED", 1, C.CANCEL_ALL), ("CANCELLED", 2, C.CANCEL_ALL | INFO_SELL),
         ("CANCELLED", 3, C.CANCEL_ALL | INFO_SELL)]
-    assert len(x.submit(layout.cancel_all(1))) == 0
+    assert len(x.submit(records.cancel_all(1))) == 0
     assert x.balance(1, "USD") == (100000, 0) and x.balance(1, "BTC") == (10 * BTC, 0)
 
 
 def test_should_cancel_only_the_sessions_orders_on_disconnect():
     x = ex()
-    x.submit(layout.new_order(0, 1, BUY, 99, 1, session=5))
-    x.submit(layout.new_order(0, 1, BUY, 98, 1, session=6))
-    out = ev(x.submit(layout.cancel_all(1, session=6, disconnect=True)))
+    x.submit(records.new_order(0, 1, BUY, 99, 1, session=5))
+    x.submit(records.new_order(0, 1, BUY, 98, 1, session=6))
+    out = ev(x.submit(records.cancel_all(1, session=6, disconnect=True)))
     assert out == [("CANCELLED", 2, 0, 98, 1, 0, 1, C.DISCONNECT)]
     assert [o["order_id"] for o in x.open_orders(1)] == [1]
 
@@ -241,7 +241,7 @@ def test_should_snapshot_the_book_at_the_current_sequence():
     new(x, 1, BUY, 99, 1)
     new(x, 2, BUY, 99, 2)
     new(x, 1, SELL, 103, 1)
-    got = x.submit(layout.query_book(0, ref=9))
+    got = x.submit(records.query_book(0, ref=9))
     assert [(E(e["kind"]).name, int(e["seq"]), int(e["price"]), int(e["qty"]), int(e["leaves"]),
              int(e["info"])) for e in got] == [("BOOK_LEVEL", 3, 99, 3, 2, 0),
                                                ("BOOK_LEVEL", 3, 103, 1, 1, INFO_SELL)]
@@ -250,14 +250,14 @@ def test_should_snapshot_the_book_at_the_current_sequence():
 
 def test_should_answer_deposits_withdrawals_and_queries_with_unsequenced_events():
     x = ex()
-    out = ev(x.submit(layout.batch(layout.deposit(1, USD_, 5), layout.withdraw(1, USD_, 10**9),
-                                   layout.deposit(1, 9, 5), layout.deposit(1, USD_, 0))))
+    out = ev(x.submit(records.batch(records.deposit(1, USD_, 5), records.withdraw(1, USD_, 10**9),
+                                   records.deposit(1, 9, 5), records.deposit(1, USD_, 0))))
     assert out == [("BALANCE", 0, 0, 0, 100005, 0, 1, 0),
                    ("REJECT", 0, 0, 0, 10**9, 0, 1, R.INSUFFICIENT_FUNDS),
                    ("REJECT", 0, 0, 0, 5, 0, 1, R.UNKNOWN_ASSET),
                    ("REJECT", 0, 0, 0, 0, 0, 1, R.INVALID_AMOUNT)]
     new(x, 1, BUY, 99, 1, client_order_id=3)
-    got = x.submit(layout.batch(layout.query_orders(1), layout.query_balances(1)))
+    got = x.submit(records.batch(records.query_orders(1), records.query_balances(1)))
     assert [int(e["seq"]) for e in got] == [0, 0, 0, 0]
     assert ev(got)[0] == ("OPEN_ORDER", 1, 3, 99, 1, 1, 1, 0)
     assert ev(got)[1] == ("BALANCE", 0, 0, 0, 100005 - 9906, 9906, 1, 0)
@@ -268,8 +268,8 @@ def test_should_match_without_funds_when_wallets_are_off():
     new(x, 1, SELL, 100, 5)
     assert [r[0] for r in new(x, 2, BUY, 0, 9, order_type=OrderType.MARKET, tif=TIF.IOC)] \
         == ["ACK", "FILL", "FILL", "CANCELLED"]
-    assert ev(x.submit(layout.query_balances(1)))[0][-1] == R.UNKNOWN_COMMAND
-    assert ev(x.submit(layout.deposit(1, USD_, 5)))[0][0] == "REJECT"
+    assert ev(x.submit(records.query_balances(1)))[0][-1] == R.UNKNOWN_COMMAND
+    assert ev(x.submit(records.deposit(1, USD_, 5)))[0][0] == "REJECT"
 
 
 def test_should_reject_orders_when_the_pool_is_full_but_not_ioc():

@@ -1,8 +1,8 @@
 """Rules for changing resting orders: cancel, modify, cancel-all, client order ids."""
 from __future__ import annotations
 
-from ringex.ring import layout
-from ringex.ring.layout import CancelReason, EventKind as EK, RejectCode as RC, Side, TimeInForce as TIF
+from ringex import records
+from ringex.records import CancelReason, EventKind as EK, RejectCode as RC, Side, TimeInForce as TIF
 from tests.util.exchange import Exchange
 
 BUY, SELL = Side.BUY, Side.SELL
@@ -97,7 +97,7 @@ def test_should_not_show_best_price_after_its_level_is_cancelled():
 def test_should_keep_priority_on_quantity_decrease():
     ex = Exchange()
     first, second = ex.rest(2, SELL, 100, 5), ex.rest(3, SELL, 100, 5)
-    ev = ex.submit(layout.modify(0, 2, first, 100, 2))
+    ev = ex.submit(records.modify(0, 2, first, 100, 2))
     assert ex.kinds(ev) == ["MODIFIED"] and ev[0]["qty"] == 2
     assert ex.depth(SELL, 100) == 7
     assert fill_makers(ex, ex.buy(1, 100, 3)) == [first, second]
@@ -164,7 +164,7 @@ def test_should_cancel_all_orders_of_an_account_oldest_first():
     ex = Exchange()
     mine = [ex.rest(1, BUY, 90 + i, 1) for i in range(3)] + [ex.rest(1, SELL, 200, 1, symbol=1)]
     other = ex.rest(2, BUY, 95, 1)
-    ev = ex.submit(layout.cancel_all(1))
+    ev = ex.submit(records.cancel_all(1))
     assert list(ev["order_id"]) == mine
     assert all(ex.reason(e) == CancelReason.CANCEL_ALL for e in ev)
     assert ex.bid() == 95 and ex.svc.open_orders(2)[0]["order_id"] == other
@@ -175,7 +175,7 @@ def test_should_cancel_all_in_one_symbol_only():
     ex = Exchange()
     ex.rest(1, BUY, 90, 1)
     keep = ex.rest(1, SELL, 200, 1, symbol=1)
-    ev = ex.submit(layout.cancel_all(1, symbol=0))
+    ev = ex.submit(records.cancel_all(1, symbol=0))
     assert len(ev) == 1 and [o["order_id"] for o in ex.svc.open_orders(1)] == [keep]
 
 
@@ -215,7 +215,7 @@ def test_should_assign_strictly_increasing_order_ids_never_reused():
 def test_should_answer_open_orders_query_oldest_first():
     ex = Exchange()
     ids = [ex.rest(1, BUY, 90, 1, client_order_id=7), ex.rest(1, SELL, 110, 2)]
-    ev = ex.submit(layout.query_orders(1))
+    ev = ex.submit(records.query_orders(1))
     assert ex.kinds(ev) == ["OPEN_ORDER", "OPEN_ORDER"] and list(ev["order_id"]) == ids
     assert ev[0]["other_id"] == 7 and ev[1]["qty"] == 2 and (ev["seq"] == 0).all()
 
@@ -231,7 +231,7 @@ def test_should_cancel_only_the_disconnected_sessions_orders():
     ex = Exchange()
     gone = ex.rest(1, BUY, 90, 1, session=7)
     ex.rest(1, BUY, 91, 1, session=8)
-    ev = ex.submit(layout.cancel_all(1, session=7, disconnect=True))
+    ev = ex.submit(records.cancel_all(1, session=7, disconnect=True))
     assert list(ev["order_id"]) == [gone] and ex.reason(ev[0]) == CancelReason.DISCONNECT
     assert ev[0]["session"] == 7 and ex.bid() == 91
 
@@ -242,9 +242,9 @@ def test_should_snapshot_the_book_as_of_the_current_sequence():
     ex.rest(2, BUY, 90, 1)
     ex.rest(1, BUY, 95, 1)
     ex.rest(3, SELL, 120, 4)
-    ev = ex.submit(layout.query_book(0))
+    ev = ex.submit(records.query_book(0))
     assert ex.kinds(ev) == ["BOOK_LEVEL"] * 3
     assert [(e["price"], e["qty"], e["leaves"]) for e in ev] == [(95, 1, 1), (90, 3, 2), (120, 4, 1)]
-    assert [bool(e["info"] & layout.INFO_SELL) for e in ev] == [False, False, True]
+    assert [bool(e["info"] & records.INFO_SELL) for e in ev] == [False, False, True]
     assert set(ev["seq"]) == {4}
     assert ex.buy(1, 50, 1)[0]["seq"] == 5          # the snapshot did not advance it

@@ -1,8 +1,8 @@
 """Wallet rules: locks, settlement, fees, transfers, conservation (docs/rules.md 'Funds')."""
 from __future__ import annotations
 
-from ringex.ring import layout
-from ringex.ring.layout import EventKind as EK, OrderType, RejectCode as RC, Side, TimeInForce as TIF
+from ringex import records
+from ringex.records import EventKind as EK, OrderType, RejectCode as RC, Side, TimeInForce as TIF
 from ringex.errors import CommandRejected
 from tests.util.exchange import Exchange, RICH
 
@@ -104,25 +104,25 @@ def test_should_reject_withdrawal_beyond_available_funds():
 
 def test_should_reject_bad_transfers():
     ex = Exchange(fund=False)
-    assert ex.reject_code(ex.submit(layout.deposit(1, 9, 5))) == RC.UNKNOWN_ASSET
-    assert ex.reject_code(ex.submit(layout.deposit(1, 0, 0))) == RC.INVALID_AMOUNT
-    assert ex.reject_code(ex.submit(layout.withdraw(1, 0, -5))) == RC.INVALID_AMOUNT
-    assert ex.reject_code(ex.submit(layout.deposit(99, 0, 5))) == RC.UNKNOWN_ACCOUNT
+    assert ex.reject_code(ex.submit(records.deposit(1, 9, 5))) == RC.UNKNOWN_ASSET
+    assert ex.reject_code(ex.submit(records.deposit(1, 0, 0))) == RC.INVALID_AMOUNT
+    assert ex.reject_code(ex.submit(records.withdraw(1, 0, -5))) == RC.INVALID_AMOUNT
+    assert ex.reject_code(ex.submit(records.deposit(99, 0, 5))) == RC.UNKNOWN_ACCOUNT
     ex.svc.deposit(1, "USD", 2**62)          # the most one balance may hold
-    assert ex.reject_code(ex.submit(layout.deposit(1, 0, 1))) == RC.OVERFLOW
+    assert ex.reject_code(ex.submit(records.deposit(1, 0, 1))) == RC.OVERFLOW
 
 
 def test_should_answer_balance_query_per_asset():
     ex = Exchange(fund=False)
     ex.svc.deposit(1, "X", 7)
-    ev = ex.submit(layout.query_balances(1))
+    ev = ex.submit(records.query_balances(1))
     assert ex.kinds(ev) == ["BALANCE", "BALANCE"] and list(ev["qty"]) == [0, 7]
 
 
 def test_should_reject_transfers_and_balance_queries_without_wallets():
     ex = Exchange(wallets=False)
-    assert ex.reject_code(ex.submit(layout.deposit(1, 0, 5))) == RC.UNKNOWN_COMMAND
-    assert ex.reject_code(ex.submit(layout.query_balances(1))) == RC.UNKNOWN_COMMAND
+    assert ex.reject_code(ex.submit(records.deposit(1, 0, 5))) == RC.UNKNOWN_COMMAND
+    assert ex.reject_code(ex.submit(records.query_balances(1))) == RC.UNKNOWN_COMMAND
 
 
 def test_should_conserve_every_asset_across_trades_and_cancels():
@@ -134,5 +134,5 @@ def test_should_conserve_every_asset_across_trades_and_cancels():
     oid = ex.rest(4, BUY, 50, 3)
     ex.modify(4, oid, 102, 5)
     ex.sell(5, 0, 8, order_type=OrderType.MARKET, tif=TIF.IOC)
-    ex.submit(layout.cancel_all(1), layout.cancel_all(2), layout.cancel_all(3))
+    ex.submit(records.cancel_all(1), records.cancel_all(2), records.cancel_all(3))
     assert (ex.total("USD"), ex.total("X")) == before

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ringex.ring import layout
-from ringex.ring.layout import (
+from ringex import records
+from ringex.records import (
     INFO_MAKER, INFO_SELL, CancelReason, EventKind as EK, OrderType, SelfTradePrevention as STP,
     Side, TimeInForce as TIF,
 )
@@ -128,7 +128,7 @@ def test_should_stop_market_buy_when_funds_run_out():
 def test_should_reject_market_order_with_gtc():
     ex = Exchange()
     ev = ex.buy(1, 0, 1, order_type=OrderType.MARKET, tif=TIF.GTC)
-    assert ex.reject_code(ev) == layout.RejectCode.INVALID_TIF
+    assert ex.reject_code(ev) == records.RejectCode.INVALID_TIF
 
 
 def test_should_cancel_post_only_order_that_would_take():
@@ -148,7 +148,7 @@ def test_should_rest_post_only_order_that_does_not_cross():
 
 def test_should_reject_post_only_with_ioc():
     ex = Exchange()
-    assert ex.reject_code(ex.buy(1, 99, 1, post_only=True, tif=TIF.IOC)) == layout.RejectCode.INVALID_TIF
+    assert ex.reject_code(ex.buy(1, 99, 1, post_only=True, tif=TIF.IOC)) == records.RejectCode.INVALID_TIF
 
 
 def test_should_cancel_taker_on_self_trade_by_default():
@@ -188,7 +188,7 @@ def test_should_trade_with_itself_when_stp_is_none():
 
 def test_should_sweep_5000_fills_at_one_price():
     ex = Exchange(max_orders=6000)
-    makers = layout.batch(*[layout.new_order(0, 2 + i % 3, SELL, 100, 1) for i in range(5000)])
+    makers = records.batch(*[records.new_order(0, 2 + i % 3, SELL, 100, 1) for i in range(5000)])
     ack_ids = ex.submit(makers)["order_id"]
     ev = ex.buy(1, 100, 5000)
     fills = ex.of(ev, EK.FILL)
@@ -203,11 +203,11 @@ def test_should_find_next_best_price_across_a_sparse_wide_band():
     svc = OrderService(Config.default(), wallets=False)      # BTC-USD: 10^7 ticks
     btc = svc.symbol_id("BTC-USD")
     prices = [1, 64, 4095, 262_145, 5_000_000, 9_999_999, 10_000_000]
-    svc.submit(layout.batch(*[layout.new_order(btc, 1, SELL, p, 1) for p in prices]))
+    svc.submit(records.batch(*[records.new_order(btc, 1, SELL, p, 1) for p in prices]))
     seen = []
     for _ in prices:
         seen.append(svc.best_ask(btc))
-        svc.submit(layout.new_order(btc, 2, BUY, 10_000_000, 1, tif=TIF.IOC))
+        svc.submit(records.new_order(btc, 2, BUY, 10_000_000, 1, tif=TIF.IOC))
     assert seen == prices and svc.best_ask(btc) is None
 
 
@@ -216,7 +216,7 @@ def test_should_number_events_per_symbol_without_gaps():
     ex.rest(2, SELL, 100, 1)
     ex.order(2, SELL, 100, 1, symbol=1)
     ev = ex.buy(1, 100, 2, tif=TIF.IOC)
-    seqs = np.concatenate([ex.svc.submit(layout.new_order(0, 3, BUY, 50, 1))["seq"]])
+    seqs = np.concatenate([ex.svc.submit(records.new_order(0, 3, BUY, 50, 1))["seq"]])
     assert list(ev["seq"]) == [2, 3, 4, 5] and list(seqs) == [6]
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ringex.ring import layout
-from ringex.ring.layout import EventKind as EK, RejectCode as RC, Side
+from ringex import records
+from ringex.records import EventKind as EK, RejectCode as RC, Side
 from tests.util.exchange import Exchange
 
 BUY, SELL = Side.BUY, Side.SELL
@@ -42,13 +42,13 @@ def test_should_reject_unknown_symbol_account_and_enums():
     ex = Exchange()
     before = state(ex)
     cases = [
-        (layout.new_order(7, 1, BUY, 100, 1), RC.UNKNOWN_SYMBOL),
-        (layout.new_order(0, 0, BUY, 100, 1), RC.UNKNOWN_ACCOUNT),      # the fee account
-        (layout.new_order(0, 16, BUY, 100, 1), RC.UNKNOWN_ACCOUNT),
-        (layout.new_order(0, 1, 2, 100, 1), RC.INVALID_SIDE),
-        (layout.new_order(0, 1, BUY, 100, 1, order_type=2), RC.INVALID_ORDER_TYPE),
-        (layout.new_order(0, 1, BUY, 100, 1, tif=3), RC.INVALID_TIF),
-        (layout.new_order(0, 1, BUY, 100, 1, stp=4), RC.INVALID_STP),
+        (records.new_order(7, 1, BUY, 100, 1), RC.UNKNOWN_SYMBOL),
+        (records.new_order(0, 0, BUY, 100, 1), RC.UNKNOWN_ACCOUNT),      # the fee account
+        (records.new_order(0, 16, BUY, 100, 1), RC.UNKNOWN_ACCOUNT),
+        (records.new_order(0, 1, 2, 100, 1), RC.INVALID_SIDE),
+        (records.new_order(0, 1, BUY, 100, 1, order_type=2), RC.INVALID_ORDER_TYPE),
+        (records.new_order(0, 1, BUY, 100, 1, tif=3), RC.INVALID_TIF),
+        (records.new_order(0, 1, BUY, 100, 1, stp=4), RC.INVALID_STP),
     ]
     for cmd, code in cases:
         assert ex.reject_code(ex.submit(cmd)) == code
@@ -57,7 +57,7 @@ def test_should_reject_unknown_symbol_account_and_enums():
 
 def test_should_reject_unknown_command_kind():
     ex = Exchange()
-    cmd = layout.commands(1)
+    cmd = records.commands(1)
     cmd["kind"] = 200
     assert ex.reject_code(ex.submit(cmd)) == RC.UNKNOWN_COMMAND
 
@@ -67,7 +67,7 @@ def test_should_survive_random_garbage_commands_without_changing_the_book():
     ex.rest(2, SELL, 100, 5)
     before = state(ex)
     rng = np.random.default_rng(7)
-    junk = np.frombuffer(rng.bytes(64 * 2000), dtype=layout.COMMAND).copy()
+    junk = np.frombuffer(rng.bytes(64 * 2000), dtype=records.COMMAND).copy()
     junk["kind"] = rng.choice([0, 9, 77, 255], size=len(junk))   # never a valid kind
     ev = ex.submit(junk)
     assert (ev["kind"] == EK.REJECT).all() and len(ev) == len(junk)
@@ -93,8 +93,8 @@ def test_should_reject_when_price_level_pages_run_out():
 
 def test_should_return_every_event_when_a_batch_overflows_the_event_buffer():
     ex = Exchange(max_orders=64)                   # event buffer ~ 4,200 records
-    makers = layout.batch(*[layout.new_order(0, 2, SELL, 100, 1) for _ in range(60)])
-    takers = layout.batch(*[layout.new_order(0, 1, BUY, 100, 1, tif=1) for _ in range(60)])
+    makers = records.batch(*[records.new_order(0, 2, SELL, 100, 1) for _ in range(60)])
+    takers = records.batch(*[records.new_order(0, 1, BUY, 100, 1, tif=1) for _ in range(60)])
     cmds = np.concatenate([np.concatenate([makers, takers])] * 40)
     ev = ex.submit(cmds)
     assert len(ev) == 40 * (60 + 60 * 3)

@@ -9,7 +9,7 @@ import pytest
 
 from perf.workload import Workload
 from ringex.config import Config
-from ringex.ring.layout import INFO_MAKER, CancelReason, EventKind as E, RejectCode, Side
+from ringex.records import INFO_MAKER, CancelReason, EventKind as E, RejectCode, Side
 from tests.util.differential import Track
 from tests.util.invariants import OrderLedger, check_all
 from tests.util.reference import ReferenceExchange

@@ -1,7 +1,7 @@
 """An engine process driven purely through its rings: the test plays every gateway.
 
     with EngineRig(gateways=2) as rig:
-        rig.send(0, layout.new_order(..., session=rig.session(0)))
+        rig.send(0, records.new_order(..., session=rig.session(0)))
         evs = rig.events(0, 2)          # from gateway 0's event ring
         md = rig.md(3)                  # from the market-data ring
 
@@ -16,15 +16,15 @@ import time
 
 import numpy as np
 
-from ringex.core.engine import EngineProcess, EngineSpec, StartState
-from ringex.io.protocol import session_number
-from ringex.ring import layout
+from ringex.core.engine.process import EngineProcess, EngineSpec, StartState
+from ringex.protocol.session import session_number
+from ringex import records
 from ringex.ring.broadcast import BroadcastRing
 from ringex.ring.spsc import SpscRing
 from ringex.ring.wait import EventfdWait
-from ringex.supervisor import new_run_id, ring_names
+from ringex.ops.supervisor import new_run_id, ring_names
 
-EV = layout.EventKind
+EV = records.EventKind
 
 
 class EngineRig:
@@ -42,11 +42,11 @@ class EngineRig:
         self.queue = queue
         try:
             for g in names["gateways"]:
-                self.cmd.append(SpscRing.create(g["cmd"], layout.COMMAND, capacity,
+                self.cmd.append(SpscRing.create(g["cmd"], records.COMMAND, capacity,
                                                 role="producer"))
-                self.evt.append(SpscRing.create(g["evt"], layout.EVENT,
+                self.evt.append(SpscRing.create(g["evt"], records.EVENT,
                                                 evt_capacity or capacity, role="consumer"))
-            self.md_ring = BroadcastRing.create(names["md"], layout.EVENT, md_capacity, role=None)
+            self.md_ring = BroadcastRing.create(names["md"], records.EVENT, md_capacity, role=None)
             self.md_reader = self.md_ring.reader("oldest")
             self.cmd_wakeups = self.evt_wakeups = None
             if wait == "eventfd":
@@ -67,8 +67,8 @@ class EngineRig:
     def session(g: int, conn: int = 1) -> int:
         return session_number(g, conn)
 
-    def send(self, g: int, *records: np.ndarray) -> None:
-        recs = layout.batch(*records)
+    def send(self, g: int, *cmds: np.ndarray) -> None:
+        recs = records.batch(*cmds)
         assert self.cmd[g].write(recs) == len(recs), "command ring full"
         if self.cmd_wakeups is not None:
             self.cmd_wakeups[g].signal(self.cmd[g].data_gate)
@@ -89,7 +89,7 @@ class EngineRig:
                 last = time.monotonic()
             else:
                 time.sleep(0.002)
-        return np.concatenate(parts) if parts else layout.events(0)
+        return np.concatenate(parts) if parts else records.events(0)
 
     def md(self, n: int, timeout: float = 10.0) -> np.ndarray:
         def read(m):
@@ -110,7 +110,7 @@ class EngineRig:
                 last = time.monotonic()
             else:
                 time.sleep(0.002)
-        return np.concatenate(parts) if parts else layout.events(0)
+        return np.concatenate(parts) if parts else records.events(0)
 
     @staticmethod
     def _collect(read, n: int, timeout: float) -> np.ndarray:
@@ -123,7 +123,7 @@ class EngineRig:
                 have += len(got)
             else:
                 time.sleep(0.001)
-        return np.concatenate(parts) if parts else layout.events(0)
+        return np.concatenate(parts) if parts else records.events(0)
 
     def release_gateways(self) -> None:
         """Give up the command-producer roles (as gateways do when they stop)."""
@@ -153,7 +153,7 @@ def book_from_levels(levels: np.ndarray, book: dict | None = None) -> dict:
     for r in levels:
         if r["kind"] != EV.BOOK_LEVEL:
             continue
-        key = (int(r["symbol"]), int(layout.event_side(int(r["info"]))), int(r["price"]))
+        key = (int(r["symbol"]), int(records.event_side(int(r["info"]))), int(r["price"]))
         if r["qty"] == 0:
             book.pop(key, None)
         else:

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ringex.io.repository import open_repository
+from ringex.storage.stores import open_repository
 from tests.e2e.procs import descendants
 
 START_TIMEOUT_S = 280.0       # a first run may compile the numba kernels

@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
-from ringex.io.client import Client, Reject, connect
+from ringex.client import Client, Reject, connect
 from tests.e2e.live_exchange import LiveExchange
 
 _names = itertools.count(1)

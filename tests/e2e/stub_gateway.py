@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ringex.ring.broadcast import BroadcastRing
-from ringex.ring.layout import COMMAND, EVENT
+from ringex.records import COMMAND, EVENT
 from ringex.ring.spsc import SpscRing
 
 

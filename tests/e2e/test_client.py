@@ -1,4 +1,4 @@
-"""ringex.io.client: typed results, request/reply correlation, pushed events, errors,
+"""ringex.client: typed results, request/reply correlation, pushed events, errors,
 and the synchronous admin_transfer helper -- against a live exchange."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from ringex.io.client import (
+from ringex.client import (
     Ack, Balance, BookSnapshot, BookUpdate, CancelAllDone, Cancelled, ClientError, Error,
     Fill, LoggedIn, Modified, OpenOrder, Reject, Subscribed, Trade, Transfer, Unsubscribed,
     admin_transfer, connect, parse,
@@ -82,6 +82,20 @@ def test_requests_return_typed_results_and_pushes_arrive_as_events(exchange):
         assert e.value.code == "off_tick" and "tick" in e.value.message
         await a.close()
         await b.close()
+    run(go())
+
+
+def test_decimals_of_any_exponent_go_out_as_plain_strings(exchange):
+    """str(Decimal("1E-4")) is "1E-4", which the gateway refuses: the client sends
+    "0.0001" (and "30000" for Decimal("3E+4"))."""
+    async def go():
+        a = await trader(exchange, USD="10000", BTC="1")
+        ack = await a.place("BTC-USD", "buy", D("1E-4"), D("3E+4"))
+        assert isinstance(ack, Ack), ack
+        assert (ack.qty, ack.price) == (D("0.0001"), D("30000.00"))
+        mod = await a.modify("BTC-USD", ack.order_id, D("2.9E+4"), D("1E-4"))
+        assert isinstance(mod, Modified) and mod.price == D("29000.00")
+        await a.close()
     run(go())
 
 

@@ -10,14 +10,14 @@ import time
 import numpy as np
 import pytest
 
-from ringex.core.engine import EngineProcess, StartState, State
-from ringex.io.trade_queue import PayloadKind, TradeQueue
-from ringex.ring import layout
-from ringex.ring.layout import CommandKind as CK, EventKind as EV
+from ringex.core.engine.process import EngineProcess, StartState, State
+from ringex.storage.trade_queue import PayloadKind, TradeQueue
+from ringex import records
+from ringex.records import CommandKind as CK, EventKind as EV
 from ringex.ring.wait import pid_alive
 from tests.e2e.engine_rig import EngineRig
 
-BUY, SELL = layout.Side.BUY, layout.Side.SELL
+BUY, SELL = records.Side.BUY, records.Side.SELL
 S0, S1 = EngineRig.session(0), EngineRig.session(1)
 
 
@@ -46,8 +46,8 @@ def test_should_continue_from_start_state_and_hand_every_batch_to_the_writer():
             assert list(ev["kind"]) == [EV.BALANCE, EV.REJECT]
             assert list(np.concatenate([p.commands for p in first])["kind"]) == \
                 [CK.DEPOSIT, CK.WITHDRAW]
-            rig.send(0, layout.new_order(0, 1, BUY, 3_000_000, 2, session=S0, ref=1))
-            rig.send(1, layout.new_order(0, 2, SELL, 3_000_000, 2, session=S1, ref=1))
+            rig.send(0, records.new_order(0, 1, BUY, 3_000_000, 2, session=S0, ref=1))
+            rig.send(1, records.new_order(0, 2, SELL, 3_000_000, 2, session=S1, ref=1))
             a = rig.events(0, 2)
             b = rig.events(1, 2)
             acks = np.concatenate([a, b])
@@ -69,9 +69,9 @@ def test_should_drain_the_command_rings_then_cancel_resting_orders_on_stop():
     q = TradeQueue(8 << 20)
     rig = EngineRig(gateways=2, queue=q)
     try:
-        rig.send(0, layout.deposit(1, 0, 10**12))
+        rig.send(0, records.deposit(1, 0, 10**12))
         n = 200
-        rig.send(0, *[layout.new_order(0, 1, BUY, 1_000_000 + i, 1, session=S0, ref=i + 1)
+        rig.send(0, *[records.new_order(0, 1, BUY, 1_000_000 + i, 1, session=S0, ref=i + 1)
                       for i in range(n)])
         rig.release_gateways()                   # the "gateways" are gone ...
         rig.engine.request_stop()                # ... and stop comes at once
@@ -82,8 +82,8 @@ def test_should_drain_the_command_rings_then_cancel_resting_orders_on_stop():
         persisted = np.concatenate([p.records for p in drain_queue(q, 1 + 2 * n)])
         cancelled = persisted[persisted["kind"] == EV.CANCELLED]
         assert sorted(cancelled["order_id"]) == sorted(ev["order_id"])   # nothing left open
-        assert {layout.info_code(int(i)) for i in cancelled["info"]} == \
-            {layout.CancelReason.CANCEL_ALL}
+        assert {records.info_code(int(i)) for i in cancelled["info"]} == \
+            {records.CancelReason.CANCEL_ALL}
         assert set(cancelled["session"]) == {0}             # internal: routed nowhere
     finally:
         rig.close()
@@ -94,9 +94,9 @@ def test_should_drain_the_command_rings_then_cancel_resting_orders_on_stop():
 def test_should_wait_for_a_full_live_gateway_and_drop_a_dead_ones_events():
     with EngineRig(gateways=2, evt_capacity=64) as rig:
         # 40 balance queries answer 120 events: gateway 1's ring (64) fills; nobody reads it
-        rig.send(1, *[layout.query_balances(1, session=S1, ref=r) for r in range(40)])
+        rig.send(1, *[records.query_balances(1, session=S1, ref=r) for r in range(40)])
         time.sleep(0.3)
-        rig.send(0, layout.query_balances(1, session=S0, ref=1))
+        rig.send(0, records.query_balances(1, session=S0, ref=1))
         assert rig.events_until_quiet(0, 0.5).size == 0        # the engine waits: no drop
         rig.evt[1].close()                                     # gateway 1 goes away
         assert len(rig.events(0, 3, timeout=10)) == 3          # now gateway 0 is served
@@ -110,7 +110,7 @@ def test_should_stop_in_bounded_time_when_a_gateway_never_reads_nor_leaves():
     with EngineRig(gateways=2, evt_capacity=64, run_engine=False) as rig:
         rig.spec.drain_timeout_s = 1.0
         rig.engine = EngineProcess(rig.spec).start(timeout=280)
-        rig.send(1, *[layout.query_balances(1, session=S1, ref=r) for r in range(40)])
+        rig.send(1, *[records.query_balances(1, session=S1, ref=r) for r in range(40)])
         time.sleep(0.3)                                  # gateway 1's ring is full: blocked
         t = time.monotonic()
         rig.engine.request_stop()                        # gateway 1 neither reads nor closes
@@ -167,6 +167,6 @@ def test_should_sleep_when_idle_and_wake_for_commands(wait, max_idle_cpu):
         assert (_cpu_seconds(pid) - c0) / 2.0 < max_idle_cpu    # not a busy spinner
         for i in range(20):                                     # and still answers
             g = i % 2
-            rig.send(g, layout.query_balances(1, session=EngineRig.session(g), ref=i + 1))
+            rig.send(g, records.query_balances(1, session=EngineRig.session(g), ref=i + 1))
             assert rig.events(g, 3, timeout=5)[0]["ref"] == i + 1
             time.sleep(0.02)

@@ -4,40 +4,40 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ringex.ring import layout
-from ringex.ring.layout import CommandKind as CK, EventKind as EV
+from ringex import records
+from ringex.records import CommandKind as CK, EventKind as EV
 from tests.e2e.engine_rig import EngineRig, book_from_levels
 
 BTC_USD, USD, BTC = 0, 0, 1
-BUY, SELL = layout.Side.BUY, layout.Side.SELL
+BUY, SELL = records.Side.BUY, records.Side.SELL
 S0, S1 = EngineRig.session(0, 7), EngineRig.session(1, 3)
 
 
 @pytest.fixture  # per test: the hygiene fixture allows no process across tests
 def rig():
     with EngineRig(gateways=2) as r:
-        r.send(0, layout.deposit(1, USD, 10**15), layout.deposit(1, BTC, 10**12),
-               layout.deposit(2, USD, 10**15), layout.deposit(2, BTC, 10**12),
-               layout.deposit(3, USD, 10**15), layout.deposit(3, BTC, 10**12))
+        r.send(0, records.deposit(1, USD, 10**15), records.deposit(1, BTC, 10**12),
+               records.deposit(2, USD, 10**15), records.deposit(2, BTC, 10**12),
+               records.deposit(3, USD, 10**15), records.deposit(3, BTC, 10**12))
         assert r.md_until_quiet(0.2).size == 0          # session-0 replies go nowhere
         yield r
 
 
 @pytest.mark.timeout(300)
 def test_should_route_replies_and_fills_to_each_sessions_gateway(rig):
-    rig.send(1, layout.new_order(BTC_USD, 2, SELL, 3_000_000, 4, session=S1, ref=11))
+    rig.send(1, records.new_order(BTC_USD, 2, SELL, 3_000_000, 4, session=S1, ref=11))
     ack = rig.events(1, 1)[0]
     assert (ack["kind"], ack["session"], ack["ref"]) == (EV.ACK, S1, 11)
-    rig.send(0, layout.new_order(BTC_USD, 1, BUY, 3_000_000, 3, session=S0, ref=5))
+    rig.send(0, records.new_order(BTC_USD, 1, BUY, 3_000_000, 3, session=S0, ref=5))
     taker = rig.events(0, 2)
     assert list(taker["kind"]) == [EV.ACK, EV.FILL]
     assert set(taker["ref"]) == {5} and set(taker["session"]) == {S0}
     maker = rig.events(1, 1)[0]                          # the maker's fill goes to ITS gateway
     assert (maker["kind"], maker["session"], maker["order_id"]) == (EV.FILL, S1, ack["order_id"])
-    assert maker["info"] & layout.INFO_MAKER and maker["leaves"] == 1
+    assert maker["info"] & records.INFO_MAKER and maker["leaves"] == 1
     assert rig.events_until_quiet(0, 0.1).size == 0 and rig.events_until_quiet(1, 0.1).size == 0
     # clean up the resting lot for the other tests
-    rig.send(1, layout.cancel(BTC_USD, 2, order_id=int(ack["order_id"]), session=S1, ref=12))
+    rig.send(1, records.cancel(BTC_USD, 2, order_id=int(ack["order_id"]), session=S1, ref=12))
     assert rig.events(1, 1)[0]["kind"] == EV.CANCELLED
     rig.md_until_quiet(0.2)
 
@@ -45,18 +45,18 @@ def test_should_route_replies_and_fills_to_each_sessions_gateway(rig):
 @pytest.mark.timeout(300)
 def test_should_publish_trades_then_touched_levels_with_sequences(rig):
     rig.md_until_quiet(0.1)
-    rig.send(1, layout.new_order(BTC_USD, 2, SELL, 3_100_000, 5, session=S1, ref=1),
-             layout.new_order(BTC_USD, 2, SELL, 3_100_100, 2, session=S1, ref=2))
+    rig.send(1, records.new_order(BTC_USD, 2, SELL, 3_100_000, 5, session=S1, ref=1),
+             records.new_order(BTC_USD, 2, SELL, 3_100_100, 2, session=S1, ref=2))
     acks = rig.events(1, 2)
     md = rig.md(2)
     assert list(md["kind"]) == [EV.BOOK_LEVEL, EV.BOOK_LEVEL]
     assert [(int(m["price"]), int(m["qty"]), int(m["leaves"])) for m in md] == \
         [(3_100_000, 5, 1), (3_100_100, 2, 1)]
-    assert all(m["info"] == layout.INFO_SELL and m["account"] == 0 and m["session"] == 0
+    assert all(m["info"] == records.INFO_SELL and m["account"] == 0 and m["session"] == 0
                for m in md)
     assert md["seq"].max() == acks["seq"].max()          # the symbol's seq after the batch
 
-    rig.send(0, layout.new_order(BTC_USD, 1, BUY, 3_100_100, 6, session=S0, ref=9))
+    rig.send(0, records.new_order(BTC_USD, 1, BUY, 3_100_100, 6, session=S0, ref=9))
     ev = rig.events(0, 3)                                # ACK, FILL, FILL
     fills = ev[ev["kind"] == EV.FILL]
     md = rig.md(4)                                       # 2 trades, 2 levels
@@ -71,14 +71,14 @@ def test_should_publish_trades_then_touched_levels_with_sequences(rig):
         [(3_100_000, 0, 0), (3_100_100, 1, 1)]
     rig.events(1, 2)                                     # the maker fills
     assert set(levels["seq"]) == {rig_seq_after(rig, 1)}
-    rig.send(1, layout.cancel_all(2, session=S1, ref=3))
+    rig.send(1, records.cancel_all(2, session=S1, ref=3))
     rig.events(1, 1)
     rig.md_until_quiet(0.2)
 
 
 def rig_seq_after(rig, g: int) -> int:
     """The symbol's current seq, from a QUERY_BOOK answered on gateway g."""
-    rig.send(g, layout.query_book(BTC_USD, session=EngineRig.session(g, 99), ref=77))
+    rig.send(g, records.query_book(BTC_USD, session=EngineRig.session(g, 99), ref=77))
     return int(rig.events(g, 1)[0]["seq"])
 
 
@@ -92,7 +92,7 @@ def test_should_give_a_snapshot_that_md_updates_after_its_seq_keep_exact(rig):
         for i in range(n):
             side = int(rng.integers(0, 2))
             price = 2_000_000 + int(rng.integers(-20, 21)) + (15 if side else -15)
-            recs.append(layout.new_order(BTC_USD, account, side, price, int(rng.integers(1, 9)),
+            recs.append(records.new_order(BTC_USD, account, side, price, int(rng.integers(1, 9)),
                                          session=session, ref=ref0 + i))
         rig.send(g, *recs)
 
@@ -103,7 +103,7 @@ def test_should_give_a_snapshot_that_md_updates_after_its_seq_keep_exact(rig):
     # a subscriber asks for a snapshot while more orders stream in on the other gateway
     snap_session = EngineRig.session(1, 50)
     orders(3, 40, 2000, S0, 0)
-    rig.send(1, layout.query_book(BTC_USD, session=snap_session, ref=1))
+    rig.send(1, records.query_book(BTC_USD, session=snap_session, ref=1))
     orders(3, 40, 3000, S0, 0)
     rig.events_until_quiet(0, 0.3)
     g1 = rig.events_until_quiet(1, 0.3)
@@ -114,12 +114,12 @@ def test_should_give_a_snapshot_that_md_updates_after_its_seq_keep_exact(rig):
     book = book_from_levels(snap)
     book = book_from_levels(updates[updates["seq"] > snap_seq], book)
     # the truth: a fresh snapshot now; and md alone from an empty book agrees too
-    rig.send(1, layout.query_book(BTC_USD, session=snap_session, ref=2))
+    rig.send(1, records.query_book(BTC_USD, session=snap_session, ref=2))
     final = rig.events_until_quiet(1, 0.3)
     assert book == book_from_levels(final) != {}
     assert book_from_levels(np.concatenate([everything, updates])) == book
     for account in (1, 3):
-        rig.send(0, layout.cancel_all(account, session=S0, ref=9))
+        rig.send(0, records.cancel_all(account, session=S0, ref=9))
     rig.events_until_quiet(0, 0.3)
     rig.events_until_quiet(1, 0.1)
     rig.md_until_quiet(0.2)
@@ -129,7 +129,7 @@ def test_should_give_a_snapshot_that_md_updates_after_its_seq_keep_exact(rig):
 def test_should_serve_gateways_fairly_in_order(rig):
     n = 300
     for g, s in ((0, S0), (1, S1)):
-        rig.send(g, *[layout.query_balances(1, session=s, ref=r) for r in range(1, n + 1)])
+        rig.send(g, *[records.query_balances(1, session=s, ref=r) for r in range(1, n + 1)])
     for g in (0, 1):
         ev = rig.events(g, 3 * n)                        # 3 assets each
         assert list(ev["ref"]) == [r for r in range(1, n + 1) for _ in range(3)]
@@ -138,13 +138,13 @@ def test_should_serve_gateways_fairly_in_order(rig):
 
 @pytest.mark.timeout(300)
 def test_should_reject_garbage_and_stay_up(rig):
-    bad = layout.commands(3)
+    bad = records.commands(3)
     bad["kind"] = [0, 200, CK.NEW]
     bad["symbol"] = [0, 0, 999]
     bad["session"], bad["ref"] = S0, [1, 2, 3]
     rig.send(0, bad)
     ev = rig.events(0, 3)
     assert set(ev["kind"]) == {EV.REJECT}
-    assert [layout.info_code(int(i)) for i in ev["info"]] == [
-        layout.RejectCode.UNKNOWN_COMMAND, layout.RejectCode.UNKNOWN_COMMAND,
-        layout.RejectCode.UNKNOWN_SYMBOL]
+    assert [records.info_code(int(i)) for i in ev["info"]] == [
+        records.RejectCode.UNKNOWN_COMMAND, records.RejectCode.UNKNOWN_COMMAND,
+        records.RejectCode.UNKNOWN_SYMBOL]

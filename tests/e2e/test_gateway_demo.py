@@ -10,8 +10,8 @@ import time
 from rich.console import Console
 
 from ringex.config import Config
-from ringex.io.demo import MarketView, demo_main, run_demo
-from ringex.io.repository import open_repository
+from ringex.ops.demo import MarketView, demo_main, run_demo
+from ringex.storage.stores import open_repository
 from tests.e2e.live_fixtures import exchange, run  # noqa: F401
 
 
@@ -54,7 +54,7 @@ def test_run_demo_stops_cleanly_on_its_event(exchange, capsys):
 
 def test_the_view_applies_snapshots_updates_and_trades():
     from decimal import Decimal as D
-    from ringex.io.client import BookSnapshot, BookUpdate, Trade
+    from ringex.client import BookSnapshot, BookUpdate, Trade
     v = MarketView(["BTC-USD"])
     v.apply(BookSnapshot("BTC-USD", 5, [(D("10"), D("1"))], [(D("11"), D("2"))]))
     v.apply(BookUpdate("BTC-USD", 7, 5, [(D("10"), D("0")), (D("9"), D("3"))], []))

@@ -10,13 +10,14 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import Protocol, Side, State
 
 from ringex.errors import ConfigError
-from ringex.io.auth import KeyLookup
-from ringex.io.gateway import limits_from_env
-from ringex.io.gateway_conn import Conn, _text_frame
-from ringex.io.gateway_wait import (
+from ringex.gateway.auth import KeyLookup
+from ringex.gateway.server import limits_from_env
+from ringex.gateway.connection import Conn, _text_frame
+from ringex.gateway.pump_wait import (
     BusySpinPumpWait, SleepThreadPumpWait, make_pump_wait,
 )
-from ringex.io.repository import open_repository
+from ringex.ring.wait import SleepSchedule
+from ringex.storage.stores import open_repository
 
 
 @pytest.mark.parametrize("n", [0, 1, 125, 126, 65535, 65536, 100_000])
@@ -91,7 +92,7 @@ def test_pump_waits_by_strategy_name():
 
 
 def test_the_sleep_thread_wakes_the_loop_on_data_and_on_kick():
-    w = SleepThreadPumpWait(min_sleep=20e-6, max_sleep=1e-3)
+    w = SleepThreadPumpWait(SleepSchedule(min_sleep=20e-6, max_sleep=1e-3))
     ready = [0]
 
     async def go():
@@ -121,10 +122,10 @@ def test_the_sleep_thread_wakes_the_loop_on_data_and_on_kick():
 import orjson  # noqa: E402
 
 from ringex.config import Config  # noqa: E402
-from ringex.io.gateway import Gateway  # noqa: E402
-from ringex.io.protocol import Session, session_number  # noqa: E402
+from ringex.gateway.server import Gateway  # noqa: E402
+from ringex.protocol.session import Session, session_number  # noqa: E402
 from ringex.ring.broadcast import BroadcastRing  # noqa: E402
-from ringex.ring.layout import COMMAND, EVENT, CMD_DISCONNECT, CommandKind  # noqa: E402
+from ringex.records import COMMAND, EVENT, CMD_DISCONNECT, CommandKind  # noqa: E402
 from ringex.ring.shm import segment_name  # noqa: E402
 from ringex.ring.spsc import SpscRing  # noqa: E402
 

@@ -97,6 +97,8 @@ async def _state(c: Raw, watcher: Raw) -> tuple:
     await watcher.ask({"op": "subscribe", "channel": "book", "symbol": "BTC-USD",
                        "req_id": "state-s"})
     snap = await watcher.recv()
+    while snap["type"] == "book_update":     # a re-subscribe: the running subscription's
+        snap = await watcher.recv()          # updates may come before the fresh snapshot
     assert snap["type"] == "book_snapshot"
     return bal["balances"], orders["orders"], snap["bids"], snap["asks"]
 

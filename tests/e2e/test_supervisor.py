@@ -15,7 +15,7 @@ from tests.e2e.procs import (REPO, descendants, kill_tree, segments, stop, wait_
 
 LAUNCH = """
 import logging, sys
-from ringex.supervisor import RunOptions, Supervisor
+from ringex.ops.supervisor import RunOptions, Supervisor
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 demo = sys.argv[4] if len(sys.argv) > 4 else None
 sys.exit(Supervisor(RunOptions(data_dir=sys.argv[1], port=0, gateways=int(sys.argv[2]),

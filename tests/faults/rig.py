@@ -31,9 +31,9 @@ import numpy as np
 from ringex.config import Config
 from ringex.core.journal import read_journal
 from ringex.core.order_service import OrderService
-from ringex.io.client import (Ack, Cancelled, ClientError, Fill, Reject, connect)
-from ringex.io.repository import open_repository
-from ringex.ring import layout
+from ringex.client import (Ack, Cancelled, ClientError, Fill, Reject, connect)
+from ringex.storage.stores import open_repository
+from ringex import records
 from ringex.ring.shm import unlink as shm_unlink
 
 REPO = Path(__file__).resolve().parents[2]
@@ -328,7 +328,7 @@ async def ask_engine(run: Run, keys: dict[int, str]) -> Live:
             await c.close()
     c = await connect(run.url)
     try:
-        from ringex.io.client import BookSnapshot
+        from ringex.client import BookSnapshot
         for symbol in SYMBOLS:
             await c.subscribe("book", symbol)
             snap = await c.next_event(BookSnapshot)
@@ -366,7 +366,7 @@ def replay_journal(data_dir: Path, journal_dir: Path | None = None) -> Replay:
             assert batch == last + 1, f"journal gap: {last} then {batch} in {seg.name}"
             evs.append(svc.submit(cmds).copy())
             last = batch
-    events = np.concatenate(evs) if evs else layout.events(0)
+    events = np.concatenate(evs) if evs else records.events(0)
     return Replay(svc, events, last)
 
 
@@ -390,8 +390,8 @@ def check_converged(run: Run, rep: Replay, accounts, seen: Seen | None = None,
     assert run.db_last_batch() == rep.last_batch, "database does not hold the whole journal"
     ev = rep.events
     kind = ev["kind"]
-    takers = ev[(kind == layout.EventKind.FILL) & ((ev["info"] & layout.INFO_MAKER) == 0)]
-    acks = ev[kind == layout.EventKind.ACK]
+    takers = ev[(kind == records.EventKind.FILL) & ((ev["info"] & records.INFO_MAKER) == 0)]
+    acks = ev[kind == records.EventKind.ACK]
     with run.repo() as repo:
         f = repo._fetch
         # trades: exactly the replay's matches, once each

@@ -11,7 +11,7 @@ import pytest
 
 from tests.faults.rig import (Run, Seen, ask_engine, check_converged, fund, make_accounts,
                               replay_journal, run_async, stream)
-from tests.io.conftest import pg_dsn, pg_url  # noqa: F401  (fixtures: shared server, own schema)
+from tests.storage.conftest import pg_dsn, pg_url  # noqa: F401  (fixtures: shared server, own schema)
 
 
 def _crash_and_recover(tmp_path, fault: str, db: str | None = None) -> dict:

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from ringex.config import Config
-from ringex.io.trade_queue import PayloadKind, TradeQueue, encode
-from ringex.io.writer import start_writer
-from ringex.ring import layout
+from ringex.storage.trade_queue import PayloadKind, TradeQueue, encode
+from ringex.storage.writer import start_writer
+from ringex import records
 
 
 @pytest.mark.timeout(60)
@@ -29,7 +29,7 @@ def test_writer_stop_is_bounded_when_the_queue_cannot_take_stop(tmp_path):
     try:
         os.kill(w.process.pid, signal.SIGSTOP)          # alive, but drains nothing
         for n in (100, 0):                              # big payloads, then header-only
-            payload = encode(PayloadKind.EVENTS, 5, 1, np.zeros(n, layout.EVENT))
+            payload = encode(PayloadKind.EVENTS, 5, 1, np.zeros(n, records.EVENT))
             with pytest.raises(Full):
                 for _ in range(100_000):
                     q._q.put_nowait(payload)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ringex.ring.atomics import atomic_store, spin_until_changed
 from ringex.ring.broadcast import BroadcastRing, bcast_write
-from ringex.ring.layout import COMMAND, EVENT
+from ringex.records import COMMAND, EVENT
 from ringex.ring.shm import HEAD, TAIL
 from ringex.ring.spsc import SpscRing, ring_free, ring_read_into, ring_wait_available, ring_write
 from ringex.ring.wait import SpinThenSleepWait, make_wait

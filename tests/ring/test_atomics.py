@@ -10,7 +10,7 @@ from numba import njit
 
 from ringex.ring.atomics import (atomic_load, atomic_store, fence_then_load, load_acquire,
                                  spin_until_changed, store_then_fence)
-from ringex.ring.layout import COMMAND
+from ringex.records import COMMAND
 from ringex.ring.shm import CONSUMER_PID, HEAD, TAIL
 from ringex.ring.spsc import SpscRing
 from tests.ring import _workers
@@ -46,7 +46,7 @@ def _asm(fn) -> str:
 
 
 def test_plain_numba_spin_is_hoisted_into_an_empty_loop():
-    # The hazard DESIGN section 7 warns about: the load leaves the loop, the loop never ends.
+    # The hazard docs/rings.md warns about: the load leaves the loop, the loop never ends.
     assert _self_loops(_asm(_plain_spin)), "LLVM no longer hoists the plain load"
 
 

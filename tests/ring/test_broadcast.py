@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from ringex.errors import RingError, RingNotFound
 from ringex.ring.broadcast import BroadcastRing, bcast_read_into, bcast_write
-from ringex.ring.layout import COMMAND, EVENT
+from ringex.records import COMMAND, EVENT
 from ringex.ring.shm import HEAD, segment_name
 from ringex.ring.spsc import SpscRing
 from ringex.ring.wait import EventfdWait, PeerGone, SpinThenSleepWait

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ringex.errors import RingError, RingNotFound
 from ringex.ring.broadcast import BroadcastRing
-from ringex.ring.layout import COMMAND, EVENT
+from ringex.records import COMMAND, EVENT
 from ringex.ring.shm import PID_CLOSED, PRODUCER_PID, segment_name
 from ringex.ring.spsc import (SpscRing, ring_available, ring_free, ring_read_into,
                               ring_wait_available, ring_write)

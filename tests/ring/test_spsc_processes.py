@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ringex.ring.layout import COMMAND, EVENT
+from ringex.records import COMMAND, EVENT
 from ringex.ring.shm import segment_name
 from ringex.ring.spsc import SpscRing
 from ringex.ring.wait import EventfdWait, PeerGone, SpinThenSleepWait

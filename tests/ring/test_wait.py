@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ringex.errors import ConfigError, RingError
-from ringex.ring.layout import COMMAND, EVENT
+from ringex.records import COMMAND, EVENT
 from ringex.ring.shm import CONSUMER_SLEEPING, PID_CLOSED, PRODUCER_PID, segment_name
 from ringex.ring.spsc import SpscRing
 from ringex.ring.wait import (BusySpinWait, EventfdWait, Gate, PeerGone, SpinThenSleepWait,

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ringex.ring import layout
-from ringex.ring.layout import CMD_POST_ONLY, EventKind as E, RejectCode, CancelReason, Side
+from ringex import records
+from ringex.records import CMD_POST_ONLY, EventKind as E, RejectCode, CancelReason, Side
 
 from . import generators as g
 from .invariants import OrderLedger, check_all
@@ -49,7 +49,7 @@ class Track:
                     f"{self.name}: order id {oid} not above the previous {self.ids[-1]}"
                 self.pos[oid] = len(self.ids)
                 self.ids.append(oid)
-            row = [int(ev[f]) for f in layout.EVENT.names]
+            row = [int(ev[f]) for f in records.EVENT.names]
             row[1] = self.canon_id(row[1])
             if ev["kind"] == E.FILL:
                 row[2] = self.canon_id(row[2])
@@ -60,14 +60,14 @@ class Track:
 
 
 def describe(row: tuple) -> str:
-    d = dict(zip(layout.EVENT.names, row))
+    d = dict(zip(records.EVENT.names, row))
     kind = E(d["kind"]).name
-    code = d["info"] & layout.INFO_CODE_MASK
+    code = d["info"] & records.INFO_CODE_MASK
     if d["kind"] == E.REJECT:
         code = RejectCode(code).name
     elif d["kind"] == E.CANCELLED:
         code = CancelReason(code).name if code in CancelReason._value2member_map_ else code
-    flags = ("S" if d["info"] & layout.INFO_SELL else "B") + ("m" if d["info"] & layout.INFO_MAKER else "")
+    flags = ("S" if d["info"] & records.INFO_SELL else "B") + ("m" if d["info"] & records.INFO_MAKER else "")
     return (f"{kind:10s} seq={d['seq']} id={d['order_id']} other={d['other_id']} "
             f"px={d['price']} qty={d['qty']} lv={d['leaves']} acct={d['account']} "
             f"sess={d['session']} ref={d['ref']} sym={d['symbol']} {flags} {code}")
@@ -104,7 +104,7 @@ class Differential:
             price = mid + op.offset
             if op.order_type == 1 and op.offset % 2 == 0:
                 price = 0                           # market orders with and without a price
-            return layout.new_order(op.symbol, op.account, op.side, price, op.qty,
+            return records.new_order(op.symbol, op.account, op.side, price, op.qty,
                                     tif=op.tif, order_type=op.order_type,
                                     post_only=op.post_only, stp=op.stp,
                                     client_order_id=op.client_order_id,
@@ -113,19 +113,19 @@ class Differential:
             k, o = self._order(op.back, op.live)
             if k is None:
                 acct = m.accounts[op.back % len(m.accounts)]
-                return layout.cancel(0, acct, order_id=NEVER + op.back,
+                return records.cancel(0, acct, order_id=NEVER + op.back,
                                      session=self._session(acct, op.session), ref=ref)
             acct = o.account if op.as_owner else self._other(o.account)
-            return layout.cancel(o.symbol, acct, order_id=t.ids[k],
+            return records.cancel(o.symbol, acct, order_id=t.ids[k],
                                  session=self._session(acct, op.session), ref=ref)
         if isinstance(op, g.CancelCid):
-            return layout.cancel(op.symbol, op.account, client_order_id=op.client_order_id,
+            return records.cancel(op.symbol, op.account, client_order_id=op.client_order_id,
                                  session=self._session(op.account, op.session), ref=ref)
         if isinstance(op, g.Modify):
             k, o = self._order(op.back, op.live)
             if k is None:
                 acct = m.accounts[op.back % len(m.accounts)]
-                return layout.modify(0, acct, NEVER + op.back, m.mids[0], 1,
+                return records.modify(0, acct, NEVER + op.back, m.mids[0], 1,
                                      session=self._session(acct, op.session), ref=ref)
             s = m.config.symbols[o.symbol]
             p, q = o.price, o.leaves
@@ -133,22 +133,22 @@ class Differential:
             p, q = {"down": (p, max(1, q - step)), "same": (p, q), "up": (p, q + step),
                     "reprice": (p + (op.delta or 1), q), "bad_qty": (p, -(step % 2)),
                     "bad_price": (s.max_tick + step, q)}[op.how]
-            return layout.modify(o.symbol, o.account, t.ids[k], p, q,
+            return records.modify(o.symbol, o.account, t.ids[k], p, q,
                                  session=self._session(o.account, op.session), ref=ref)
         if isinstance(op, g.CancelAll):
-            return layout.cancel_all(op.account, op.symbol,
+            return records.cancel_all(op.account, op.symbol,
                                      session=self._session(op.account, op.session), ref=ref,
                                      disconnect=op.disconnect)
         if isinstance(op, g.Deposit):
-            return layout.deposit(op.account, op.asset, op.amount, ref=ref)
+            return records.deposit(op.account, op.asset, op.amount, ref=ref)
         if isinstance(op, g.Withdraw):
-            return layout.withdraw(op.account, op.asset, op.amount, ref=ref)
+            return records.withdraw(op.account, op.asset, op.amount, ref=ref)
         if isinstance(op, g.QueryOrders):
-            return layout.query_orders(op.account, session=self._session(op.account, 0), ref=ref)
+            return records.query_orders(op.account, session=self._session(op.account, 0), ref=ref)
         if isinstance(op, g.QueryBook):
-            return layout.query_book(op.symbol, session=7, ref=ref)
+            return records.query_book(op.symbol, session=7, ref=ref)
         if isinstance(op, g.QueryBalances):
-            return layout.query_balances(op.account, session=self._session(op.account, 0),
+            return records.query_balances(op.account, session=self._session(op.account, 0),
                                          ref=ref)
         raise TypeError(f"unknown op {op!r}")
 

@@ -10,8 +10,8 @@ import numpy as np
 
 from ringex.config import Config
 from ringex.core.order_service import OrderService
-from ringex.ring import layout
-from ringex.ring.layout import CancelReason, EventKind, RejectCode, Side
+from ringex import records
+from ringex.records import CancelReason, EventKind, RejectCode, Side
 
 RICH = 10**15
 
@@ -41,10 +41,10 @@ class Exchange:
 
     # -- commands
     def submit(self, *cmds) -> np.ndarray:
-        return self.svc.submit(layout.batch(*cmds))
+        return self.svc.submit(records.batch(*cmds))
 
     def order(self, account, side, price, qty, **kw) -> np.ndarray:
-        return self.submit(layout.new_order(kw.pop("symbol", self.sym), account, side, price,
+        return self.submit(records.new_order(kw.pop("symbol", self.sym), account, side, price,
                                             qty, **kw))
 
     def buy(self, account, price, qty, **kw):
@@ -54,11 +54,11 @@ class Exchange:
         return self.order(account, Side.SELL, price, qty, **kw)
 
     def cancel(self, account, order_id=0, client_order_id=0, symbol=None):
-        return self.submit(layout.cancel(self.sym if symbol is None else symbol, account,
+        return self.submit(records.cancel(self.sym if symbol is None else symbol, account,
                                          order_id=order_id, client_order_id=client_order_id))
 
     def modify(self, account, order_id, price, qty):
-        return self.submit(layout.modify(self.sym, account, order_id, price, qty))
+        return self.submit(records.modify(self.sym, account, order_id, price, qty))
 
     def rest(self, account, side, price, qty, **kw) -> int:
         """Place an order that must rest; return its id."""
@@ -95,11 +95,11 @@ class Exchange:
     @staticmethod
     def reject_code(ev) -> RejectCode:
         assert len(ev) == 1 and ev[0]["kind"] == EventKind.REJECT, Exchange.describe(ev)
-        return RejectCode(layout.info_code(int(ev[0]["info"])))
+        return RejectCode(records.info_code(int(ev[0]["info"])))
 
     @staticmethod
     def reason(e) -> CancelReason:
-        return CancelReason(layout.info_code(int(e["info"])))
+        return CancelReason(records.info_code(int(e["info"])))
 
     @staticmethod
     def describe(ev) -> str:

@@ -21,7 +21,7 @@ from typing import NamedTuple
 from hypothesis import strategies as st
 
 from ringex.config import Config
-from ringex.ring.layout import ALL_SYMBOLS
+from ringex.records import ALL_SYMBOLS
 
 
 # ---------------------------------------------------------------------- ops

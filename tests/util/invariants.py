@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from ringex.config import FEE_ACCOUNT, Config
-from ringex.ring.layout import INFO_SELL, EventKind as E, Side
+from ringex.records import INFO_SELL, EventKind as E, Side
 
 
 class InvariantError(AssertionError):

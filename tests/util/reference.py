@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ringex.config import Config
-from ringex.ring import layout
-from ringex.ring.layout import (ALL_SYMBOLS, CMD_DISCONNECT, CMD_POST_ONLY, INFO_MAKER,
+from ringex import records
+from ringex.records import (ALL_SYMBOLS, CMD_DISCONNECT, CMD_POST_ONLY, INFO_MAKER,
                                 INFO_SELL, CancelReason, CommandKind as K, EventKind as E, OrderType, RejectCode as R,
                                 SelfTradePrevention as STP, Side, TimeInForce)
 
@@ -106,13 +106,13 @@ class ReferenceExchange:
         return self.acked[order_id]
 
     def deposit(self, account: int, asset: str, amount: int) -> np.ndarray:
-        return self.submit(layout.deposit(account, self.config.asset(asset).id, amount))
+        return self.submit(records.deposit(account, self.config.asset(asset).id, amount))
 
     # ------------------------------------------------------------------ submit
     def submit(self, cmds: np.ndarray) -> np.ndarray:
         self.out = []
         for c in np.atleast_1d(cmds):
-            c = {name: int(c[name]) for name in layout.COMMAND.names}
+            c = {name: int(c[name]) for name in records.COMMAND.names}
             handler = {K.NEW: self._new, K.CANCEL: self._cancel, K.MODIFY: self._modify,
                        K.CANCEL_ALL: self._cancel_all, K.DEPOSIT: self._deposit,
                        K.WITHDRAW: self._withdraw, K.QUERY_BALANCES: self._query_balances,
@@ -122,7 +122,7 @@ class ReferenceExchange:
                 self._reject(c, R.UNKNOWN_COMMAND)
             else:
                 handler(c)
-        return np.array(self.out, dtype=layout.EVENT) if self.out else layout.events(0)
+        return np.array(self.out, dtype=records.EVENT) if self.out else records.events(0)
 
     # ------------------------------------------------------------------ events
     def _emit(self, kind, symbol, account, session, ref, order_id=0, other_id=0, price=0,

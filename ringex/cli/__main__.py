@@ -1,0 +1,3 @@
+from ringex.cli import main
+
+main()

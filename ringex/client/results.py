@@ -1,0 +1,197 @@
+"""Typed results of the client: one frozen dataclass per wire message type, prices,
+quantities and amounts as ``Decimal``; ``parse(msg)`` picks the class."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from decimal import Decimal
+
+
+def _d(v):
+    return None if v is None else Decimal(v)
+
+
+def _levels(levels) -> list[tuple[Decimal, Decimal]]:
+    return [(Decimal(p), Decimal(q)) for p, q in levels]
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    symbol: str
+    order_id: int
+    client_order_id: str | None
+    side: str
+    price: Decimal | None
+    qty: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    code: str
+    message: str
+    op: str | None
+    symbol: str | None
+    order_id: int | None
+    client_order_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    symbol: str
+    order_id: int
+    client_order_id: str | None
+    side: str
+    price: Decimal
+    qty: Decimal
+    leaves: Decimal
+    liquidity: str
+    fee: Decimal
+    fee_asset: str
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    symbol: str
+    order_id: int
+    client_order_id: str | None
+    side: str
+    price: Decimal | None
+    qty: Decimal
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Modified:
+    symbol: str
+    order_id: int
+    client_order_id: str | None
+    side: str
+    price: Decimal | None
+    qty: Decimal
+    leaves: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOrder:
+    symbol: str
+    order_id: int
+    client_order_id: str | None
+    side: str
+    price: Decimal | None
+    qty: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    available: Decimal
+    locked: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    symbol: str
+    seq: int
+    prev_seq: int
+    price: Decimal
+    qty: Decimal
+    taker_side: str
+
+
+@dataclass(frozen=True, slots=True)
+class BookSnapshot:
+    symbol: str
+    seq: int
+    bids: list[tuple[Decimal, Decimal]]
+    asks: list[tuple[Decimal, Decimal]]
+
+
+@dataclass(frozen=True, slots=True)
+class BookUpdate:
+    symbol: str
+    seq: int
+    prev_seq: int
+    bids: list[tuple[Decimal, Decimal]]
+    asks: list[tuple[Decimal, Decimal]]
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAllDone:
+    symbol: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribed:
+    channel: str
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribed:
+    channel: str
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedIn:
+    account: int
+    admin: bool
+    cancel_on_disconnect: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    op: str                  # "deposit" or "withdraw"
+    account: int
+    asset: str
+    amount: Decimal
+    available: Decimal
+    locked: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """An ``error`` with no ``req_id`` (e.g. ``bad_json``), delivered as an event."""
+    code: str
+    message: str
+
+
+_DECIMALS = {"price", "qty", "leaves", "fee", "amount", "available", "locked"}
+
+
+def _build(cls, msg: dict):
+    kw = {}
+    for f in fields(cls):
+        v = msg.get(f.name)
+        if f.name in _DECIMALS:
+            v = _d(v)
+        elif f.name in ("bids", "asks"):
+            v = _levels(v or [])
+        kw[f.name] = v
+    return cls(**kw)
+
+
+def parse(msg: dict):
+    """A wire message as its typed result; unknown types stay dicts."""
+    t = msg.get("type")
+    if t in _TYPES:
+        return _build(_TYPES[t], msg)
+    if t == "balances":
+        return {a: Balance(Decimal(b["available"]), Decimal(b["locked"]))
+                for a, b in msg["balances"].items()}
+    if t == "open_orders":
+        return [_build(OpenOrder, o) for o in msg["orders"]]
+    if t == "cancel_all":
+        return CancelAllDone(msg.get("symbol"))
+    if t == "login":
+        return LoggedIn(msg["account"], msg.get("admin", False),
+                        msg.get("cancel_on_disconnect", False))
+    if t in ("deposit", "withdraw"):
+        return Transfer(t, msg["account"], msg["asset"], Decimal(msg["amount"]),
+                        Decimal(msg["available"]), Decimal(msg["locked"]))
+    if t == "error":
+        return Error(msg.get("code", ""), msg.get("message", ""))
+    return msg
+
+
+_TYPES = {"ack": Ack, "reject": Reject, "fill": Fill, "cancelled": Cancelled,
+          "modified": Modified, "trade": Trade, "book_snapshot": BookSnapshot,
+          "book_update": BookUpdate, "subscribed": Subscribed, "unsubscribed": Unsubscribed}

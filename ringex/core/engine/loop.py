@@ -1,0 +1,254 @@
+"""The matcher's hot loop as numba kernels: poll -> process -> journal -> route -> publish.
+
+    ret = step(bk, wl, mk, eb, wallets, max_idle, max_batches)
+
+One call runs batches until there is something only Python can do, and says what:
+
+    RET_IDLE     ``max_idle`` empty polls in a row (Python: hand-off, housekeeping, wait)
+    RET_FLUSH    the hand-off buffers are full enough: Python hands them to the writer
+    RET_BUDGET   ``max_batches`` batches done (Python: housekeeping, then call again)
+    RET_BLOCKED  a gateway's event ring stays full; st[S_BLOCKED] says which (Python checks
+                 whether that gateway died; calling again resumes the routing)
+    RET_SIGNAL   (eventfd mode) gateways in bitmask st[S_SIGNAL] sleep: write their eventfd
+    RET_JOURNAL_FAILED  the journal write failed: the engine must stop (its state is ahead
+                 of its journal; nothing of the group has left the process)
+
+A batch: up to ``BATCH_PER_RING`` commands from each gateway's command ring, round robin
+(the ring read first rotates every batch, so no gateway is always first). Its stages:
+
+  1. poll       ring_read_into from every command ring into ``eb.batch``
+  2. process    order_service.process, one command at a time, events appended to ``eb.out``
+                (the hand-off buffer: events since the last hand-off; ``acc_ev_end`` marks
+                where each command's events end, so hand-offs split between commands)
+  3. journal    ``journal_append``: the group's commands become one journal entry
+                (ringex/core/journal.py, written from here with one writev) before any
+                result leaves the process; ``grp_end``/``grp_batch`` remember the entries
+                so hand-offs to the writer end on entry boundaries.
+  4. route      each event to the event ring of gateway ``session >> 24``; waits while a
+                live gateway's ring is full, skips gateways marked gone (``eb.alive``)
+  5. publish    market data (market_data.publish) on the broadcast ring
+"""
+from __future__ import annotations
+
+from collections import namedtuple
+
+
+from ringex.jit import njit
+from ringex.core.journal import J_FD, append_entry
+from ringex.core.market_data import publish, touched_before
+from ringex.core.order_service import process
+from ringex.ring.atomics import (
+    cpu_relax,
+    fence_seq_cst,
+    load_acquire,
+    load_relaxed,
+    store_release,
+)
+from ringex.ring.shm import CONSUMER_SLEEPING, HEAD, TAIL
+from ringex.ring.spsc import ring_read_into
+
+BATCH_PER_RING = 64          # commands taken from one gateway's ring per batch
+ACC_COMMANDS = 8192          # commands between two hand-offs (at most)
+FLUSH_EVENTS = 16384         # hand off once this many events are waiting
+MD_BUFFER = 4096             # market-data staging records
+ROUTE_SPINS = 20000          # spins on a full event ring before asking Python to check it
+
+RET_NONE, RET_IDLE, RET_FLUSH, RET_BUDGET, RET_BLOCKED, RET_SIGNAL, RET_JOURNAL_FAILED = range(7)
+
+# st[] words
+(S_BATCH_N, S_BATCH_I, S_ACC_NC, S_ACC_NEV, S_GROUP, S_G_E0, S_G_E1, S_KEYS_N, S_RR,
+ S_BLOCKED, S_SIGNAL, S_EVENTFD, S_BATCHES, S_COMMANDS, S_EVENTS, S_MD, S_ACC_NG,
+ S_WORDS) = range(18)
+# S_GROUP: 0 nothing pending, 1 a processed group awaits routing, 2 awaits publishing
+
+EngineBuffers = namedtuple("EngineBuffers", [
+    "cmd_hdr", "cmd_slots",            # tuples, one per gateway: its command ring (we read)
+    "evt_hdr", "evt_slots",            # tuples, one per gateway: its event ring (we write)
+    "md_hdr", "md_stamps", "md_slots",  # the market-data broadcast ring
+    "batch",        # COMMAND[n_gateways * BATCH_PER_RING]: the batch being processed
+    "out",          # EVENT: events since the last hand-off (OrderService's output buffer)
+    "acc_cmds",     # COMMAND[ACC_COMMANDS]: commands processed since the last hand-off
+    "acc_ev_end",   # int64[ACC_COMMANDS]: where each of those commands' events end in out
+    "keys",         # int64: touched book levels of the current group (market_data)
+    "md",           # EVENT[MD_BUFFER]: market-data staging
+    "rpos",         # int64[n_gateways]: next event of the group to route to that gateway
+    "alive",        # int64[n_gateways]: 0 once the gateway is gone (its events are dropped)
+    "journal",      # int64[8]: Journal.state of the open journal (J_FD < 0: none)
+    "journal_head",  # uint8[20]: entry header scratch (Journal.head)
+    "journal_iov",  # int64[4]: writev scratch (Journal.iov)
+    "grp_end",      # int64[ACC_COMMANDS]: where each journaled group ends in acc_cmds
+    "grp_batch",    # int64[ACC_COMMANDS]: that group's journal batch number
+    "st",           # int64[S_WORDS]: loop state and counters (S_* above)
+])
+
+
+@njit(cache=True)
+def journal_append(eb, cmds, c0, c1):
+    """Stage 3: append the accepted commands cmds[c0:c1] to the journal, in processing
+    order, as one entry (one writev, fsync per the journal's policy). Runs after
+    ``process`` and before ``route``/``publish``: when it returns, the commands are in
+    the journal and their results may leave the process. Returns the entry's batch
+    number, 0 when there is no journal (or nothing to write), -1 when the write failed."""
+    if eb.journal[J_FD] < 0 or c1 <= c0:
+        return 0
+    return append_entry(eb.journal, eb.journal_head, eb.journal_iov, cmds, c0, c1)
+
+
+@njit(cache=True)
+def poll(eb, st):
+    """Stage 1: read up to BATCH_PER_RING commands from every ring, round robin."""
+    hdrs, slots, batch = eb.cmd_hdr, eb.cmd_slots, eb.batch
+    ng = len(hdrs)
+    first = st[S_RR]
+    st[S_RR] = first + 1 if first + 1 < ng else 0
+    n = 0
+    for k in range(ng):
+        g = first + k
+        if g >= ng:
+            g -= ng
+        n += ring_read_into(hdrs[g], slots[g], batch[n:], BATCH_PER_RING)
+    return n
+
+
+@njit(cache=True)
+def run_group(bk, wl, mk, eb, st, wallets):
+    """Stages 2-3 over batch[S_BATCH_I:S_BATCH_N], as far as ``out`` has room.
+
+    Returns the commands processed (0: out is full, hand off first)."""
+    batch, out, acc, ends = eb.batch, eb.out, eb.acc_cmds, eb.acc_ev_end
+    i0, i1 = st[S_BATCH_I], st[S_BATCH_N]
+    nk = touched_before(bk, batch, i0, i1, eb.keys, 0)
+    c0, e0 = st[S_ACC_NC], st[S_ACC_NEV]
+    c, e, i = c0, e0, i0
+    while i < i1:
+        done, n = process(bk, wl, mk, batch[i:i + 1], 0, out[e:], wallets)
+        if done == 0:
+            break
+        acc[c] = batch[i]
+        e += n
+        ends[c] = e
+        c += 1
+        i += 1
+    jb = journal_append(eb, acc, c0, c)
+    if jb < 0:
+        return -1
+    if jb > 0:
+        g = st[S_ACC_NG]
+        eb.grp_end[g], eb.grp_batch[g] = c, jb
+        st[S_ACC_NG] = g + 1
+    st[S_BATCH_I], st[S_ACC_NC], st[S_ACC_NEV] = i, c, e
+    st[S_G_E0], st[S_G_E1], st[S_KEYS_N] = e0, e, nk
+    if i > i0:
+        st[S_GROUP] = 1
+        eb.rpos[:] = e0
+        st[S_COMMANDS] += i - i0
+        st[S_EVENTS] += e - e0
+    return i - i0
+
+
+@njit(cache=True)
+def route(eb, e0, e1):
+    """Stage 4, one pass: copy each gateway's events of out[e0:e1] into its event ring as
+    far as there is room. Returns the first gateway still waiting for room, or -1."""
+    out, hdrs, slots, rpos, alive = eb.out, eb.evt_hdr, eb.evt_slots, eb.rpos, eb.alive
+    waiting = -1
+    for g in range(len(hdrs)):
+        j = rpos[g]
+        if j >= e1:
+            continue
+        if alive[g] == 0:
+            rpos[g] = e1
+            continue
+        hdr, ring = hdrs[g], slots[g]
+        cap = ring.shape[0]
+        mask = cap - 1
+        head = load_relaxed(hdr, HEAD)
+        tail = load_acquire(hdr, TAIL)
+        start = head
+        while j < e1:
+            s = out[j].session
+            if s == 0 or (s >> 24) != g:
+                j += 1
+                continue
+            if head - tail >= cap:
+                tail = load_acquire(hdr, TAIL)
+                if head - tail >= cap:
+                    break
+            ring[head & mask] = out[j]
+            head += 1
+            j += 1
+        if head != start:
+            store_release(hdr, HEAD, head)
+        rpos[g] = j
+        if j < e1 and waiting < 0:
+            waiting = g
+    return waiting
+
+
+@njit(cache=True)
+def finish_group(bk, mk, eb, st):
+    """Stages 4-5 for the pending group; RET_NONE when done."""
+    e0, e1 = st[S_G_E0], st[S_G_E1]
+    if st[S_GROUP] == 1:
+        waiting = route(eb, e0, e1)
+        spins = 0
+        while waiting >= 0:
+            if spins == ROUTE_SPINS:
+                st[S_BLOCKED] = waiting
+                return RET_BLOCKED
+            cpu_relax()
+            spins += 1
+            waiting = route(eb, e0, e1)
+        st[S_GROUP] = 2
+    st[S_MD] += publish(bk, mk, eb.out, e0, e1, eb.keys, st[S_KEYS_N], eb.md,
+                        eb.md_hdr, eb.md_stamps, eb.md_slots)
+    st[S_GROUP] = 0
+    st[S_BATCHES] += 1
+    if st[S_EVENTFD] != 0:
+        fence_seq_cst()            # our cursor stores before their sleeping flags
+        mask = 0
+        for g in range(len(eb.evt_hdr)):
+            if eb.alive[g] != 0 and load_acquire(eb.evt_hdr[g], CONSUMER_SLEEPING) != 0:
+                mask |= 1 << g
+        if mask != 0:
+            st[S_SIGNAL] = mask
+            return RET_SIGNAL
+    return RET_NONE
+
+
+@njit(cache=True)
+def step(bk, wl, mk, eb, wallets, max_idle, max_batches):
+    """Run batches until Python is needed; returns a RET_* code (module docstring)."""
+    st = eb.st
+    batches = 0
+    idle = 0
+    acc_cap = eb.acc_cmds.shape[0]
+    while True:
+        if st[S_GROUP] != 0:
+            r = finish_group(bk, mk, eb, st)
+            if r == RET_BLOCKED:
+                return r
+            batches += 1
+            if r == RET_SIGNAL:
+                return r
+        if st[S_ACC_NEV] >= FLUSH_EVENTS:
+            return RET_FLUSH
+        if batches >= max_batches:
+            return RET_BUDGET
+        if st[S_BATCH_I] >= st[S_BATCH_N]:
+            n = poll(eb, st)
+            if n == 0:
+                idle += 1
+                if idle >= max_idle:
+                    return RET_IDLE
+                cpu_relax()
+                continue
+            idle = 0
+            st[S_BATCH_N], st[S_BATCH_I] = n, 0
+        if st[S_ACC_NC] + st[S_BATCH_N] - st[S_BATCH_I] > acc_cap:
+            return RET_FLUSH
+        done = run_group(bk, wl, mk, eb, st, wallets)
+        if done < 0:
+            return RET_JOURNAL_FAILED
+        if done == 0:
+            return RET_FLUSH

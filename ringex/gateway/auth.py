@@ -1,0 +1,89 @@
+"""API key lookup for the gateway: repository queries on a worker thread, with a cache.
+
+``await KeyLookup(db_url, data_dir).lookup(key)`` -> ``(account, admin)`` or None.
+
+- The repository (SQLite or PostgreSQL) is opened on the worker thread that uses it (a
+  SQLite connection belongs to its thread), so a slow database never blocks the loop.
+- Found keys are cached for ``ttl_s`` (keys are random and only ever added); unknown
+  keys are not cached, so a key added while the exchange runs works at once.
+- The admin key maps to ``ADMIN_ACCOUNT`` (docs/architecture.md section 5): it is an API
+  key of that account in the repository; ``<data-dir>/admin.key`` is also accepted
+  directly, so the admin can log in even before the key reached the database.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from ringex.ops.accounts import ADMIN_ACCOUNT, ADMIN_KEY_FILE
+
+log = logging.getLogger("ringex.gateway")
+
+MAX_CACHE = 100_000
+
+
+class KeyLookup:
+    def __init__(self, db_url: str | None, data_dir: str | None = None, ttl_s: float = 60.0):
+        self.db_url = db_url
+        self.ttl_s = ttl_s
+        self._cache: dict[str, tuple[float, int]] = {}
+        self._local = threading.local()
+        self._repos: list = []
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="ringex-auth")
+        self._admin_key: str | None = None
+        if data_dir is not None:
+            path = Path(data_dir) / ADMIN_KEY_FILE
+            if path.exists():
+                self._admin_key = path.read_text().strip() or None
+
+    async def lookup(self, key: str) -> tuple[int, bool] | None:
+        """``(account, admin)`` for a known key, else None (also when the database fails)."""
+        if type(key) is not str or not key:
+            return None
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1], hit[1] == ADMIN_ACCOUNT
+        if self._admin_key is not None and hmac.compare_digest(key.encode(),
+                                                               self._admin_key.encode()):
+            return ADMIN_ACCOUNT, True
+        if self.db_url is None:
+            return None
+        try:
+            account = await asyncio.get_running_loop().run_in_executor(
+                self._pool, self._query, key)
+        except Exception:
+            log.exception("gateway: API key lookup failed")
+            return None
+        if account is None:
+            return None
+        if len(self._cache) >= MAX_CACHE:
+            self._cache.clear()
+        self._cache[key] = (now + self.ttl_s, account)
+        return account, account == ADMIN_ACCOUNT
+
+    def _query(self, key: str) -> int | None:
+        repo = getattr(self._local, "repo", None)
+        if repo is None:
+            from ringex.storage.stores import open_repository
+            repo = self._local.repo = open_repository(self.db_url)
+            self._repos.append(repo)
+        return repo.account_for_key(key)
+
+    def close(self) -> None:
+        def _close_all():
+            for repo in self._repos:
+                try:
+                    repo.close()
+                except Exception:
+                    pass
+        try:
+            self._pool.submit(_close_all).result(5)
+        except Exception:
+            pass
+        self._pool.shutdown(wait=True)

@@ -1,1 +1,0 @@
-"""Edges: WebSocket gateway, protocol, client, persistence."""

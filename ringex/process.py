@@ -1,0 +1,70 @@
+"""Child processes: a stop flag they share, and starting one that says when it is ready.
+
+``StopFlag``: the supervisor hands one to every gateway (``stop_event``) and to the demo.
+It is a plain word in shared memory: ``set()`` and ``is_set()`` never block and ``wait()``
+polls. Why not ``multiprocessing.Event``: its ``set()`` waits for every sleeping waiter to
+acknowledge the wake-up, so a process that died inside ``wait()`` (killed, crashed,
+``os._exit``) makes ``set()`` hang forever, and every ``is_set()`` behind it too.
+
+``ChildProcess``: the start-and-wait and kill of the engine and writer processes, which
+report readiness through a word of their shared-memory counters.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Callable
+
+
+class StopFlag:
+    POLL_S = 0.01
+
+    def __init__(self, ctx=None):
+        ctx = ctx or multiprocessing.get_context()
+        self._value = ctx.RawValue("i", 0)     # pickled into spawned children with them
+
+    def set(self) -> None:
+        self._value.value = 1
+
+    def is_set(self) -> bool:
+        return self._value.value != 0
+
+    def clear(self) -> None:
+        self._value.value = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once set; False after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(self.POLL_S if deadline is None
+                       else max(0.0, min(self.POLL_S, deadline - time.monotonic())))
+        return True
+
+    def __repr__(self) -> str:
+        return f"<StopFlag {'set' if self.is_set() else 'clear'}>"
+
+
+class ChildProcess:
+    """A ``multiprocessing.Process`` (``self.process``) that signals readiness."""
+
+    process: multiprocessing.process.BaseProcess
+
+    def _start_and_wait(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
+        """Start the process; return once ``ready()``; kill it and raise RuntimeError if it
+        exits first or ``timeout`` seconds pass."""
+        self.process.start()
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if not self.process.is_alive() or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"{what} did not start (exit code {self.process.exitcode})")
+            time.sleep(0.005)
+
+    def kill(self) -> None:
+        """SIGKILL if it still runs, then reap it."""
+        if self.process.is_alive():
+            self.process.kill()
+        if self.process.pid is not None:
+            self.process.join(5)

@@ -1,0 +1,135 @@
+"""Engine EVENT records addressed to one session -> its private wire messages.
+
+Used by :class:`~ringex.protocol.session.Session`; routing (is this event for this
+session and account?) is checked there, before these methods run.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ringex.config import Symbol
+from ringex.protocol.codes import (
+    CANCEL_REASONS, REJECT_CODES, REJECT_MESSAGES, UNKNOWN_REASON, UNKNOWN_REJECT,
+)
+from ringex.protocol.messages import SIDE_NAMES, order_fields
+from ringex.protocol.client_ids import unpack_client_id
+from ringex.protocol.pending import BARRIER, PendingRequests, Request
+from ringex.protocol.symbols import SymbolInfo, Tables
+from ringex.records import INFO_CODE_MASK, INFO_MAKER, INFO_SELL, EventKind as EK
+
+FeeFn = Callable[[Symbol, int, int, bool], int]
+TRANSFER_OPS = ("deposit", "withdraw")     # admin ops answered by one BALANCE (or REJECT)
+
+
+def with_req_id(msg: dict, req_id: object) -> dict:
+    if req_id is not None:
+        msg["req_id"] = req_id
+    return msg
+
+
+class EventTranslator:
+    """Turns event tuples into messages; owns the session's order map."""
+
+    def __init__(self, tables: Tables, pending: PendingRequests, fill_fee: FeeFn):
+        self._t = tables
+        self._pending = pending
+        self._fee = fill_fee
+        # live orders of this session: order_id -> (symbol id, client_order_id, side).
+        # FILL events do not carry the client id; this map does.
+        self.orders: dict[int, tuple[int, str | None, str]] = {}
+
+    def messages(self, ev: tuple) -> list[dict]:
+        """``ev``: ``EVENT.item()`` of an event already known to be this session's."""
+        seq, order_id, other_id, price, qty, leaves, _, _, ref, symbol, kind, info = ev
+        request = self._pending.get(ref)
+        if request is not None and request.op == BARRIER:
+            return self._barrier_done(ref)
+        s = self._t.symbols.get(symbol)
+        if kind == EK.REJECT:
+            # only an event that names a symbol has a sequence (docs/rules.md)
+            return [self._reject(ref, request, s if seq else None, order_id, other_id,
+                                 info & INFO_CODE_MASK)]
+        if kind == EK.BALANCE:
+            return self._balance(ref, request, symbol, qty, leaves, ev[6])
+        if s is None:
+            return []
+        sell = bool(info & INFO_SELL)
+        if kind == EK.FILL:
+            return [self._fill(s, order_id, sell, price, qty, leaves, bool(info & INFO_MAKER))]
+        cid = unpack_client_id(other_id)
+        if kind == EK.ACK:
+            self.orders[order_id] = (symbol, cid, SIDE_NAMES[sell])
+            msg = {"type": "ack", **order_fields(s, order_id, cid, sell, price, qty)}
+            return [self._direct(msg, ref, request, "place")]
+        if kind == EK.CANCELLED:
+            self.orders.pop(order_id, None)
+            msg = {"type": "cancelled", **order_fields(s, order_id, cid, sell, price, qty),
+                   "reason": CANCEL_REASONS.get(info & INFO_CODE_MASK, UNKNOWN_REASON)}
+            return [self._direct(msg, ref, request, "cancel")]
+        if kind == EK.MODIFIED:
+            msg = {"type": "modified", **order_fields(s, order_id, cid, sell, price, qty),
+                   "leaves": s.qty.format(leaves)}
+            return [self._direct(msg, ref, request, "modify")]
+        if kind == EK.OPEN_ORDER and request is not None and request.op == "open_orders":
+            request.items.append(order_fields(s, order_id, cid, sell, price, qty))
+        return []
+
+    def _fill(self, s: SymbolInfo, order_id, sell, price, qty, leaves, maker) -> dict:
+        entry = self.orders.get(order_id)
+        if leaves == 0:
+            self.orders.pop(order_id, None)
+        return {"type": "fill",
+                **order_fields(s, order_id, entry[1] if entry else None, sell, price, qty),
+                "leaves": s.qty.format(leaves),
+                "liquidity": "maker" if maker else "taker",
+                "fee": s.fee.format(self._fee(s.symbol, price, qty, maker)),
+                "fee_asset": s.symbol.quote.name}
+
+    def _direct(self, msg: dict, ref: int, request: Request | None, op: str) -> dict:
+        """Add ``req_id`` when ``msg`` is the direct reply to a pending ``op``."""
+        if request is not None and request.op == op:
+            self._pending.pop(ref)
+            return with_req_id(msg, request.req_id)
+        return msg
+
+    def _reject(self, ref, request, s, order_id, other_id, code) -> dict:
+        wire = REJECT_CODES.get(code, UNKNOWN_REJECT)
+        msg = {"type": "reject", "code": wire, "message": REJECT_MESSAGES[wire],
+               "op": None, "symbol": s.name if s else None, "order_id": order_id or None,
+               "client_order_id": unpack_client_id(other_id)}
+        if request is not None:
+            self._pending.pop(ref)
+            msg["op"] = request.op
+            with_req_id(msg, request.req_id)
+        return msg
+
+    def _balance(self, ref, request, asset_id, available, locked, account) -> list[dict]:
+        asset = self._t.assets.get(asset_id)
+        if request is None or asset is None:
+            return []
+        if request.op in TRANSFER_OPS:
+            self._pending.pop(ref)
+            unit = asset.unit
+            return [with_req_id({"type": request.op, "account": account,
+                                 "asset": asset.asset.name, "amount": unit.format(request.items[1]),
+                                 "available": unit.format(available),
+                                 "locked": unit.format(locked)}, request.req_id)]
+        if request.op != "balances":
+            return []
+        request.items[asset.asset.name] = {"available": asset.unit.format(available),
+                                           "locked": asset.unit.format(locked)}
+        if len(request.items) < len(self._t.assets):
+            return []
+        self._pending.pop(ref)
+        return [with_req_id({"type": "balances", "balances": request.items}, request.req_id)]
+
+    def _barrier_done(self, ref: int) -> list[dict]:
+        target = self._pending.close_barrier(ref)
+        if target is None:
+            return []
+        if target.op == "open_orders":
+            msg = {"type": "open_orders", "orders": target.items}
+        else:
+            s = self._t.symbols.get(target.items)
+            msg = {"type": "cancel_all", "symbol": s.name if s else None}
+        return [with_req_id(msg, target.req_id)]

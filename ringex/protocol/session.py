@@ -1,0 +1,356 @@
+"""One WebSocket connection's protocol state machine (sans-I/O; docs/protocol.md).
+
+The adapter owns the socket and the rings; per connection it calls:
+
+- ``receive_text(frame)`` / ``receive_binary(frame)`` for each frame -> actions;
+- ``authenticated(account)`` / ``auth_failed()`` after an :class:`Authenticate` action
+  (or after checking an ``Authorization: Bearer`` key on the handshake) -> actions;
+- ``event_to_messages(event)`` for each engine event whose ``session`` is this one ->
+  messages to send, in order.
+
+- ``disconnected()`` once the socket is gone -> actions (the cancel-on-disconnect
+  command, if the session asked for it);
+- ``commands_refused(records)`` when the command ring had no room for the records of
+  one input's SendCommand actions -> the ``overloaded`` reply to send instead.
+
+State: ANONYMOUS -> (login) LOGGING_IN -> AUTHENTICATED; any -> CLOSED after a Close
+action. Only ``subscribe``, ``unsubscribe``, ``login`` and ``ping`` are served before
+AUTHENTICATED. The account in every command is the session's, never the message's --
+except the admin-only ``deposit``/``withdraw``, which name the account they credit.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+import orjson
+
+from ringex.config import Config, Symbol
+import ringex.protocol.requests as rq
+from ringex.protocol.actions import (
+    Action, Authenticate, Close, Reply, SendCommand, Subscribe, Unsubscribe,
+)
+from ringex.protocol.codes import CloseCode, ErrorCode as E, Refused
+from ringex.protocol.events import EventTranslator, FeeFn, with_req_id
+from ringex.protocol.messages import error
+from ringex.protocol.pending import BARRIER, PendingRequests, Request
+from ringex.protocol.ratelimit import TokenBucket
+from ringex.protocol.symbols import tables_for
+from ringex.records import ALL_SYMBOLS, CMD_DISCONNECT, U32_MAX, CommandKind as CK
+
+
+_NEW, _CANCEL, _MODIFY, _CANCEL_ALL, _QUERY_BALANCES, _QUERY_ORDERS = map(int, (
+    CK.NEW, CK.CANCEL, CK.MODIFY, CK.CANCEL_ALL, CK.QUERY_BALANCES, CK.QUERY_ORDERS))
+_TRANSFERS = {"deposit": int(CK.DEPOSIT), "withdraw": int(CK.WITHDRAW)}
+
+
+def kernel_fill_fee(symbol: Symbol, price: int, qty: int, maker: bool) -> int:
+    """``ringex.core.fees.fill_fee``, imported on first use (it pulls in numba)."""
+    from ringex.core.fees import fill_fee
+    return fill_fee(symbol, price, qty, maker)
+
+
+def session_number(gateway_index: int, connection: int) -> int:
+    """COMMAND.session for a connection: ``(gateway_index << 24) | connection``."""
+    return ((gateway_index & 0xFF) << 24) | (connection & 0xFFFFFF)
+
+
+class State(IntEnum):
+    ANONYMOUS = 0
+    LOGGING_IN = 1       # Authenticate sent, waiting for authenticated()/auth_failed()
+    AUTHENTICATED = 2
+    CLOSED = 3
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    max_frame_bytes: int = 4096     # larger text frame: close 1009
+    rate_per_s: int = 1000          # messages per second, sustained ...
+    burst: int = 1000               # ... and saved up; a debt of `burst` closes with 1008
+    max_auth_failures: int = 3      # failed logins before close 1008
+    max_pending: int = 1024         # requests awaiting the engine; more: error overloaded
+
+
+class Session:
+    """Protocol state of one connection. Public, read-only for the adapter:
+
+    ``state`` (:class:`State`), ``account`` (None until authenticated), ``session_id``,
+    ``subscriptions`` ({(channel, symbol name)}: drop them from the fan-out when the
+    socket closes), ``orders`` (this session's live orders as learnt from events),
+    ``admin`` (may deposit/withdraw), ``cancel_on_disconnect`` (set it from a
+    connect-time option before the first frame; a ``login`` may set it too).
+    """
+
+    def __init__(self, config: Config, session_id: int, *,
+                 limits: SessionLimits = SessionLimits(),
+                 clock: Callable[[], int] = time.perf_counter_ns,
+                 fill_fee: FeeFn = kernel_fill_fee,
+                 cancel_on_disconnect: bool = False):
+        """``session_id``: this connection's COMMAND.session (see :func:`session_number`).
+        ``clock``: monotonic nanoseconds, for the rate limit and COMMAND.ts_ns.
+        ``fill_fee``: fee of one fill side; pass ``lambda *a: 0`` when wallets are off."""
+        if not 0 <= session_id <= U32_MAX:
+            raise ValueError(f"session_id {session_id} does not fit u32")
+        self.session_id = session_id
+        self.limits = limits
+        self.state = State.ANONYMOUS
+        self.account: int | None = None
+        self.admin = False
+        self.cancel_on_disconnect = bool(cancel_on_disconnect)
+        self.subscriptions: set[tuple[str, str]] = set()   # (channel, symbol name)
+        self._t = tables_for(config)
+        self._clock = clock
+        self._bucket = TokenBucket(limits.rate_per_s, limits.burst, clock())
+        self._pending = PendingRequests()
+        self._events = EventTranslator(self._t, self._pending, fill_fee)
+        self._login_req_id: object = None
+        self._login_cod = False
+        self._gone = False
+        self._auth_failures = 0
+        self._ops = {
+            "place": self._place, "cancel": self._cancel, "modify": self._modify,
+            "cancel_all": self._cancel_all, "balances": self._balances,
+            "open_orders": self._open_orders, "subscribe": self._subscribe,
+            "unsubscribe": self._unsubscribe, "login": self._login, "ping": self._ping,
+            "deposit": self._transfer, "withdraw": self._transfer,
+        }
+
+    # ------------------------------------------------------------ input from the client
+    def receive_text(self, data: str | bytes) -> list[Action]:
+        """Handle one text frame (``str``, or its UTF-8 ``bytes``). Never raises."""
+        if self.state is State.CLOSED:
+            return []
+        limit = self.limits.max_frame_bytes
+        if len(data) > limit or (type(data) is str and len(data) * 4 > limit
+                                 and len(data.encode("utf-8", "surrogatepass")) > limit):
+            return self._close(CloseCode.MESSAGE_TOO_BIG, E.FRAME_TOO_LARGE,
+                               f"frames are limited to {limit} bytes")
+        now = self._clock()
+        if not self._bucket.take(now):
+            if self._bucket.flooding:
+                return self._close(CloseCode.POLICY_VIOLATION, E.RATE_LIMITED,
+                                   "rate limit exceeded")
+            return [Reply(error(E.RATE_LIMITED, f"more than {self.limits.rate_per_s} "
+                                "messages per second; this one was dropped"))]
+        try:
+            msg = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return [Reply(error(E.BAD_JSON, "the frame is not valid UTF-8 JSON"))]
+        if type(msg) is not dict:
+            return [Reply(error(E.BAD_REQUEST, "a request must be a JSON object"))]
+        req_id = msg.get("req_id")
+        if req_id is not None and not rq.valid_req_id(req_id):
+            return [Reply(error(E.BAD_REQUEST, "req_id must be an integer or a string of at "
+                                f"most {rq.MAX_REQ_ID_CHARS} characters"))]
+        try:
+            return self._dispatch(msg, req_id, now)
+        except Refused as r:
+            return [Reply(error(r.code, r.message, req_id))]
+
+    def receive_binary(self, data: bytes) -> list[Action]:
+        """Handle one binary frame: not part of the protocol, the connection is closed."""
+        if self.state is State.CLOSED:
+            return []
+        return self._close(CloseCode.UNSUPPORTED_DATA, E.BINARY_FRAME,
+                           "binary frames are not supported; send JSON text frames")
+
+    def _dispatch(self, msg: dict, req_id: object, now: int) -> list[Action]:
+        op = msg.get("op")
+        if op is None:
+            raise Refused(E.MISSING_FIELD, "missing field 'op'")
+        if type(op) is not str:
+            raise Refused(E.BAD_REQUEST, "op must be a string")
+        handler = self._ops.get(op)
+        if handler is None:
+            raise Refused(E.UNKNOWN_OP, f"unknown op {rq.show(op)}")
+        if op in rq.PRIVATE_OPS and self.state is not State.AUTHENTICATED:
+            raise Refused(E.NOT_AUTHENTICATED, f"log in before {op}")
+        if op in rq.ADMIN_OPS and not self.admin:
+            raise Refused(E.NOT_AUTHORIZED, f"{op} needs an admin connection")
+        rq.check_fields(msg, op)
+        return handler(msg, req_id, now)
+
+    # ------------------------------------------------------------ ops
+    def _place(self, msg, req_id, now):
+        return self._send(now, (req_id, "place", _NEW, rq.place(msg, self._t)))
+
+    def _cancel(self, msg, req_id, now):
+        return self._send(now, (req_id, "cancel", _CANCEL, rq.cancel(msg, self._t)))
+
+    def _modify(self, msg, req_id, now):
+        return self._send(now, (req_id, "modify", _MODIFY, rq.modify(msg, self._t)))
+
+    def _balances(self, msg, req_id, now):
+        return self._send(now, (req_id, "balances", _QUERY_BALANCES, {}))
+
+    def _open_orders(self, msg, req_id, now):
+        return self._send(now, (req_id, "open_orders", _QUERY_ORDERS, {}), barrier=True)
+
+    def _cancel_all(self, msg, req_id, now):
+        s = rq.cancel_all(msg, self._t)
+        return self._send(now, (req_id, "cancel_all", _CANCEL_ALL,
+                                {"symbol": ALL_SYMBOLS if s is None else s.id}), barrier=True)
+
+    def _transfer(self, msg, req_id, now):
+        op = msg["op"]
+        fields = rq.transfer(msg, self._t)
+        if len(self._pending) + 1 > self.limits.max_pending:
+            raise Refused(E.OVERLOADED, "too many requests awaiting the engine; retry later")
+        ref = self._pending.add(Request(req_id, op, (fields["symbol"], fields["qty"])))
+        return [SendCommand(rq.command(_TRANSFERS[op], fields["account"], self.session_id,
+                                       ref, now, symbol=fields["symbol"], qty=fields["qty"]))]
+
+    def _subscribe(self, msg, req_id, now):
+        channel, symbol = rq.subscription(msg, self._t)
+        self.subscriptions.add((channel, symbol))
+        return [Reply(with_req_id({"type": "subscribed", "channel": channel,
+                                         "symbol": symbol}, req_id)),
+                Subscribe(channel, symbol)]
+
+    def _unsubscribe(self, msg, req_id, now):
+        channel, symbol = rq.subscription(msg, self._t)
+        self.subscriptions.discard((channel, symbol))
+        return [Unsubscribe(channel, symbol),
+                Reply(with_req_id({"type": "unsubscribed", "channel": channel,
+                                         "symbol": symbol}, req_id))]
+
+    def _ping(self, msg, req_id, now):
+        return [Reply(with_req_id({"type": "pong"}, req_id))]
+
+    def _login(self, msg, req_id, now):
+        if self.state is State.AUTHENTICATED:
+            raise Refused(E.ALREADY_AUTHENTICATED, "this connection is logged in already")
+        if self.state is State.LOGGING_IN:
+            raise Refused(E.LOGIN_PENDING, "a login is being checked already")
+        key = rq.api_key(msg)
+        if key is None:
+            return self._auth_failure(req_id)
+        self._login_cod = rq.bool_field(msg, "cancel_on_disconnect")
+        self.state = State.LOGGING_IN
+        self._login_req_id = req_id
+        return [Authenticate(key)]
+
+    def _send(self, now: int, request: tuple, barrier: bool = False) -> list[Action]:
+        """Queue a command (and, when ``barrier``, a QUERY_BALANCES after it whose first
+        event proves every event of the command has arrived: the engine handles one
+        gateway's commands in order and answers a balance query with >= 1 event)."""
+        if len(self._pending) + 1 + barrier > self.limits.max_pending:
+            raise Refused(E.OVERLOADED, "too many requests awaiting the engine; retry later")
+        req_id, op, kind, fields = request
+        items = {} if op == "balances" else [] if op == "open_orders" else fields.get("symbol")
+        ref = self._pending.add(Request(req_id, op, items))
+        actions: list[Action] = [SendCommand(rq.command(
+            kind, self.account, self.session_id, ref, now, **fields))]
+        if barrier:
+            b = self._pending.add(Request(None, BARRIER, target=ref))
+            actions.append(SendCommand(rq.command(
+                _QUERY_BALANCES, self.account, self.session_id, b, now)))
+        return actions
+
+    # ------------------------------------------------------------ authentication results
+    def authenticated(self, account: int, admin: bool = False) -> list[Action]:
+        """The adapter verified the key of this connection and found ``account``
+        (``admin``: the key is the exchange's admin key, which may deposit and withdraw).
+        After a ``login`` message this returns the ``login`` reply; after a handshake
+        ``Authorization`` header (call it before the first frame) it returns nothing."""
+        if self.state is State.CLOSED:
+            return []
+        if self.state is State.AUTHENTICATED:
+            raise ValueError("session is authenticated already")
+        if not 0 <= account <= U32_MAX or (account == 0 and not admin):
+            raise ValueError(f"account {account} cannot trade")
+        logging_in = self.state is State.LOGGING_IN
+        self.state = State.AUTHENTICATED
+        self.account = account
+        self.admin = bool(admin)
+        if not logging_in:
+            return []
+        self.cancel_on_disconnect = self.cancel_on_disconnect or self._login_cod
+        return [Reply(with_req_id({"type": "login", "ok": True, "account": account,
+                                   "admin": self.admin,
+                                   "cancel_on_disconnect": self.cancel_on_disconnect},
+                                  self._login_req_id))]
+
+    def auth_failed(self) -> list[Action]:
+        """The key of the pending ``login`` is unknown: an ``auth_failed`` error, and a
+        Close after ``max_auth_failures`` failures on this connection."""
+        if self.state is State.CLOSED or self.state is State.AUTHENTICATED:
+            return []
+        self.state = State.ANONYMOUS
+        return self._auth_failure(self._login_req_id)
+
+    def _auth_failure(self, req_id: object) -> list[Action]:
+        self._auth_failures += 1
+        if self._auth_failures >= self.limits.max_auth_failures:
+            return self._close(CloseCode.POLICY_VIOLATION, E.AUTH_FAILED,
+                               "too many failed logins", req_id)
+        return [Reply(error(E.AUTH_FAILED, "unknown api key", req_id))]
+
+    def _close(self, code: CloseCode, err: E, reason: str, req_id: object = None) -> list[Action]:
+        self.state = State.CLOSED
+        return [Reply(error(err, reason, req_id)), Close(int(code), reason)]
+
+    # ------------------------------------------------------------ adapter-side outcomes
+    def close(self, code: CloseCode, err: E, reason: str) -> list[Action]:
+        """The adapter closes the connection for a reason of its own (a client that does
+        not read, a shutdown): the ``error`` to send (if the socket still takes it) and
+        the Close. The session ignores all further input."""
+        if self.state is State.CLOSED:
+            return [Close(int(code), reason)]
+        return self._close(code, err, reason)
+
+    def disconnected(self) -> list[Action]:
+        """The socket is gone (closed by either side). Returns the cancel-on-disconnect
+        command when this session asked for it: a CANCEL_ALL of every symbol with
+        CMD_DISCONNECT, which the engine applies to this session's orders only. The
+        adapter must deliver it (wait for ring room rather than drop it)."""
+        self.state = State.CLOSED
+        if self.account is None or not self.cancel_on_disconnect or self._gone:
+            return []
+        self._gone = True
+        return [SendCommand(rq.command(_CANCEL_ALL, self.account, self.session_id, 0,
+                                       self._clock(), symbol=ALL_SYMBOLS,
+                                       flags=CMD_DISCONNECT))]
+
+    def commands_refused(self, records: list[np.ndarray]) -> list[Action]:
+        """The adapter found no room in the command ring for ``records`` (the SendCommand
+        records of one input, none of them written): forget their requests and return the
+        ``overloaded`` error for the client instead."""
+        req_id = None
+        for rec in records:
+            request = self._pending.pop(int(rec["ref"][0]))
+            if request is not None and request.op != BARRIER and req_id is None:
+                req_id = request.req_id
+        return [Reply(error(E.OVERLOADED, "the engine is not keeping up; retry later",
+                            req_id))]
+
+    # ------------------------------------------------------------ engine events
+    @property
+    def orders(self) -> dict[int, tuple[int, str | None, str]]:
+        """This session's live orders learnt from events: order_id -> (symbol id,
+        client_order_id, side). Read-only for callers."""
+        return self._events.orders
+
+    def event_to_messages(self, event: np.void | tuple) -> list[dict]:
+        """Messages for one EVENT record routed to this session (by ``event.session``);
+        an event of another session or account, or before login, gives [].
+        ``event`` is a record (``batch[i]``) or its tuple (``batch.tolist()[i]``,
+        the faster way through a batch).
+
+        Resolves the request's ``req_id`` for direct replies, gathers multi-event
+        answers (balances, open_orders, cancel_all) and tracks this session's orders.
+        Send the returned messages in order, each with ``encode``.
+        """
+        ev = event if type(event) is tuple else event.item()
+        if self.state is not State.AUTHENTICATED or ev[7] != self.session_id:
+            return []
+        if ev[6] != self.account and not (self.admin and self._is_transfer(ev[8])):
+            return []
+        return self._events.messages(ev)
+
+    def _is_transfer(self, ref: int) -> bool:
+        request = self._pending.get(ref)
+        return request is not None and request.op in rq.ADMIN_OPS
