@@ -37,7 +37,7 @@ from numba import njit
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from perf._clock import cycles as _cycles, ns_per_cycle, read_cycles  # noqa: E402
+from perf._clock import ns_per_cycle, read_cycles  # noqa: E402
 from perf._report import emit_latency, machine  # noqa: E402
 from ringex.ring.atomics import cpu_relax, load_acquire, load_relaxed, store_release  # noqa: E402
 from ringex.records import COMMAND, EVENT  # noqa: E402

@@ -34,7 +34,6 @@ import multiprocessing
 import os
 import sys
 import tempfile
-import time
 
 import numpy as np
 from numba import njit
@@ -156,7 +155,8 @@ class Rig:
                 self.writer = WriterProcess(self.queue, os.path.join(self.tmp.name, "t2t.db"),
                                             self.config, WriterOptions(), ctx).start()
         spec = EngineSpec([g["cmd"]], [g["evt"]], names["md"], wait=wait,
-                          state_dir=None if journal == "off" else os.path.join(self.tmp.name, "state"),
+                          state_dir=(None if journal == "off"
+                                     else os.path.join(self.tmp.name, "state")),
                           journal_fsync="none" if journal == "off" else journal)
         self.engine = EngineProcess(spec, self.queue, ctx).start()
         funding = records.batch(*[records.deposit(a, asset.id, 10**17)

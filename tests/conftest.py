@@ -7,6 +7,8 @@ import re
 
 import pytest
 
+pytest_plugins = ["tests.db"]       # database fixtures for the storage and fault tests
+
 SHM_DIR = "/dev/shm"
 
 

@@ -25,7 +25,8 @@ def build(**over):
 def test_should_load_the_shipped_config_with_exact_units():
     cfg = Config.default()
     btc = cfg.symbol("BTC-USD")
-    assert (btc.tick_lot_value, btc.lot_units, btc.min_tick, btc.max_tick) == (1, 10_000, 1, 10_000_000)
+    assert (btc.tick_lot_value, btc.lot_units, btc.min_tick, btc.max_tick) == \
+        (1, 10_000, 1, 10_000_000)
     assert {s.name for s in cfg.symbols} >= {"BTC-USD", "ETH-USD", "ETH-BTC"}
 
 

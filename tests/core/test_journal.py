@@ -18,7 +18,8 @@ def command_stream(seed: int, n_batches: int, size: int = 64) -> list[np.ndarray
     out, coid = [], 1
     for _ in range(n_batches):
         c = records.commands(size)
-        c["kind"] = np.where(rng.random(size) < 0.25, records.CommandKind.CANCEL, records.CommandKind.NEW)
+        c["kind"] = np.where(rng.random(size) < 0.25, records.CommandKind.CANCEL,
+                             records.CommandKind.NEW)
         c["symbol"] = rng.integers(0, 2, size)
         c["account"] = rng.integers(1, 6, size)
         c["side"] = rng.integers(0, 2, size)

@@ -244,7 +244,8 @@ def test_should_snapshot_the_book_as_of_the_current_sequence():
     ex.rest(3, SELL, 120, 4)
     ev = ex.submit(records.query_book(0))
     assert ex.kinds(ev) == ["BOOK_LEVEL"] * 3
-    assert [(e["price"], e["qty"], e["leaves"]) for e in ev] == [(95, 1, 1), (90, 3, 2), (120, 4, 1)]
+    assert [(e["price"], e["qty"], e["leaves"]) for e in ev] == \
+        [(95, 1, 1), (90, 3, 2), (120, 4, 1)]
     assert [bool(e["info"] & records.INFO_SELL) for e in ev] == [False, False, True]
     assert set(ev["seq"]) == {4}
     assert ex.buy(1, 50, 1)[0]["seq"] == 5          # the snapshot did not advance it

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ringex import records
-from ringex.records import EventKind as EK, OrderType, RejectCode as RC, Side, TimeInForce as TIF
+from ringex.records import OrderType, RejectCode as RC, Side, TimeInForce as TIF
 from ringex.errors import CommandRejected
 from tests.util.exchange import Exchange, RICH
 
@@ -87,7 +87,8 @@ def test_should_reject_market_buy_with_no_quote_funds():
 def test_should_deposit_and_withdraw_with_balance_events():
     ex = Exchange(fund=False)
     ev = ex.svc.deposit(3, "USD", 500)
-    assert ex.kinds(ev) == ["BALANCE"] and (ev[0]["qty"], ev[0]["leaves"], ev[0]["seq"]) == (500, 0, 0)
+    assert ex.kinds(ev) == ["BALANCE"]
+    assert (ev[0]["qty"], ev[0]["leaves"], ev[0]["seq"]) == (500, 0, 0)
     ev = ex.svc.withdraw(3, "USD", 200)
     assert ev[0]["qty"] == 300 and ex.balance(3) == (300, 0)
 

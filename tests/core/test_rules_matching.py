@@ -148,7 +148,8 @@ def test_should_rest_post_only_order_that_does_not_cross():
 
 def test_should_reject_post_only_with_ioc():
     ex = Exchange()
-    assert ex.reject_code(ex.buy(1, 99, 1, post_only=True, tif=TIF.IOC)) == records.RejectCode.INVALID_TIF
+    assert ex.reject_code(ex.buy(1, 99, 1, post_only=True, tif=TIF.IOC)) == \
+        records.RejectCode.INVALID_TIF
 
 
 def test_should_cancel_taker_on_self_trade_by_default():

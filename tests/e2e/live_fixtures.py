@@ -1,7 +1,6 @@
-"""Shared pieces of the live WebSocket tests: a module-scoped exchange, funded accounts,
-raw sockets, and a bounded ``run`` for coroutines (no pytest-asyncio here).
-
-Import the fixture into a test module: ``from tests.e2e.live_fixtures import exchange``.
+"""Shared pieces of the live WebSocket tests: funded accounts, raw sockets, and a bounded
+``run`` for coroutines (no pytest-asyncio here). The ``exchange`` fixture (one ``ringex run``
+per test module) is in tests/e2e/conftest.py.
 """
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ import itertools
 from decimal import Decimal
 
 import orjson
-import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
@@ -18,17 +16,6 @@ from ringex.client import Client, Reject, connect
 from tests.e2e.live_exchange import LiveExchange
 
 _names = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def exchange():
-    """``ringex run`` with two gateways for the whole module; must stop cleanly."""
-    ex = LiveExchange(gateways=2).start()
-    try:
-        yield ex
-    finally:
-        code = ex.close()
-        assert code == 0 and not ex.leftovers, (code, ex.leftovers, ex.log_tail())
 
 
 def run(coro, timeout: float = 60.0):

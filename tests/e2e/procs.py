@@ -62,7 +62,7 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 90)
     except subprocess.TimeoutExpired:
         kill_tree(proc.pid)
         proc.wait(10)
-        raise AssertionError(f"process {proc.pid} did not exit within {timeout} s")
+        raise AssertionError(f"process {proc.pid} did not exit within {timeout} s") from None
 
 
 def kill_tree(pid: int) -> None:

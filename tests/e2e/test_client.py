@@ -16,7 +16,7 @@ from ringex.client import (
     admin_transfer, connect, parse,
 )
 from tests.e2e.live_exchange import free_port
-from tests.e2e.live_fixtures import exchange, funded, run, trader  # noqa: F401
+from tests.e2e.live_fixtures import funded, run, trader
 
 D = Decimal
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"

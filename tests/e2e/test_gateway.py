@@ -19,7 +19,7 @@ from ringex.client import (
 from ringex.storage.stores import open_repository
 from ringex.records import AuditKind
 from tests.e2e.live_exchange import LiveExchange
-from tests.e2e.live_fixtures import Raw, exchange, funded, run, trader  # noqa: F401
+from tests.e2e.live_fixtures import Raw, funded, run, trader
 
 D = Decimal
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from ringex.config import Config
 from ringex.ops.demo import MarketView, demo_main, run_demo
 from ringex.storage.stores import open_repository
-from tests.e2e.live_fixtures import exchange, run  # noqa: F401
+from tests.e2e.live_fixtures import run
 
 
 def test_the_bots_trade_and_the_view_follows_the_book(exchange):

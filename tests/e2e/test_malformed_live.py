@@ -14,7 +14,7 @@ import orjson
 import pytest
 from websockets.asyncio.client import connect as ws_connect
 
-from tests.e2e.live_fixtures import Raw, exchange, funded, run  # noqa: F401
+from tests.e2e.live_fixtures import Raw, funded, run
 
 P = {"op": "place", "symbol": "BTC-USD", "side": "buy", "price": "500.00", "qty": "0.01"}
 FOREIGN = -1          # placeholder: an order id of another account

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 
-from tests.e2e.live_fixtures import Raw, exchange, funded, run  # noqa: F401
+from tests.e2e.live_fixtures import Raw, funded, run
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 FENCE = re.compile(r"^```json[ \t]*(\w*)\n(.*?)^```", re.S | re.M)

@@ -117,7 +117,8 @@ class Run:
             code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.cleanup()
-            raise AssertionError(f"ringex run did not exit within {timeout} s:\n" + self.log())
+            raise AssertionError(f"ringex run did not exit within {timeout} s:\n"
+                                 + self.log()) from None
         # every child of the run must be gone too (they watch their parent)
         deadline = time.monotonic() + 15
         while self._members() and time.monotonic() < deadline:

@@ -11,7 +11,6 @@ import pytest
 
 from tests.faults.rig import (Run, Seen, ask_engine, check_converged, fund, make_accounts,
                               replay_journal, run_async, stream)
-from tests.storage.conftest import pg_dsn, pg_url  # noqa: F401  (fixtures: shared server, own schema)
 
 
 def _crash_and_recover(tmp_path, fault: str, db: str | None = None) -> dict:
@@ -52,7 +51,8 @@ def _crash_and_recover(tmp_path, fault: str, db: str | None = None) -> dict:
         assert run.stop() == 0, run.log()
         counts = check_converged(run, replay_journal(run.data_dir), keys, seen, live)
         assert counts["trades"] > 0
-        print(fault, counts, "db held", held, "journal", last, "acks", len(seen.acks), "errors", seen.errors[:3])
+        print(fault, counts, "db held", held, "journal", last, "acks", len(seen.acks),
+              "errors", seen.errors[:3])
         return counts
     finally:
         run.cleanup()

@@ -12,7 +12,7 @@ import pytest
 from ringex.core.journal import read_journal
 from tests.faults.rig import (Run, Seen, archive_journal, ask_engine, check_converged, fund,
                               make_accounts, replay_journal, run_async, stream)
-from tests.storage.conftest import PG_BIN, throwaway_cluster
+from tests.db import PG_BIN, throwaway_cluster
 
 
 def _wait(pred, timeout: float, what: str) -> None:

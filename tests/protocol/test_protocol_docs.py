@@ -167,7 +167,8 @@ def test_limits_and_close_codes_match_the_code():
     lim = SessionLimits()
     section = TEXT.split("## 7. Limits and closing", 1)[1]
     assert f"| frame size | {lim.max_frame_bytes} bytes |" in section
-    assert f"| rate | {lim.rate_per_s} messages per second sustained, bursts of {lim.burst} |" in section
+    rate = f"{lim.rate_per_s} messages per second sustained, bursts of {lim.burst}"
+    assert f"| rate | {rate} |" in section
     assert f"| requests awaiting the engine | {lim.max_pending} per connection |" in section
     assert f"| failed logins | {lim.max_auth_failures} per connection |" in section
     for code in CloseCode:

@@ -25,7 +25,8 @@ def msgs(s, ev) -> list[dict]:
 
 def placed(s, req_id=3, **extra) -> int:
     """Send a place; return its ref."""
-    return commands(send(s, {**PLACE, "req_id": req_id, "client_order_id": "mm-1", **extra}))[0]["ref"]
+    msg = {**PLACE, "req_id": req_id, "client_order_id": "mm-1", **extra}
+    return commands(send(s, msg))[0]["ref"]
 
 
 def ack(ref, order_id=42, sell=False, price=3_000_000, qty=5000, cid=CID, symbol=BTC.id):
@@ -203,10 +204,10 @@ def test_should_reject_balances_when_wallets_are_off():
 def test_should_close_open_orders_at_the_barrier(barrier_kind):
     s = logged_in()
     q, b = (c["ref"] for c in commands(send(s, {"op": "open_orders", "req_id": 9})))
-    for oid, (sym, sell, p, l) in enumerate([(BTC.id, 0, 3_000_000, 3000),
-                                             (ETH.id, INFO_SELL, 180_050, 2500)], 1):
+    for oid, (sym, sell, p, lots) in enumerate([(BTC.id, 0, 3_000_000, 3000),
+                                                (ETH.id, INFO_SELL, 180_050, 2500)], 1):
         assert msgs(s, event(EK.OPEN_ORDER, ref=q, order_id=oid, other_id=CID if oid == 1 else 0,
-                             price=p, qty=l, leaves=l, symbol=sym, info=sell)) == []
+                             price=p, qty=lots, leaves=lots, symbol=sym, info=sell)) == []
     first = (_balance(b, 0, 1, 0) if barrier_kind == "balance"
              else event(EK.REJECT, ref=b, info=RejectCode.UNKNOWN_COMMAND))
     assert msgs(s, first) == [{"type": "open_orders", "orders": [

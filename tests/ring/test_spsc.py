@@ -216,5 +216,5 @@ def test_strided_and_read_only_arrays_take_the_general_path(pair):
     assert list(out[::2]["order_id"]) == [0, 2, 4, 6, 4, 5]
     with pytest.raises(ValueError, match="read-only"):
         cons.read_into(frozen)
-    with pytest.raises(Exception):                    # 2-D: numba refuses to type it
+    with pytest.raises(Exception):  # noqa: B017  (2-D: numba refuses to type it, its own error)
         prod.write(command_records(0, 4).reshape(2, 2))

@@ -111,7 +111,7 @@ def test_should_flush_and_exit_on_sigterm(sqlite_url, market_config):
 
 
 def test_should_give_up_after_stop_timeout_when_the_database_never_comes(market_config):
-    from tests.storage.conftest import _free_port
+    from tests.db import _free_port
     url = f"postgresql://postgres@127.0.0.1:{_free_port()}/nowhere"   # nothing listens
     q = TradeQueue(1 << 20)
     w = start_writer(q, url, market_config, retry_max_s=0.1, stop_timeout_s=0.5)

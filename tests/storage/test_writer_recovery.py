@@ -10,7 +10,7 @@ import time
 from ringex.storage.stores import open_repository
 from ringex.storage.trade_queue import TradeQueue
 from ringex.storage.writer import start_writer
-from tests.storage.conftest import throwaway_cluster
+from tests.db import throwaway_cluster
 from tests.storage.storage_events import Script, fill_stream
 
 BATCHES, TRADES_PER_BATCH = 30, 100

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ringex import records
-from ringex.records import CMD_POST_ONLY, EventKind as E, RejectCode, CancelReason, Side
+from ringex.records import EventKind as E, RejectCode, CancelReason, Side
 
 from . import generators as g
 from .invariants import OrderLedger, check_all
@@ -67,7 +67,8 @@ def describe(row: tuple) -> str:
         code = RejectCode(code).name
     elif d["kind"] == E.CANCELLED:
         code = CancelReason(code).name if code in CancelReason._value2member_map_ else code
-    flags = ("S" if d["info"] & records.INFO_SELL else "B") + ("m" if d["info"] & records.INFO_MAKER else "")
+    flags = ("S" if d["info"] & records.INFO_SELL else "B") + \
+        ("m" if d["info"] & records.INFO_MAKER else "")
     return (f"{kind:10s} seq={d['seq']} id={d['order_id']} other={d['other_id']} "
             f"px={d['price']} qty={d['qty']} lv={d['leaves']} acct={d['account']} "
             f"sess={d['session']} ref={d['ref']} sym={d['symbol']} {flags} {code}")

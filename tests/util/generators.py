@@ -5,8 +5,9 @@ falsifying example). Ops that target an order name it structurally — ``back`` 
 most recently ACKed order, 1 the one before, and so on; a ``back`` beyond the number of
 ACKed orders names an id that never existed. With ``live=True`` (the usual case) ``back``
 counts among the orders resting right now, modulo their number, so most cancels and
-modifies hit something; ``live=False`` also reaches filled and cancelled (stale) ones. tests/util/differential.py turns each op into
-one concrete COMMAND per engine, so every engine gets the order id *it* assigned.
+modifies hit something; ``live=False`` also reaches filled and cancelled (stale) ones.
+tests/util/differential.py turns each op into one concrete COMMAND per engine, so every
+engine gets the order id *it* assigned.
 
     market = Market.small()                       # 2 symbols, 4 accounts, tight bands
     ops = random_ops(seed=7, n=500, market=market, wallets=True)

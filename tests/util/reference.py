@@ -15,11 +15,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ringex.config import Config
 from ringex import records
-from ringex.records import (ALL_SYMBOLS, CMD_DISCONNECT, CMD_POST_ONLY, INFO_MAKER,
-                                INFO_SELL, CancelReason, CommandKind as K, EventKind as E, OrderType, RejectCode as R,
-                                SelfTradePrevention as STP, Side, TimeInForce)
+from ringex.config import Config
+from ringex.records import (
+    ALL_SYMBOLS, CMD_DISCONNECT, CMD_POST_ONLY, INFO_MAKER, INFO_SELL, CancelReason,
+    CommandKind as K, EventKind as E, OrderType, RejectCode as R, SelfTradePrevention as STP,
+    Side, TimeInForce,
+)
 
 INT64_MAX = (1 << 63) - 1
 

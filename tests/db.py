@@ -1,4 +1,5 @@
-"""Database fixtures: every storage test runs on SQLite and on PostgreSQL.
+"""Database fixtures (a pytest plugin, loaded by tests/conftest.py): every storage test
+runs on SQLite and on PostgreSQL.
 
 PostgreSQL comes from ``RINGEX_TEST_PG_DSN`` (default the shared local server); each test
 gets its own schema, dropped afterwards, so concurrent runs never collide. An unreachable
