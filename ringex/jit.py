@@ -82,7 +82,7 @@ def _use_source_keyed_cache() -> None:
         folder = str(root / "ringex" / "numba" / source_hash())
         os.environ["RINGEX_NUMBA_CACHE"] = folder   # children inherit the same folder
     os.environ["NUMBA_CACHE_DIR"] = folder
-    config.CACHE_DIR = folder
+    config.CACHE_DIR = folder  # type: ignore[attr-defined]  # set dynamically by numba
 
 
 _use_source_keyed_cache()

@@ -30,7 +30,7 @@ COMMAND = np.dtype(
         ("client_order_id", "<i8"),  # gateway: account-scoped id, 0 = none
         ("price", "<i8"),            # gateway: limit price in ticks (0 for market)
         ("qty", "<i8"),              # gateway: lots; DEPOSIT/WITHDRAW: minor units of the asset
-        ("ts_ns", "<i8"),            # gateway: receive time (time.perf_counter_ns), for latency only
+        ("ts_ns", "<i8"),            # gateway: receive time (time.perf_counter_ns), latency only
         ("account", "<u4"),          # gateway: authenticated account
         ("session", "<u4"),          # gateway: (gateway_index << 24) | connection number
         ("ref", "<u4"),              # gateway: request number, echoed in direct replies

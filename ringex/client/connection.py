@@ -55,7 +55,7 @@ class Client:
         self._events: asyncio.Queue = asyncio.Queue(max_events)
         self.dropped_events = 0           # pushes dropped because nobody read events()
         self.close_code: int | None = None
-        self.close_reason = ""
+        self.close_reason: str | None = ""
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     # -------------------------------------------------------------- plumbing
@@ -162,7 +162,7 @@ class Client:
 
     # -------------------------------------------------------------- requests
     async def login(self, api_key: str, cancel_on_disconnect: bool = False) -> LoggedIn:
-        msg = {"op": "login", "api_key": api_key}
+        msg: dict[str, object] = {"op": "login", "api_key": api_key}
         if cancel_on_disconnect:
             msg["cancel_on_disconnect"] = True
         res = await self.request(msg)
@@ -176,7 +176,8 @@ class Client:
                     type: str | None = None, tif: str | None = None, post_only: bool = False,
                     client_order_id: str | None = None, stp: str | None = None) -> Ack | Reject:
         """A limit order when ``price`` is given, else a market order."""
-        msg = {"op": "place", "symbol": symbol, "side": side, "qty": plain(qty)}
+        msg: dict[str, object] = {"op": "place", "symbol": symbol, "side": side,
+                                  "qty": plain(qty)}
         if price is not None:
             msg["price"] = plain(price)
         msg["type"] = type or ("limit" if price is not None else "market")
@@ -189,7 +190,7 @@ class Client:
 
     async def cancel(self, symbol: str, order_id: int | None = None, *,
                      client_order_id: str | None = None) -> Cancelled | Reject:
-        msg = {"op": "cancel", "symbol": symbol}
+        msg: dict[str, object] = {"op": "cancel", "symbol": symbol}
         if order_id is not None:
             msg["order_id"] = order_id
         if client_order_id is not None:

@@ -15,13 +15,19 @@ def _levels(levels) -> list[tuple[Decimal, Decimal]]:
 
 
 @dataclass(frozen=True, slots=True)
-class Ack:
+class OrderFields:
+    """What every message about one order starts with (``price`` None: a market order)."""
     symbol: str
     order_id: int
     client_order_id: str | None
     side: str
     price: Decimal | None
     qty: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Ack(OrderFields):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,35 +55,18 @@ class Fill:
 
 
 @dataclass(frozen=True, slots=True)
-class Cancelled:
-    symbol: str
-    order_id: int
-    client_order_id: str | None
-    side: str
-    price: Decimal | None
-    qty: Decimal
+class Cancelled(OrderFields):
     reason: str
 
 
 @dataclass(frozen=True, slots=True)
-class Modified:
-    symbol: str
-    order_id: int
-    client_order_id: str | None
-    side: str
-    price: Decimal | None
-    qty: Decimal
+class Modified(OrderFields):
     leaves: Decimal
 
 
 @dataclass(frozen=True, slots=True)
-class OpenOrder:
-    symbol: str
-    order_id: int
-    client_order_id: str | None
-    side: str
-    price: Decimal | None
-    qty: Decimal
+class OpenOrder(OrderFields):
+    pass
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,7 +133,8 @@ def _scan(data: memoryview, path: Path, after: int, out: list | None) -> Journal
     return scan
 
 
-def read_journal(path: str | Path, after: int = 0) -> tuple[list[tuple[int, np.ndarray]], JournalScan]:
+def read_journal(path: str | Path,
+                 after: int = 0) -> tuple[list[tuple[int, np.ndarray]], JournalScan]:
     """Every whole entry with batch > after, and the scan report (does not modify the file)."""
     path = Path(path)
     if not path.exists():
@@ -161,7 +162,8 @@ class Journal:
 
         An empty segment numbers its first entry ``next_batch``."""
         if fsync not in FSYNC_POLICIES:
-            raise StorageError(f"journal fsync policy must be one of {FSYNC_POLICIES}, not {fsync!r}")
+            raise StorageError(f"journal fsync policy must be one of {FSYNC_POLICIES}, "
+                               f"not {fsync!r}")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         _, scan = read_journal(path)

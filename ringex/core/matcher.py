@@ -159,7 +159,8 @@ def finish_taker(bk, wl, mk, slot, stop, session, ref, out, n, wallets):
 @njit(cache=True)
 def on_new(bk, wl, mk, c, out, n, wallets):
     sym, acct = np.int64(c.symbol), np.int64(c.account)
-    side, otype, tif, stp = np.int64(c.side), np.int64(c.order_type), np.int64(c.tif), np.int64(c.stp)
+    side, otype, tif, stp = (np.int64(c.side), np.int64(c.order_type), np.int64(c.tif),
+                             np.int64(c.stp))
     price, qty = c.price, c.qty
     post = (c.flags & CMD_POST_ONLY) != 0
     if sym >= mk.lo.shape[0]:

@@ -186,7 +186,8 @@ class OrderService:
         for name, arr in mine.items():
             src = arrays[name]
             if src.shape != arr.shape or src.dtype != arr.dtype:
-                raise ValueError(f"{name}: saved {src.dtype}{src.shape}, have {arr.dtype}{arr.shape}")
+                raise ValueError(f"{name}: saved {src.dtype}{src.shape}, "
+                                 f"have {arr.dtype}{arr.shape}")
         for name, arr in mine.items():
             np.copyto(arr, arrays[name])
 

@@ -78,7 +78,9 @@ class StateStore:
         final = self.snap_dir / f"snap-{batch:020d}.npz"
         tmp = final.with_suffix(".tmp")
         with open(tmp, "wb") as f:
-            np.savez(f, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+            # allow_pickle: the default, named so **arrays cannot be taken to set it
+            np.savez(f, allow_pickle=True,
+                     __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, final)
@@ -130,7 +132,7 @@ class StateStore:
             if b < batch:
                 p.unlink(missing_ok=True)
         segs = self.segments()
-        for (first, p), (nxt, _) in zip(segs, segs[1:]):
+        for (_first, p), (nxt, _) in zip(segs, segs[1:]):
             if nxt <= batch + 1:              # the next segment starts at or before batch+1
                 p.unlink(missing_ok=True)
 

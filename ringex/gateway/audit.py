@@ -31,8 +31,10 @@ class AuditLog:
 
     def flush(self) -> None:
         """Send what is buffered, unless the previous batch is still on its way."""
-        if not self._rows or (self._task is not None and not self._task.done()):
-            return
+        producer = self._producer
+        if (producer is None or not self._rows
+                or (self._task is not None and not self._task.done())):
+            return    # (rows are only buffered when there is a producer)
         rows, self._rows = self._rows, []
         recs = np.zeros(len(rows), dtype=AUDIT)
         for i, (ts, sid, account, kind, code, port, addr) in enumerate(rows):
@@ -41,7 +43,7 @@ class AuditLog:
             r["code"], r["port"] = code, port
             r["addr"][:len(addr)] = np.frombuffer(addr, np.uint8)
         self._task = asyncio.get_running_loop().run_in_executor(
-            self._pool, self._producer.put_audit, recs)
+            self._pool, producer.put_audit, recs)
 
     async def close(self) -> None:
         """Send everything still buffered, then stop the worker thread."""

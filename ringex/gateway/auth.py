@@ -71,6 +71,7 @@ class KeyLookup:
         repo = getattr(self._local, "repo", None)
         if repo is None:
             from ringex.storage.stores import open_repository
+            assert self.db_url is not None          # lookup() queries only with a database
             repo = self._local.repo = open_repository(self.db_url)
             self._repos.append(repo)
         return repo.account_for_key(key)

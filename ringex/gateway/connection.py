@@ -13,6 +13,7 @@ for ring room) was in progress (``backlog``), and a fragmented message being ass
 """
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from websockets.asyncio.server import ServerConnection
@@ -38,7 +39,7 @@ def _text_frame(payload: bytes) -> bytes:
 
 class WsConnection(ServerConnection):
     sink: Callable[[list[Frame]], None] | None = None
-    on_lost: Callable[[], None] | None = None
+    on_lost: Callable[[], object] | None = None
     _batch: list[Frame] | None = None
 
     def process_event(self, event) -> None:
@@ -57,7 +58,9 @@ class WsConnection(ServerConnection):
         finally:
             batch, self._batch = self._batch, None
         if batch:
-            self.sink(batch)
+            sink = self.sink
+            assert sink is not None                  # frames are batched only for a sink
+            sink(batch)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -79,13 +82,14 @@ class Conn:
         self.backlog: list[Frame] | None = None    # not None while an async step runs
         self.frag: list[Frame] = []                # a fragmented message so far
         self.closed = False
-        self.task = None                           # the async step running, if any
+        self.task: asyncio.Task | None = None      # the async step running, if any
 
     def assemble(self, f: Frame) -> tuple[bool, bytes] | None:
         """``(is_text, payload)`` once ``f`` completes a message, else None (a fragment
         was kept for later)."""
         if f.fin and not self.frag and f.opcode is not OP_CONT:
-            return f.opcode is OP_TEXT, f.data
+            # websockets' parser makes bytes; Frame.data is typed as any bytes-like
+            return f.opcode is OP_TEXT, f.data  # type: ignore[return-value]
         self.frag.append(f)
         if not f.fin:
             return None

@@ -108,6 +108,7 @@ class SleepThreadPumpWait(PumpWait):
                     self._cond.wait()
                 if self._quit:
                     return
+                assert self._armed is not None      # the wait above ends only so
                 loop, fut, poll = self._armed
             rounds = self.spin                  # the pump spun those already
             while True:

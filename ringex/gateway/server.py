@@ -38,12 +38,15 @@ import ipaddress
 import logging
 import os
 import time
+from collections.abc import Callable, Coroutine
 from http import HTTPStatus
+from typing import Any
 from urllib.parse import parse_qs
 
 import numpy as np
 import orjson
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
 
 from ringex.config import Config
 from ringex.logs import setup_logging
@@ -97,7 +100,7 @@ class Gateway:
         self.pump = EventPump(evt, md.reader(), self.feed, self.sync, self,
                               make_pump_wait(wait_strategy, wakeups, evt.data_gate))
         self.audit = AuditLog(queue, index)
-        self._server = None
+        self._server: Server | None = None
         self._pump_task: asyncio.Task | None = None
 
     # ================================================================ lifecycle
@@ -114,7 +117,9 @@ class Gateway:
 
     @property
     def port(self) -> int:
-        return self._server.sockets[0].getsockname()[1]
+        server = self._server
+        assert server is not None, "the gateway is not started"
+        return server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
         """Close every connection (1001), deliver their disconnect commands, stop the
@@ -139,9 +144,10 @@ class Gateway:
         return task
 
     # ================================================================ handshake
-    async def _handshake(self, ws: WsConnection, request):
+    async def _handshake(self, ws: ServerConnection, request: Request) -> Response | None:
         """``process_request``: path, query options, the Bearer key; then the
         connection is registered and its frames go to ``_on_frames``."""
+        assert isinstance(ws, WsConnection)           # serve(create_connection=WsConnection)
         path, _, query = request.path.partition("?")
         if path != "/ws":
             return ws.respond(HTTPStatus.NOT_FOUND, "not found: connect to /ws\n")
@@ -237,19 +243,19 @@ class Gateway:
                 actions = session.receive_binary(msg[1])
             records: list[np.ndarray] = []
             for i, a in enumerate(actions):
-                kind = type(a)
-                if kind is SendCommand:
+                # type(a) per branch: mypy narrows `type(a) is C`, not a saved type(a)
+                if type(a) is SendCommand:
                     records.append(a.record)
-                elif kind is Reply:
+                elif type(a) is Reply:
                     self.queue(conn, orjson.dumps(a.message))
-                elif kind is Subscribe:
+                elif type(a) is Subscribe:
                     self._subscribe(conn, a.channel, a.symbol)
-                elif kind is Unsubscribe:
+                elif type(a) is Unsubscribe:
                     self._subs.get((a.channel, a.symbol), set()).discard(conn)
-                elif kind is Close:
+                elif type(a) is Close:
                     self._abusive(conn, a, actions, pending + ([records] if records else []))
                     return
-                elif kind is Authenticate:
+                elif type(a) is Authenticate:
                     if records:
                         pending.append(records)
                     self._suspend(conn, self._login(conn, a.api_key, actions[i + 1:], pending,
@@ -327,7 +333,7 @@ class Gateway:
             records = [r for group in pending for r in group]
             if not self._write_now(records):
                 self._spawn(self._write(records, INTERNAL_PATIENCE_S))
-        codes = [a.message.get("code") for a in actions
+        codes = [a.message.get("code", "") for a in actions
                  if type(a) is Reply and a.message.get("type") == "error"]
         self.audit.record(AuditKind.CLOSED_ABUSE, conn.session.session_id,
                         conn.session.account or 0, conn.addr, conn.port,
@@ -389,7 +395,9 @@ class Gateway:
             self.audit.record(AuditKind.CLOSED_ABUSE, conn.session.session_id,
                             conn.session.account or 0, conn.addr, conn.port,
                             ERROR_NUMBERS["slow_consumer"])
-            conn.close_now(actions[-1].code, actions[-1].reason, CLOSE_TIMEOUT_S)
+            close = actions[-1]
+            assert type(close) is Close                 # session.close() ends with it
+            conn.close_now(close.code, close.reason, CLOSE_TIMEOUT_S)
 
     def _write_now(self, records: list[np.ndarray]) -> bool:
         k = len(records)
@@ -430,7 +438,7 @@ def limits_from_env(text: str | None = None) -> SessionLimits:
     return dataclasses.replace(SessionLimits(), **changes)
 
 
-async def _handler(ws: WsConnection) -> None:
+async def _handler(ws: ServerConnection) -> None:
     """websockets' per-connection handler: frames arrive through the sink, so it only
     waits for the end (cleanup runs from ``connection_lost``)."""
     await ws.wait_closed()
@@ -450,18 +458,17 @@ def run_gateway(index: int, ring_names: dict[str, str], config_path: str | None,
                 stop_event, wait_strategy: str, ready_event=None,
                 wakeups: dict | None = None) -> None:
     """Run gateway ``index`` until ``stop_event`` is set (docs/architecture.md section 4)."""
+    run: Callable[[Coroutine[Any, Any, None]], None]
     try:
         import uvloop
+        run = uvloop.run
     except ImportError:                      # pragma: no cover
-        uvloop = None
+        run = asyncio.run
     setup_logging()
     config = Config.load(config_path)
     main = _serve(index, ring_names, config, db_url, host, port, data_dir, queue,
                   stop_event, wait_strategy, ready_event, wakeups)
-    if uvloop is not None:
-        uvloop.run(main)
-    else:                                    # pragma: no cover
-        asyncio.run(main)
+    run(main)
 
 
 async def _serve(index, ring_names, config, db_url, host, port, data_dir, queue, stop_event,

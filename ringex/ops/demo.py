@@ -91,7 +91,9 @@ class MarketView:
 
     def __init__(self, symbols: list[str], depth: int = 10):
         self.depth = depth
-        self.books = {s: ({}, {}) for s in symbols}
+        # symbol -> (bids, asks), each price -> qty
+        self.books: dict[str, tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]] = {
+            s: ({}, {}) for s in symbols}
         self.trades: deque[Trade] = deque(maxlen=14)
         self.count = 0
         self.started = time.monotonic()
@@ -199,8 +201,11 @@ async def demo_main(url: str, db_url: str, config: Config, admin_key: str,
     try:
         done, _ = await asyncio.wait([stopper, *bots], return_when=asyncio.FIRST_EXCEPTION)
         for t in done:
-            if t is not stopper and t.exception() is not None:
-                raise t.exception()
+            if t is stopper:
+                continue
+            exc = t.exception()
+            if exc is not None:
+                raise exc
     finally:
         stopper.cancel()
         for t in bots:

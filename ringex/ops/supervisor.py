@@ -27,6 +27,8 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing.context import SpawnProcess
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from ringex import records
@@ -93,14 +95,14 @@ class Supervisor:
         self.queue: TradeQueue | None = None
         self.writer: WriterProcess | None = None
         self.engine: EngineProcess | None = None
-        self.gateways: list = []
-        self.demo = None
+        self.gateways: list[SpawnProcess] = []
+        self.demo: SpawnProcess | None = None
         self.admin_key: str | None = None
         self.stop_event = StopFlag(self.ctx)
         self.wakeups: list[EventfdWait] = []
         self._lock_fd: int | None = None
         self._stop_reason: str | None = None
-        self._pending = None
+        self._pending: accounts.PendingBatch | None = None
 
     # ------------------------------------------------------------------ public
     def run(self) -> int:
@@ -248,7 +250,8 @@ class Supervisor:
     def _on_signal(self, signum, frame) -> None:
         self.request_stop(signal.Signals(signum).name)
 
-    def _children(self) -> list[tuple[str, multiprocessing.Process]]:
+    def _children(self) -> list[tuple[str, BaseProcess]]:
+        assert self.writer is not None and self.engine is not None     # started
         out = [("writer", self.writer.process), ("engine", self.engine.process)]
         out += [(f"gateway {i}", p) for i, p in enumerate(self.gateways)]
         if self.demo is not None:
@@ -257,6 +260,8 @@ class Supervisor:
 
     def _watch(self) -> int:
         children = self._children()
+        engine = self.engine
+        assert engine is not None                                       # started
         stale_logged = False
         while not self._stop_reason:
             multiprocessing.connection.wait([p.sentinel for _, p in children], timeout=0.25)
@@ -268,7 +273,7 @@ class Supervisor:
                     log.error("%s (pid %s) exited unexpectedly with code %s; stopping ringex",
                               name, p.pid, p.exitcode)
                     return 1
-            beat = self.engine.ctl[Ctl.HEARTBEAT_NS]
+            beat = engine.ctl[Ctl.HEARTBEAT_NS]
             if beat and time.monotonic_ns() - beat > 10_000_000_000 and not stale_logged:
                 log.warning("engine heartbeat is %.1f s old", (time.monotonic_ns() - beat) / 1e9)
                 stale_logged = True
@@ -331,7 +336,7 @@ def _sigint_blocked():
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def _reap(p: multiprocessing.Process, name: str) -> bool:
+def _reap(p: BaseProcess, name: str) -> bool:
     """Join a child that should have exited; kill it if not. True if it exited cleanly."""
     if p.is_alive():
         log.error("%s did not stop in time; killing it", name)

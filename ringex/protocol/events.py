@@ -6,6 +6,7 @@ session and account?) is checked there, before these methods run.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 from ringex.config import Symbol
 from ringex.protocol.codes import (
@@ -71,7 +72,8 @@ class EventTranslator:
                    "leaves": s.qty.format(leaves)}
             return [self._direct(msg, ref, request, "modify")]
         if kind == EK.OPEN_ORDER and request is not None and request.op == "open_orders":
-            request.items.append(order_fields(s, order_id, cid, sell, price, qty))
+            # an open_orders request gathers into a list (Session._send)
+            cast(list, request.items).append(order_fields(s, order_id, cid, sell, price, qty))
         return []
 
     def _fill(self, s: SymbolInfo, order_id, sell, price, qty, leaves, maker) -> dict:
@@ -130,6 +132,6 @@ class EventTranslator:
         if target.op == "open_orders":
             msg = {"type": "open_orders", "orders": target.items}
         else:
-            s = self._t.symbols.get(target.items)
+            s = self._t.symbols.get(cast(int, target.items))     # cancel_all: a symbol id
             msg = {"type": "cancel_all", "symbol": s.name if s else None}
         return [with_req_id(msg, target.req_id)]

@@ -23,7 +23,7 @@ def encode(message: dict) -> bytes:
 
 
 def error(code: ErrorCode, message: str, req_id: object = None) -> dict:
-    msg = {"type": "error", "code": str(code), "message": message}
+    msg: dict[str, object] = {"type": "error", "code": str(code), "message": message}
     if req_id is not None:
         msg["req_id"] = req_id
     return msg

@@ -13,7 +13,8 @@ from ringex.protocol.client_ids import pack_client_id
 from ringex.protocol.symbols import SymbolInfo, Tables
 from ringex.units import MAX_DECIMAL_CHARS, parse_decimal
 from ringex.records import (
-    CMD_POST_ONLY, COMMAND, INT64_MAX, U32_MAX, OrderType, SelfTradePrevention as STP, Side, TimeInForce as TIF,
+    CMD_POST_ONLY, COMMAND, INT64_MAX, U32_MAX, OrderType, SelfTradePrevention as STP, Side,
+    TimeInForce as TIF,
 )
 
 # wire name -> engine value, as plain ints (IntEnum members are slow on the hot path)
@@ -137,7 +138,7 @@ def client_id_field(msg: dict) -> int:
     if raw is None:
         return 0
     try:
-        return pack_client_id(raw)  # type: ignore[arg-type]
+        return pack_client_id(raw)
     except ValueError as exc:
         raise Refused(E.INVALID_CLIENT_ORDER_ID, f"{exc}, not {show(raw)}") from None
 
@@ -229,7 +230,8 @@ def transfer(msg: dict, t: Tables) -> dict[str, int]:
     parsed = parse_decimal(raw)
     if parsed is None or parsed[0] <= 0:
         raise Refused(E.INVALID_AMOUNT, "amount must be a JSON string holding a positive plain "
-                      f"decimal like \"100.5\" (at most {MAX_DECIMAL_CHARS} chars), not {show(raw)}")
+                      f"decimal like \"100.5\" (at most {MAX_DECIMAL_CHARS} chars), "
+                      f"not {show(raw)}")
     units = asset.unit.count(*parsed)
     if units is None:
         raise Refused(E.INVALID_AMOUNT, f"amount {raw} is finer than {name}'s minor unit "

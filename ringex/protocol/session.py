@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import cast
 
 import numpy as np
 import orjson
@@ -239,15 +240,17 @@ class Session:
         gateway's commands in order and answers a balance query with >= 1 event)."""
         if len(self._pending) + 1 + barrier > self.limits.max_pending:
             raise Refused(E.OVERLOADED, "too many requests awaiting the engine; retry later")
+        account = self.account
+        assert account is not None          # private ops run only once authenticated
         req_id, op, kind, fields = request
         items = {} if op == "balances" else [] if op == "open_orders" else fields.get("symbol")
         ref = self._pending.add(Request(req_id, op, items))
         actions: list[Action] = [SendCommand(rq.command(
-            kind, self.account, self.session_id, ref, now, **fields))]
+            kind, account, self.session_id, ref, now, **fields))]
         if barrier:
             b = self._pending.add(Request(None, BARRIER, target=ref))
             actions.append(SendCommand(rq.command(
-                _QUERY_BALANCES, self.account, self.session_id, b, now)))
+                _QUERY_BALANCES, account, self.session_id, b, now)))
         return actions
 
     # ------------------------------------------------------------ authentication results
@@ -315,7 +318,7 @@ class Session:
                                        self._clock(), symbol=ALL_SYMBOLS,
                                        flags=CMD_DISCONNECT))]
 
-    def commands_refused(self, records: list[np.ndarray]) -> list[Action]:
+    def commands_refused(self, records: list[np.ndarray]) -> list[Reply]:
         """The adapter found no room in the command ring for ``records`` (the SendCommand
         records of one input, none of them written): forget their requests and return the
         ``overloaded`` error for the client instead."""
@@ -344,7 +347,8 @@ class Session:
         answers (balances, open_orders, cancel_all) and tracks this session's orders.
         Send the returned messages in order, each with ``encode``.
         """
-        ev = event if type(event) is tuple else event.item()
+        # isinstance (not type() is) so mypy narrows; a record's item() is a tuple
+        ev = event if isinstance(event, tuple) else cast(tuple, event.item())
         if self.state is not State.AUTHENTICATED or ev[7] != self.session_id:
             return []
         if ev[6] != self.account and not (self.admin and self._is_transfer(ev[8])):

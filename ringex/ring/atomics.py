@@ -52,7 +52,8 @@ def _element_pointer(context, builder, sig, args):
 def _check_array(arr, idx) -> bool:
     return (
         isinstance(arr, types.Array) and arr.ndim == 1
-        and isinstance(arr.dtype, types.Integer) and arr.dtype.bitwidth in (32, 64)
+        and isinstance(arr.dtype, types.Integer)
+        and arr.dtype.bitwidth in (32, 64)  # type: ignore[attr-defined]  # not in numba's stub
         and isinstance(idx, types.Integer)
     )
 

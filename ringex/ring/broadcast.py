@@ -53,9 +53,10 @@ class BroadcastRing:
         self._seg = seg
         self.name = seg.name
         self.dtype = np.dtype(dtype)
-        self.capacity = cap = int(seg.hdr[CAPACITY])
+        hdr = seg.header()
+        self.capacity = cap = int(hdr[CAPACITY])
         self.mask = cap - 1
-        self.hdr = seg.hdr
+        self.hdr = hdr
         self.stamps = seg.view(HEADER_BYTES, np.int64, cap)
         self.slots = seg.view(_slots_offset(cap), self.dtype, cap)
         self._words = seg.words
@@ -118,7 +119,10 @@ class BroadcastRing:
             return
         if self.role is not None and self.hdr[PRODUCER_PID] == os.getpid():
             self.hdr[PRODUCER_PID] = PID_CLOSED
-        self.hdr = self.stamps = self.slots = self._words = self.data_gate = None
+        # Drop the views so the segment can unmap. Typed as always set: the hot paths use
+        # them unchecked, and a closed ring must not be used.
+        self.hdr = self.stamps = self.slots = None  # type: ignore[assignment]
+        self._words = self.data_gate = None  # type: ignore[assignment]
         self._seg.close()
 
     def __enter__(self) -> BroadcastRing:

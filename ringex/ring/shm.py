@@ -40,6 +40,7 @@ from multiprocessing import resource_tracker
 from multiprocessing.shared_memory import SharedMemory
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from ringex.errors import RingError, RingNotFound
 
@@ -95,7 +96,10 @@ def dtype_hash(dtype: np.dtype) -> int:
 def _tracker_token() -> int:
     """Inode of this process's resource-tracker pipe; processes sharing a tracker agree."""
     try:
-        return os.fstat(resource_tracker.getfd()).st_ino
+        fd = resource_tracker.getfd()
+        if fd is None:
+            return -1
+        return os.fstat(fd).st_ino
     except Exception:  # no tracker available: treat as unshared
         return -1
 
@@ -104,12 +108,12 @@ class Segment:
     """One named shared-memory segment with a ring header; hands out views into it."""
 
     def __init__(self, shm: SharedMemory, owner: bool):
-        self._shm = shm
+        self._shm: SharedMemory | None = shm
         self.name = shm.name.lstrip("/")
         self.owner = owner
-        self.hdr = self.view(0, np.int64, HEADER_WORDS)
+        self.hdr: np.ndarray | None = self.view(0, np.int64, HEADER_WORDS)
         # The same words as a memoryview: Python reads a cursor in ~40 ns (numpy: ~100 ns).
-        self.words = shm.buf[:HEADER_BYTES].cast("q")
+        self.words = _buf(shm)[:HEADER_BYTES].cast("q")
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -125,7 +129,7 @@ class Segment:
         except FileExistsError:
             raise RingError(f"shared memory {name!r} already exists") from None
         seg = cls(shm, owner=True)
-        hdr = seg.hdr
+        hdr = seg.header()
         hdr[:] = 0
         hdr[VERSION] = VERSION_VALUE
         hdr[KIND] = kind
@@ -153,7 +157,7 @@ class Segment:
         return seg
 
     def _validate(self, kind: int, dtype: np.dtype, capacity: int | None, size: int) -> None:
-        h = self.hdr
+        h = self.header()
         if size < HEADER_BYTES or h[MAGIC] != MAGIC_VALUE:
             raise RingError(f"{self.name!r} is not an initialised ringex ring")
         if h[VERSION] != VERSION_VALUE:
@@ -171,7 +175,13 @@ class Segment:
         if h[DATA_OFFSET] + cap * dtype.itemsize > size:
             raise RingError(f"{self.name!r}: segment too small for its header")
 
-    def view(self, offset: int, dtype: np.dtype, count: int) -> np.ndarray:
+    def header(self) -> np.ndarray:
+        """``hdr`` of an open segment (it is None once closed)."""
+        hdr = self.hdr
+        assert hdr is not None, "segment is closed"
+        return hdr
+
+    def view(self, offset: int, dtype: DTypeLike, count: int) -> np.ndarray:
         """A numpy view of ``count`` items at byte ``offset``.
 
         Made through a memoryview slice, so the view holds a buffer export on the mmap:
@@ -180,7 +190,9 @@ class Segment:
         the next access segfaults.)"""
         dtype = np.dtype(dtype)
         nbytes = count * dtype.itemsize
-        return np.asarray(self._shm.buf[offset:offset + nbytes]).view(dtype)
+        shm = self._shm
+        assert shm is not None, "segment is closed"
+        return np.asarray(_buf(shm)[offset:offset + nbytes]).view(dtype)
 
     @property
     def closed(self) -> bool:
@@ -198,15 +210,18 @@ class Segment:
         except BufferError:
             # Someone still holds a view: leave the mapping alive for it. The memoryview
             # that view hangs on keeps the mmap until the last view dies, then unmaps it.
-            shm._buf = None
-            shm._mmap = None
+            # Private on purpose: drop our references without unmapping.
+            shm._buf = None   # type: ignore[attr-defined]
+            shm._mmap = None  # type: ignore[attr-defined]
             shm.close()   # now only closes the file descriptor
         if self.owner:
             try:
                 shm.unlink()
             except FileNotFoundError:   # someone removed the name: still forget it
                 if sys.version_info < (3, 13) or getattr(shm, "_track", False):
-                    resource_tracker.unregister(shm._name, "shared_memory")
+                    # _name: the registered name ("/"-prefixed); private, not in the stubs
+                    resource_tracker.unregister(shm._name,  # type: ignore[attr-defined]
+                                                "shared_memory")
 
     def __del__(self):
         # Garbage-collected without close(): same cleanup (the creator still unlinks).
@@ -238,11 +253,19 @@ def _open_untracked(name: str) -> SharedMemory:
         raise RingNotFound(name) from None
     creator_token = -2
     if shm.size >= HEADER_BYTES:
-        creator_token = int.from_bytes(shm.buf[8 * TRACKER:8 * TRACKER + 8], "little",
+        creator_token = int.from_bytes(_buf(shm)[8 * TRACKER:8 * TRACKER + 8], "little",
                                        signed=True)
     if creator_token != _tracker_token():
-        resource_tracker.unregister(shm._name, "shared_memory")
+        # _name: the registered name ("/"-prefixed); private, not in the stubs
+        resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
     return shm
+
+
+def _buf(shm: SharedMemory) -> memoryview:
+    """``shm.buf``, which is None only after ``shm.close()``."""
+    buf = shm.buf
+    assert buf is not None, "shared memory is closed"
+    return buf
 
 
 def unlink(name: str) -> bool:

@@ -50,9 +50,10 @@ class SpscRing:
         self._seg = seg
         self.name = seg.name
         self.dtype = np.dtype(dtype)
-        self.capacity = int(seg.hdr[CAPACITY])
+        hdr = seg.header()
+        self.capacity = int(hdr[CAPACITY])
         self.mask = self.capacity - 1
-        self.hdr = seg.hdr                                   # int64[64], numba-callable
+        self.hdr = hdr                                       # int64[64], numba-callable
         self.slots = seg.view(HEADER_BYTES, self.dtype, self.capacity)
         self._words = seg.words                              # same header, cheap Python reads
         self._arena = RecordArena(self.dtype)
@@ -168,8 +169,10 @@ class SpscRing:
             return
         if self.role is not None and self.hdr[_ROLE_WORD[self.role]] == os.getpid():
             self.hdr[_ROLE_WORD[self.role]] = PID_CLOSED
-        self.hdr = self.slots = self._words = None
-        self.data_gate = self.space_gate = None
+        # Drop the views so the segment can unmap. Typed as always set: the hot paths use
+        # them unchecked, and a closed ring must not be used.
+        self.hdr = self.slots = self._words = None  # type: ignore[assignment]
+        self.data_gate = self.space_gate = None  # type: ignore[assignment]
         self._seg.close()
 
     def __enter__(self) -> SpscRing:

@@ -270,7 +270,7 @@ class EventfdWait(WaitStrategy):
 
     def wait(self, poll: Callable[[], int], gate: Gate | None = None,
              timeout: float | None = None) -> int:
-        _check_gate(gate)
+        gate = _check_gate(gate)
         for _ in range(self.spin + 1):
             n = poll()
             if n:
@@ -312,10 +312,11 @@ def _rebuild_eventfd(dup, spin: int, peer_check_s: float) -> EventfdWait:
     return EventfdWait(spin=spin, fd=dup.detach(), peer_check_s=peer_check_s)
 
 
-def _check_gate(gate: Gate | None) -> None:
+def _check_gate(gate: Gate | None) -> Gate:
     if gate is None or gate.sleeping is None:
         raise RingError("EventfdWait needs a gate with a sleeping flag (an SPSC ring's "
                         "data_gate or space_gate)")
+    return gate
 
 
 WAITS: dict[str, type[WaitStrategy]] = {

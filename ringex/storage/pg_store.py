@@ -12,7 +12,7 @@ The schema lives in the connection's ``search_path`` (add
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import defaultdict
 
 import numpy as np
 import psycopg
@@ -64,7 +64,9 @@ def copy_binary(arr: np.ndarray) -> memoryview:
 
     Row: int16 field count, then per column int32 length 8 and the big-endian int64.
     """
-    n, c = len(arr), len(arr.dtype.names)
+    names = arr.dtype.names
+    assert names is not None                                # a structured row array
+    n, c = len(arr), len(names)
     width = 2 + 12 * c
     buf = np.empty(len(_SIGNATURE) + n * width + len(_COPY_TRAILER), np.uint8)
     buf[:len(_SIGNATURE)] = _SIGNATURE
@@ -74,13 +76,14 @@ def copy_binary(arr: np.ndarray) -> memoryview:
     fields = rows[:, 2:].view(_FIELD)                       # (n, c) packed fields
     fields["len"] = 8
     fields["value"] = arr.view(np.int64).reshape(n, c)
-    return memoryview(buf)
+    return buf.data
 
 
 class PgRepository(Repository):
     def __init__(self, url: str, connect_timeout: float = 5.0, readonly: bool = False):
         self.url = url
-        self.timings: Counter = Counter()     # seconds per write phase (perf/writer_breakdown.py)
+        # seconds per write phase (perf/writer_breakdown.py)
+        self.timings: defaultdict[str, float] = defaultdict(float)
         # autocommit: every `with conn.transaction()` is a real transaction, nested ones savepoints
         self.conn = psycopg.connect(url, autocommit=True,
                                     connect_timeout=max(1, int(connect_timeout)))

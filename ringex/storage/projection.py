@@ -25,6 +25,7 @@ ORDER_ROW = row_dtype("orders")
 TRANSFER_ROW = row_dtype("transfers")
 _RAW = np.dtype((np.void, EVENT.itemsize))
 _BALANCE_COMMANDS = (CommandKind.DEPOSIT, CommandKind.WITHDRAW, CommandKind.QUERY_BALANCES)
+assert COMMAND.names is not None          # a structured dtype
 _C_KIND, _C_QTY, _C_ACCOUNT, _C_SESSION, _C_REF, _C_SYMBOL = (
     COMMAND.names.index(f) for f in ("kind", "qty", "account", "session", "ref", "symbol"))
 
@@ -37,7 +38,7 @@ class Rows:
     order_changes: np.ndarray            # CANCELLED, MODIFIED, sequenced REJECT (ACKs: orders)
     orders: np.ndarray
     transfers: np.ndarray
-    orders_new: np.ndarray = None        # bool per orders row: ACKed in this group (an insert)
+    orders_new: np.ndarray               # bool per orders row: ACKed in this group (an insert)
     audit: list[tuple] = field(default_factory=list)
     dead_letters: list[tuple] = field(default_factory=list)
     meta: dict[int, int] = field(default_factory=dict)   # producer -> highest batch
@@ -68,7 +69,8 @@ class Projector:
     def project(self, payloads: list[Payload]) -> Rows:
         """Rows for one group; a malformed EVENT payload becomes a dead letter."""
         events, stamps, trades, changes, transfers = [], [], [], [], []
-        audit, dead, meta = [], [], {}
+        audit, dead = [], []
+        meta: dict[int, int] = {}
         for p in payloads:
             if p.kind == PayloadKind.STOP:
                 continue
@@ -78,7 +80,9 @@ class Projector:
                 continue
             err, t, ch = event_rows(p.records, p.ts_ns, self.n_symbols, self.tick_lot_value,
                                     self.maker_bps, self.taker_bps)
-            problem, tr = _transfer_rows(p, self.n_assets) if not err else (PROBLEMS[err], None)
+            problem = PROBLEMS[err] if err else None
+            if not problem:
+                problem, tr = _transfer_rows(p, self.n_assets)
             if problem:
                 dead.append((p.producer, p.batch, problem, _raw(p)))
                 continue

@@ -107,9 +107,9 @@ class Repository(ABC):
         stored_assets = {r["asset_id"]: (r["name"], r["scale"])
                          for r in self._fetch("SELECT asset_id, name, scale FROM assets")}
         for a in config.assets:
-            have = stored_assets.get(a.id)
-            if have is not None and have != (a.name, a.scale):
-                raise StorageError(f"{self.url}: asset {a.id} is stored as {have} "
+            have_asset = stored_assets.get(a.id)
+            if have_asset is not None and have_asset != (a.name, a.scale):
+                raise StorageError(f"{self.url}: asset {a.id} is stored as {have_asset} "
                                    f"(name, scale) but the config says {(a.name, a.scale)}; "
                                    "stored amounts would be misread")
 
@@ -183,7 +183,7 @@ class Repository(ABC):
         per_symbol = [self._fetch("SELECT * FROM trades WHERE symbol = ? "
                                   "ORDER BY seq DESC LIMIT ?", (sid, last)) for sid in ids]
         rows = heapq.merge(*per_symbol, key=lambda r: (-r["ts_ns"], -r["seq"]))
-        out = []
+        out: list[dict] = []
         for r in rows:
             if len(out) == last:
                 break

@@ -97,29 +97,31 @@ class StageImage:
 
     def build(self, rows: dict[str, np.ndarray]) -> np.ndarray:
         """The image bytes for these 2-D int64 row arrays (missing tables stay empty)."""
-        plan, pages = [], self.template_pages
+        # (table, rows, first page, leaves, cell layout); rows and layout None if empty
+        plan: list[tuple[str, np.ndarray | None, int, int, _Cells | None]] = []
+        pages = self.template_pages
         for t, cols in self.columns.items():
             arr = rows.get(t)
             n = 0 if arr is None else len(arr)
-            if not n:
+            if arr is None or not n:
                 plan.append((t, None, self.root[t], 1, None))
                 continue
             assert arr.ndim == 2 and arr.shape[1] == len(cols) and arr.dtype == np.int64
             if n > MAX_ROWS:
                 raise ValueError(f"{n} rows of {t} do not fit one stage image")
-            cell = _Cells(arr)
-            leaves = -(-n // cell.per_leaf)
+            layout = _Cells(arr)
+            leaves = -(-n // layout.per_leaf)
             if leaves - 1 > (PAGE - _INTERIOR_HEADER) // (4 + 3 + 2):   # one root page
                 raise ValueError(f"{n} rows of {t} do not fit one stage image")
             first = pages + 1 if leaves > 1 else self.root[t]
-            plan.append((t, arr, first, leaves, cell))
+            plan.append((t, arr, first, leaves, layout))
             pages += leaves if leaves > 1 else 0
         img = np.zeros(pages * PAGE, np.uint8)
         img[:len(self.template)] = self.template
         img[_SIZE_OFFSET:_SIZE_OFFSET + 4] = np.frombuffer(pages.to_bytes(4, "big"), np.uint8)
         by_page = img.reshape(pages, PAGE)
         for t, arr, first, leaves, cell in plan:
-            if arr is None:
+            if arr is None or cell is None:
                 _header(by_page[first - 1], _LEAF, 0, PAGE)
                 continue
             n, per = len(arr), cell.per_leaf

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections import Counter
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +56,8 @@ class SqliteRepository(Repository):
         if bulk not in ("image", "executemany"):
             raise ValueError(f"bulk must be 'image' or 'executemany', not {bulk!r}")
         self.bulk = bulk
-        self.timings: Counter = Counter()     # seconds per write phase (perf/writer_breakdown.py)
+        # seconds per write phase (perf/writer_breakdown.py)
+        self.timings: defaultdict[str, float] = defaultdict(float)
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA busy_timeout=5000")
         self.conn.execute(f"PRAGMA page_size={PAGE_SIZE}")     # no effect on an existing file
@@ -77,12 +78,13 @@ class SqliteRepository(Repository):
             raise StorageError(f"{self.url}: made by an older ringex (order_events is a "
                                "table); start from a new file (the journal rebuilds it)")
         for t in TABLES.values():
-            self.db[t.name].create(
+            table = self.db.table(t.name)       # (db[name] may also be a View)
+            table.create(
                 {c: _PY_TYPES[k] for c, k in t.columns},
                 pk=t.pk[0] if len(t.pk) == 1 else t.pk,
                 not_null=set(t.column_names), if_not_exists=True)
             for cols in t.indexes:
-                self.db[t.name].create_index(cols, if_not_exists=True)
+                table.create_index(cols, if_not_exists=True)
         for name, sql in VIEWS.items():
             self.db.create_view(name, sql, ignore=True)
         self.conn.execute("INSERT OR IGNORE INTO accounts (account_id, name, created_at) "
@@ -157,7 +159,9 @@ class SqliteRepository(Repository):
         n = len(arr)
         if not n:
             return
-        ncols = len(arr.dtype.names)
+        names = arr.dtype.names
+        assert names is not None                    # a structured row array
+        ncols = len(names)
         flat = arr.view(np.int64).reshape(n, ncols)
         k = min(_CHUNK_ROWS, _MAX_VARS // ncols)
         full = n - n % k

@@ -178,7 +178,9 @@ class Writer:
         the GIL), this thread projects and encodes group k + 1. Every group is settled
         before returning, so the payload views stay valid while they are needed.
         """
-        groups, group, size = [], [], 0
+        groups: list[list[Payload]] = []
+        group: list[Payload] = []
+        size = 0
         for p in work:
             if group and size + p.nbytes > self.opt.max_group_bytes:
                 groups.append(group)
@@ -215,7 +217,8 @@ class Writer:
         except Exception as exc:                         # noqa: BLE001 - DB errors: retry
             self._failed(f"write to {self.url} failed: {exc}")
             try:
-                self.repo.close()
+                if self.repo is not None:
+                    self.repo.close()
             except Exception:                            # noqa: BLE001
                 pass
             self.repo = None

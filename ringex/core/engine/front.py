@@ -94,6 +94,7 @@ class Engine:
         self.last_handoff_ns = time.monotonic_ns()
         self._idle_streak = 0
         if wait == "eventfd":
+            assert cmd_wakeups is not None          # checked above
             self._poller = select.poll()
             for w in cmd_wakeups:
                 self._poller.register(w.fileno(), select.POLLIN)
@@ -114,7 +115,8 @@ class Engine:
         seqs = np.asarray(start.seqs, np.int64)[:len(svc.markets.seq)]
         svc.markets.seq[:len(seqs)] = np.maximum(svc.markets.seq[:len(seqs)], seqs)
         meta = svc.book.meta
-        meta[ORDER_SEQ] = max(int(meta[ORDER_SEQ]), (start.last_order_id >> int(meta[SLOT_BITS])) + 1)
+        meta[ORDER_SEQ] = max(int(meta[ORDER_SEQ]),
+                              (start.last_order_id >> int(meta[SLOT_BITS])) + 1)
 
     def warm_up(self) -> None:
         """Compile (or load) the loop now: one step over the (empty) rings."""
@@ -156,6 +158,8 @@ class Engine:
     def _hand_off_entries(self, ng: int) -> None:
         """With a journal: payloads of whole journal entries, each numbered with the batch
         of its last entry, so the database's last batch says which entries it holds."""
+        producer = self.producer
+        assert producer is not None                 # hand_off checks
         a = self.arrays
         ends, c = a.acc_ev_end, 0
         g = 0
@@ -166,8 +170,8 @@ class Engine:
                 g += 1
                 if g >= ng or int(ends[c - 1]) - e0 >= HANDOFF_EVENTS:
                     break
-            self.producer.put_events(a.out[e0:int(ends[c - 1])], a.acc_cmds[c0:c],
-                                     batch=int(a.grp_batch[g - 1]))
+            producer.put_events(a.out[e0:int(ends[c - 1])], a.acc_cmds[c0:c],
+                                batch=int(a.grp_batch[g - 1]))
             self.handoffs += 1
 
     def use_journal(self, journal: Journal) -> None:
@@ -195,7 +199,9 @@ class Engine:
             self._check_gateway(int(self.st[L.S_BLOCKED]))
         elif r == L.RET_SIGNAL:
             mask = int(self.st[L.S_SIGNAL])
-            for g, w in enumerate(self.evt_wakeups):
+            wakeups = self.evt_wakeups
+            assert wakeups is not None              # signals happen only with eventfd
+            for g, w in enumerate(wakeups):
                 if mask >> g & 1:
                     os.eventfd_write(w.fileno(), 1)
         return r
@@ -249,6 +255,7 @@ class Engine:
         finally:
             for h in hdrs:
                 atomic_store(h, CONSUMER_SLEEPING, 0)
+            assert self.cmd_wakeups is not None     # _block runs only with eventfd
             for w in self.cmd_wakeups:
                 w.drain()
 
@@ -287,9 +294,12 @@ class Engine:
                 "handoffs": self.handoffs}
 
     def close(self) -> None:
-        for r in (*self.cmd_rings, *self.evt_rings, self.md_ring):
+        rings: tuple[SpscRing | BroadcastRing, ...] = (*self.cmd_rings, *self.evt_rings,
+                                                       self.md_ring)
+        for r in rings:
             r.close()
         if self.wait == "eventfd":
+            assert self.cmd_wakeups is not None and self.evt_wakeups is not None
             for w in (*self.cmd_wakeups, *self.evt_wakeups):
                 w.close()
 

@@ -136,9 +136,12 @@ def run_engine(spec: EngineSpec, queue, ctl) -> int:
             log.info("engine: cancelled %d resting orders (no journal)", n)
         eng.finish_batch()
         eng.hand_off()
-        if store is not None and store.journal.last_batch > 0:
-            path = store.save_snapshot(eng.svc, store.journal.last_batch)
-            log.info("engine: snapshot %s", path.name)
+        if store is not None:
+            journal = store.journal
+            assert journal is not None      # _recover opened it
+            if journal.last_batch > 0:
+                path = store.save_snapshot(eng.svc, journal.last_batch)
+                log.info("engine: snapshot %s", path.name)
         log.info("engine: stopped; %s", eng.counters())
         ctl[Ctl.STATE] = State.STOPPED
         return 0
@@ -184,7 +187,8 @@ def _loop(eng: Engine, ctl, ppid: int, drain_timeout_s: float) -> int:
         next_house = now + HOUSEKEEPING_NS
         ctl[Ctl.HEARTBEAT_NS] = now
         c = eng.counters()
-        ctl[Ctl.BATCHES], ctl[Ctl.COMMANDS], ctl[Ctl.EVENTS] = c["batches"], c["commands"], c["events"]
+        ctl[Ctl.BATCHES], ctl[Ctl.COMMANDS], ctl[Ctl.EVENTS] = (c["batches"], c["commands"],
+                                                                c["events"])
         ctl[Ctl.MD], ctl[Ctl.HANDOFFS] = c["md"], c["handoffs"]
         ctl[Ctl.DROPPED_GATEWAYS] = int(len(eng.arrays.alive) - eng.arrays.alive.sum())
         if os.getppid() != ppid:
