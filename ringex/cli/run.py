@@ -40,9 +40,13 @@ def run_options(f):
     return f
 
 
-def _supervise(log_level: str, **options) -> int:
+def _supervisor(log_level: str, **options) -> Supervisor:
+    """A supervisor past its preflight: a busy data dir or port ends here with
+    "Error: ..." and exit code 1."""
     setup_logging(log_level)               # children inherit the level (RINGEX_LOG_LEVEL)
-    return Supervisor(RunOptions(**options)).run()
+    supervisor = Supervisor(RunOptions(**options))
+    supervisor.preflight()
+    return supervisor
 
 
 @click.command()
@@ -50,9 +54,9 @@ def _supervise(log_level: str, **options) -> int:
 @run_options
 def run(config_path, data_dir, db_url, host, port, gateways, wait, fsync, log_level):
     """Run the exchange until SIGINT/SIGTERM (then drain, flush and stop cleanly)."""
-    sys.exit(_supervise(log_level, data_dir=data_dir, config_path=config_path, db_url=db_url,
-                        host=host, port=port, gateways=gateways, wait=wait,
-                        journal_fsync=fsync))
+    sys.exit(_supervisor(log_level, data_dir=data_dir, config_path=config_path,
+                         db_url=db_url, host=host, port=port, gateways=gateways, wait=wait,
+                         journal_fsync=fsync).run())
 
 
 @click.command()
@@ -62,12 +66,12 @@ def demo(config_path, data_dir, db_url, host, port, gateways, wait, fsync, log_l
     """Run the exchange with demo market-maker and taker bots and a live view.
 
     Logs go to DATA_DIR/ringex.log; Ctrl-C stops everything."""
-    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    supervisor = _supervisor(log_level, data_dir=data_dir, config_path=config_path,
+                             db_url=db_url, host=host, port=port, gateways=gateways,
+                             wait=wait, journal_fsync=fsync, demo=True)
     log_path = Path(data_dir) / "ringex.log"
     click.echo(f"ringex demo: logs in {log_path}; Ctrl-C to stop", err=True)
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(log_fd, 2)                     # every process's logs (children inherit fd 2)
     os.close(log_fd)
-    sys.exit(_supervise(log_level, data_dir=data_dir, config_path=config_path, db_url=db_url,
-                        host=host, port=port, gateways=gateways, wait=wait,
-                        journal_fsync=fsync, demo=True))
+    sys.exit(supervisor.run())

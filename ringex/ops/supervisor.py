@@ -15,6 +15,7 @@ The full contract is docs/architecture.md.
 """
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import multiprocessing
@@ -110,7 +111,7 @@ class Supervisor:
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         code = 1
         try:
-            self._lock()
+            self.preflight()
         except RingexError as exc:
             log.error("ringex: %s", exc)
             for s, h in old.items():
@@ -132,6 +133,20 @@ class Supervisor:
                 signal.signal(s, h)
         return code
 
+    def preflight(self) -> None:
+        """Refuse to start, with a RingexError, when another exchange runs on the data dir
+        or another process serves the port (several ringex runs on one port would split
+        the clients between different exchanges). Takes the data dir's lock; ``run`` calls
+        it if the caller did not."""
+        if self._lock_fd is None:
+            self._lock()
+        if self.port:
+            try:
+                ensure_port_free(self.opt.host, self.port)
+            except RingexError:
+                self._unlock()
+                raise
+
     def request_stop(self, reason: str = "requested") -> None:
         self._stop_reason = self._stop_reason or reason
 
@@ -142,6 +157,11 @@ class Supervisor:
     # ------------------------------------------------------------------ start
     def _lock(self) -> None:
         self._lock_fd = lock_exclusive(self.data_dir)
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _start(self) -> None:
         o = self.opt
@@ -313,9 +333,7 @@ class Supervisor:
         if self.queue is not None:
             self.queue.close()
         remove_run_file(self.data_dir)
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        self._unlock()
         log.info("ringex stopped%s", "" if clean else " (with errors)")
         return clean
 
@@ -361,6 +379,21 @@ def ring_names(run_id: str, gateways: int) -> dict:
     return {"gateways": [{"cmd": f"ringex-{run_id}-g{i}-cmd", "evt": f"ringex-{run_id}-g{i}-evt"}
                          for i in range(gateways)],
             "md": f"ringex-{run_id}-md"}
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """RingexError if a socket already listens on ``host:port`` (any process, any
+    SO_REUSEPORT setting). The probe binds without SO_REUSEPORT, which a listener refuses,
+    and with SO_REUSEADDR, which lets it past connections lingering in TIME_WAIT."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise RingexError(f"port {port} on {host} is in use by another process; "
+                                  "stop it or choose another --port") from None
+            raise RingexError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 def free_port(host: str) -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from ringex.cli import main
+from ringex.ops.datadir import offline
 from tests.e2e.procs import REPO, descendants, kill_tree, segments, stop, wait_for, wait_run_file
 
 
@@ -99,3 +101,24 @@ def test_run_applies_pending_then_live_deposits_and_stops_clean_on_sigterm(tmp_p
         assert listed[1]["balances"] == {"USD": "12.500000"}
     finally:
         kill_tree(proc.pid)
+
+
+@pytest.mark.timeout(60)
+def test_run_refuses_a_port_another_process_serves(tmp_path):
+    """Even a listener that allows sharing (SO_REUSEPORT, as ringex's own gateways do):
+    two exchanges on one port would split the clients between them."""
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        for command in ("run", "demo"):
+            res = CliRunner().invoke(main, [command, "--port", str(port),
+                                            "--data-dir", str(tmp_path / command)])
+            assert res.exit_code == 1, res.output
+            assert f"Error: port {port} on 127.0.0.1 is in use by another process" \
+                in res.output
+            assert not (tmp_path / command / "ringex.run").exists()
+    # the data dir is not left locked: a run on a free port could start now
+    with offline(tmp_path / "run") as idle:
+        assert idle
