@@ -83,10 +83,37 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class GatewayLimits:
+    """What one client, one account and one remote address may ask of a gateway
+    (``[gateway]`` in the config file; docs/protocol.md section 7)."""
+    # per connection
+    max_frame_bytes: int = 4096        # larger text frame: close 1009
+    rate_per_s: int = 1000             # messages per second, sustained ...
+    burst: int = 1000                  # ... and saved up; a debt of `burst` closes with 1008
+    max_auth_failures: int = 3         # failed logins before close 1008
+    max_pending: int = 1024            # requests awaiting the engine; more: error overloaded
+    snapshots_per_min: int = 30        # book snapshots, sustained ...
+    snapshot_burst: int = 10           # ... and saved up; more: error rate_limited
+    max_output_bytes: int = 8 << 20    # unsent bytes before the client is a slow consumer
+    # per account, across its connections to one gateway
+    account_rate_per_s: int = 2000
+    account_burst: int = 2000
+    # per remote address
+    ip_connections: int = 100         # open connections to one gateway; more: HTTP 429
+    ip_anonymous_rate_per_s: int = 500  # messages of its connections not logged in
+    ip_anonymous_burst: int = 1000
+    ip_login_failures_per_min: int = 30  # failed logins, sustained ...
+    ip_login_failure_burst: int = 10     # ... and saved up; more: login refused unchecked
+
+
+@dataclass(frozen=True)
 class Config:
     assets: tuple[Asset, ...]
     symbols: tuple[Symbol, ...]
     limits: Limits = field(default_factory=Limits)
+    # not in repr: snapshots are fingerprinted by repr(config), and gateway limits do not
+    # change what the engine's state means
+    gateway: GatewayLimits = field(default_factory=GatewayLimits, repr=False)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "Config":
@@ -118,7 +145,7 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> "Config":
-        unknown = set(data) - {"assets", "symbols", "limits"}
+        unknown = set(data) - {"assets", "symbols", "limits", "gateway"}
         if unknown:
             raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}")
         assets = _parse_assets(data.get("assets") or {}, source)
@@ -131,7 +158,9 @@ class Config:
             raise ConfigError(f"{source}: no symbols defined")
         if len(symbols) >= 0xFFFF:
             raise ConfigError(f"{source}: too many symbols ({len(symbols)})")
-        return cls(assets, symbols, _parse_limits(data.get("limits") or {}, source))
+        return cls(assets, symbols, _parse_limits(data.get("limits") or {}, source),
+                   _parse_positive_ints(GatewayLimits, "gateway", data.get("gateway") or {},
+                                        source))
 
     # -- lookups
     def symbol(self, name: str) -> Symbol:
@@ -212,16 +241,21 @@ def _parse_symbol(i: int, name: str, spec: dict, assets: dict, source: str) -> S
     return Symbol(i, name, base, quote, tick, lot, lo, hi, int(tlv), int(lot_units), *fees)
 
 
-def _parse_limits(spec: dict, source: str) -> Limits:
-    known = Limits.__dataclass_fields__
-    unknown = set(spec) - set(known)
+def _parse_positive_ints(cls, section: str, spec: dict, source: str):
+    """``cls(**spec)`` for a dataclass of positive integer fields, every one checked."""
+    unknown = set(spec) - set(cls.__dataclass_fields__)
     if unknown:
-        raise ConfigError(f"{source}: limits: unknown field(s) {sorted(unknown)}")
+        raise ConfigError(f"{source}: {section}: unknown field(s) {sorted(unknown)}")
     for k, v in spec.items():
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ConfigError(f"{source}: limits.{k} must be a positive integer")
+            raise ConfigError(f"{source}: {section}.{k} must be a positive integer")
+    return cls(**spec)
+
+
+def _parse_limits(spec: dict, source: str) -> Limits:
+    limits = _parse_positive_ints(Limits, "limits", spec, source)
     if spec.get("max_orders", 1) >= 1 << 24:
         raise ConfigError(f"{source}: limits.max_orders must be below 16,777,216")
     if spec.get("max_accounts", 2) < 2:
         raise ConfigError(f"{source}: limits.max_accounts must be at least 2")
-    return Limits(**spec)
+    return limits

@@ -1,11 +1,13 @@
 """Market configuration: exact conversions and clear validation errors."""
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 
-from ringex.config import Config
+from ringex.config import Config, GatewayLimits
+from ringex.core.snapshot import config_fingerprint
 from ringex.errors import ConfigError
 
 USD_BTC = {"USD": 6, "BTC": 8}
@@ -100,3 +102,21 @@ def test_should_name_unknown_symbols_and_assets():
         cfg.symbol("ETH-USD")
     with pytest.raises(ConfigError, match="unknown asset 'EUR'"):
         cfg.asset("EUR")
+
+
+def _minimal() -> dict:
+    return {"assets": {"USD": {"scale": 6}, "BTC": {"scale": 8}},
+            "symbols": {"BTC-USD": symbol()}}
+
+
+def test_gateway_limits_come_from_the_config_file_and_do_not_change_its_fingerprint():
+    default = Config.default()
+    assert default.gateway == GatewayLimits()         # the shipped file lists the defaults
+    custom = Config.from_dict({**_minimal(), "gateway": {"rate_per_s": 5, "ip_connections": 2}})
+    assert (custom.gateway.rate_per_s, custom.gateway.ip_connections) == (5, 2)
+    assert config_fingerprint(replace(default, gateway=custom.gateway)) == \
+        config_fingerprint(default)                   # snapshots stay valid
+    with pytest.raises(ConfigError, match="gateway: unknown field"):
+        Config.from_dict({**_minimal(), "gateway": {"rate": 5}})
+    with pytest.raises(ConfigError, match="gateway.burst must be a positive integer"):
+        Config.from_dict({**_minimal(), "gateway": {"burst": 0}})

@@ -22,7 +22,6 @@ from websockets.protocol import State as WsState
 
 from ringex.protocol.session import Session
 
-MAX_OUTPUT_BYTES = 8 << 20        # unsent bytes for one client before it is closed (1013)
 OP_TEXT, OP_CONT = Opcode.TEXT, Opcode.CONT
 
 
@@ -96,9 +95,9 @@ class Conn:
         parts, self.frag = self.frag, []
         return parts[0].opcode is OP_TEXT, b"".join(bytes(p.data) for p in parts)
 
-    def flush(self) -> bool:
+    def flush(self, max_output_bytes: int) -> bool:
         """Write the queued frames now, in one transport write. False when the client
-        is not reading: more than MAX_OUTPUT_BYTES wait in the transport."""
+        is not reading: more than ``max_output_bytes`` wait in the transport."""
         frames = self.out
         if not frames:
             return True
@@ -112,7 +111,7 @@ class Conn:
             transport.write(b"".join([_text_frame(f) for f in frames]))
         except Exception:                          # the transport is closing
             return True
-        return transport.get_write_buffer_size() <= MAX_OUTPUT_BYTES
+        return transport.get_write_buffer_size() <= max_output_bytes
 
     def close_now(self, code: int, reason: str, abort_after: float) -> None:
         """Send the queued frames and a close frame now; cut the TCP connection if the

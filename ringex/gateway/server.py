@@ -61,7 +61,9 @@ from ringex.protocol.actions import (
 from ringex.protocol.booksync import BookSync
 from ringex.protocol.codes import CloseCode, ErrorCode
 from ringex.protocol.feed import MarketFeed
-from ringex.protocol.session import Session, SessionLimits, session_number
+from ringex.config import GatewayLimits
+from ringex.protocol.ratelimit import Budgets
+from ringex.protocol.session import Session, session_number
 from ringex.protocol.codes import ERROR_NUMBERS
 from ringex.ring.broadcast import BroadcastRing
 from ringex.records import COMMAND, EVENT, AuditKind
@@ -83,7 +85,7 @@ class Gateway:
     def __init__(self, index: int, config: Config, cmd: SpscRing, evt: SpscRing,
                  md: BroadcastRing, keys: KeyLookup, queue=None, *,
                  wait_strategy: str = "spin_then_sleep", wakeups: dict | None = None,
-                 limits: SessionLimits = SessionLimits()):
+                 limits: GatewayLimits = GatewayLimits()):
         self.index = index
         self.config = config
         self.limits = limits
@@ -100,6 +102,7 @@ class Gateway:
         self.pump = EventPump(evt, md.reader(), self.feed, self.sync, self,
                               make_pump_wait(wait_strategy, wakeups, evt.data_gate))
         self.audit = AuditLog(queue, index)
+        self.budgets = Budgets(limits)
         self._server: Server | None = None
         self._pump_task: asyncio.Task | None = None
 
@@ -157,22 +160,33 @@ class Gateway:
                 return ws.respond(HTTPStatus.BAD_REQUEST, f"bad query parameter {name!r}: "
                                   "only cancel_on_disconnect=true|false\n")
             cod = values[-1] in ("true", "1")
-        number = self._new_number()
         addr, port = _peer(ws)
+        budget = self.budgets.address(addr, time.perf_counter_ns())
+        if budget.connections >= self.limits.ip_connections:
+            return ws.respond(HTTPStatus.TOO_MANY_REQUESTS, "too many connections from your "
+                              f"address (at most {self.limits.ip_connections})\n")
+        number = self._new_number()
         sid = session_number(self.index, number)
-        session = Session(self.config, sid, limits=self.limits, cancel_on_disconnect=cod)
+        session = Session(self.config, sid, limits=self.limits, cancel_on_disconnect=cod,
+                          budgets=self.budgets, address=addr)
         header = request.headers.get("Authorization")
         if header is not None:
+            wait_ms = session.login_backoff_ms(time.perf_counter_ns())
+            if wait_ms:
+                return ws.respond(HTTPStatus.TOO_MANY_REQUESTS, "too many failed logins from "
+                                  f"your address; retry in {wait_ms} ms\n")
             scheme, _, key = header.partition(" ")
             found = None
             if scheme.lower() == "bearer" and key.strip():
                 found = await self.keys.lookup(key.strip())
             if found is None:
+                budget.login_failures.try_take(time.perf_counter_ns())
                 self.audit.record(AuditKind.AUTH_FAILED, sid, 0, addr, port,
                                 ERROR_NUMBERS["auth_failed"])
                 return ws.respond(HTTPStatus.UNAUTHORIZED, "unknown api key\n")
             session.authenticated(*found)
         conn = Conn(ws, session, number, addr, port)
+        budget.connections += 1
         self.conns[sid] = conn
         ws.sink = lambda frames: self._on_frames(conn, frames)
         ws.on_lost = lambda: self._spawn(self._gone(conn))
@@ -197,6 +211,7 @@ class Gateway:
             await asyncio.wait([conn.task])      # its commands go before the disconnect's
         session = conn.session
         self.conns.pop(session.session_id, None)
+        self.budgets.address(conn.addr, time.perf_counter_ns()).connections -= 1
         for key in session.subscriptions:
             self._subs.get(key, set()).discard(conn)
         conn.out.clear()
@@ -351,7 +366,7 @@ class Gateway:
         self.pump.catch_up()
         self._subs.setdefault((channel, symbol), set()).add(conn)
         if channel == "book" and not self.feed.syncing(symbol):
-            self.queue(conn, orjson.dumps(self.feed.snapshot(symbol)))
+            self.queue(conn, self.feed.snapshot_frame(symbol))
         # while the book is loading, the snapshot follows in book_loaded()
 
     # ================================================================ pump callbacks
@@ -371,7 +386,7 @@ class Gateway:
     def book_loaded(self, symbol: str) -> None:
         conns = self._subs.get(("book", symbol))
         if conns:
-            data = orjson.dumps(self.feed.snapshot(symbol))
+            data = self.feed.snapshot_frame(symbol)
             for conn in conns:
                 self.queue(conn, data)
 
@@ -386,7 +401,7 @@ class Gateway:
     # ================================================================ I/O primitives
     def _send(self, conn: Conn) -> None:
         """Write ``conn``'s queued frames now; close a client that does not read."""
-        if conn.out and not conn.flush() and not conn.closed:
+        if conn.out and not conn.flush(self.limits.max_output_bytes) and not conn.closed:
             actions = conn.session.close(CloseCode.TRY_AGAIN_LATER, ErrorCode.SLOW_CONSUMER,
                                          "too slow: the output buffer is full")
             for a in actions:
@@ -424,18 +439,20 @@ class Gateway:
         return False
 
 
-def limits_from_env(text: str | None = None) -> SessionLimits:
-    """SessionLimits with the overrides of ``RINGEX_SESSION_LIMITS`` (``name=int,...``)."""
+def limits_from_env(text: str | None = None,
+                    base: GatewayLimits = GatewayLimits()) -> GatewayLimits:
+    """``base`` (the config's ``[gateway]``) with the overrides of ``RINGEX_SESSION_LIMITS``
+    (``name=int,...``; for benchmarks)."""
     text = os.environ.get("RINGEX_SESSION_LIMITS", "") if text is None else text
     changes = {}
-    names = {f.name for f in dataclasses.fields(SessionLimits)}
+    names = {f.name for f in dataclasses.fields(GatewayLimits)}
     for item in filter(None, (p.strip() for p in text.split(","))):
         name, _, value = item.partition("=")
         if name.strip() not in names or not value.strip().isdigit():
             raise ValueError(f"RINGEX_SESSION_LIMITS: bad item {item!r}; "
                              f"use name=integer with a name of {sorted(names)}")
         changes[name.strip()] = int(value)
-    return dataclasses.replace(SessionLimits(), **changes)
+    return dataclasses.replace(base, **changes)
 
 
 async def _handler(ws: ServerConnection) -> None:
@@ -480,7 +497,7 @@ async def _serve(index, ring_names, config, db_url, host, port, data_dir, queue,
     keys = KeyLookup(db_url, data_dir)
     wait_strategy = os.environ.get("RINGEX_GATEWAY_WAIT") or wait_strategy
     gw = Gateway(index, config, cmd, evt, md, keys, queue, wait_strategy=wait_strategy,
-                 wakeups=wakeups, limits=limits_from_env())
+                 wakeups=wakeups, limits=limits_from_env(base=config.gateway))
     try:
         await gw.start(host, port)
         log.info("gateway %d listening on ws://%s:%d/ws", index, host, port)

@@ -129,9 +129,11 @@ UNKNOWN_REASON = "other"
 
 
 class Refused(Exception):
-    """Internal: a request is refused with an ``error`` reply. Never leaves the package."""
+    """Internal: a request is refused with an ``error`` reply (``extra``: more fields of
+    it). Never leaves the package."""
 
-    def __init__(self, code: ErrorCode, message: str):
+    def __init__(self, code: ErrorCode, message: str, **extra: object):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.extra = extra

@@ -19,7 +19,7 @@ import numpy as np
 
 from ringex.config import Config
 from ringex.protocol.messages import (
-    book_snapshot_message, book_update_message, trade_message,
+    book_snapshot_message, book_update_message, encode, trade_message,
 )
 from ringex.protocol.symbols import tables_for
 from ringex.records import INFO_SELL, EventKind
@@ -36,6 +36,8 @@ class MarketFeed:
         self._trade_seq = [0] * n
         self._base_seq = [0] * n      # book levels at or below this seq are in the mirror
         self._held: dict[int, list[tuple]] = {}   # syncing symbol id -> held-back levels
+        self._version = [0] * n       # bumped whenever a mirrored book changes
+        self._frames: dict[int, tuple[int, bytes]] = {}   # symbol id -> (version, snapshot)
 
     def apply(self, events: np.ndarray) -> list[tuple[str, str, dict]]:
         """Feed one batch of events (any kinds; only TRADE and BOOK_LEVEL are used).
@@ -68,6 +70,7 @@ class MarketFeed:
                     book[price] = qty
                 else:
                     book.pop(price, None)
+                self._version[symbol] += 1
                 bids, asks, _ = changed.get(symbol) or ({}, {}, 0)
                 (asks if sell else bids)[price] = qty
                 changed[symbol] = (bids, asks, seq)
@@ -123,8 +126,20 @@ class MarketFeed:
                     book.pop(ev[3], None)
                 seq = max(seq, ev[0])
         self._books[symbol_id] = (bids, asks)
+        self._version[symbol_id] += 1
         self._base_seq[symbol_id] = base or 0
         self._book_seq[symbol_id] = seq
+
+    def snapshot_frame(self, symbol: str) -> bytes:
+        """``encode(snapshot(symbol))``, made once per version of the book: every
+        subscriber of an unchanged book gets the same bytes."""
+        sid = self._t.by_name[symbol].id
+        cached = self._frames.get(sid)
+        if cached is not None and cached[0] == self._version[sid]:
+            return cached[1]
+        data = encode(self.snapshot(symbol))
+        self._frames[sid] = (self._version[sid], data)
+        return data
 
     def snapshot(self, symbol: str, depth: int | None = None) -> dict:
         """``book_snapshot`` of ``symbol`` (a known name) as of the last applied batch,

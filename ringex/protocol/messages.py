@@ -22,8 +22,10 @@ def encode(message: dict) -> bytes:
     return orjson.dumps(message)
 
 
-def error(code: ErrorCode, message: str, req_id: object = None) -> dict:
-    msg: dict[str, object] = {"type": "error", "code": str(code), "message": message}
+def error(code: ErrorCode, message: str, req_id: object = None, **extra: object) -> dict:
+    """An ``error`` message; ``extra`` fields follow ``message`` (``rate_limited`` says
+    which ``limit`` and ``retry_after_ms``)."""
+    msg: dict[str, object] = {"type": "error", "code": str(code), "message": message, **extra}
     if req_id is not None:
         msg["req_id"] = req_id
     return msg

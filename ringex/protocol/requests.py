@@ -38,7 +38,7 @@ FIELDS: dict[str, frozenset[str]] = {op: frozenset(_COMMON + extra) for op, extr
     "cancel_all": ("symbol",),
     "balances": (),
     "open_orders": (),
-    "subscribe": ("channel", "symbol"),
+    "subscribe": ("channel", "symbol", "resync"),
     "unsubscribe": ("channel", "symbol"),
     "login": ("api_key", "cancel_on_disconnect"),
     "ping": (),

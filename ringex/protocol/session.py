@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import IntEnum
+from fractions import Fraction
 from typing import cast
 
 import numpy as np
 import orjson
 
-from ringex.config import Config, Symbol
+from ringex.config import Config, GatewayLimits, Symbol
 import ringex.protocol.requests as rq
 from ringex.protocol.actions import (
     Action, Authenticate, Close, Reply, SendCommand, Subscribe, Unsubscribe,
@@ -38,7 +38,7 @@ from ringex.protocol.codes import CloseCode, ErrorCode as E, Refused
 from ringex.protocol.events import EventTranslator, FeeFn, with_req_id
 from ringex.protocol.messages import error
 from ringex.protocol.pending import BARRIER, PendingRequests, Request
-from ringex.protocol.ratelimit import TokenBucket
+from ringex.protocol.ratelimit import Budgets, TokenBucket
 from ringex.protocol.symbols import tables_for
 from ringex.records import ALL_SYMBOLS, CMD_DISCONNECT, U32_MAX, CommandKind as CK
 
@@ -66,15 +66,6 @@ class State(IntEnum):
     CLOSED = 3
 
 
-@dataclass(frozen=True)
-class SessionLimits:
-    max_frame_bytes: int = 4096     # larger text frame: close 1009
-    rate_per_s: int = 1000          # messages per second, sustained ...
-    burst: int = 1000               # ... and saved up; a debt of `burst` closes with 1008
-    max_auth_failures: int = 3      # failed logins before close 1008
-    max_pending: int = 1024         # requests awaiting the engine; more: error overloaded
-
-
 class Session:
     """Protocol state of one connection. Public, read-only for the adapter:
 
@@ -86,13 +77,16 @@ class Session:
     """
 
     def __init__(self, config: Config, session_id: int, *,
-                 limits: SessionLimits = SessionLimits(),
+                 limits: GatewayLimits = GatewayLimits(),
                  clock: Callable[[], int] = time.perf_counter_ns,
                  fill_fee: FeeFn = kernel_fill_fee,
-                 cancel_on_disconnect: bool = False):
+                 cancel_on_disconnect: bool = False,
+                 budgets: Budgets | None = None, address: bytes = b""):
         """``session_id``: this connection's COMMAND.session (see :func:`session_number`).
         ``clock``: monotonic nanoseconds, for the rate limit and COMMAND.ts_ns.
-        ``fill_fee``: fee of one fill side; pass ``lambda *a: 0`` when wallets are off."""
+        ``fill_fee``: fee of one fill side; pass ``lambda *a: 0`` when wallets are off.
+        ``budgets``: the gateway's shared budgets (per account, per remote ``address``);
+        None: this connection's own limits only."""
         if not 0 <= session_id <= U32_MAX:
             raise ValueError(f"session_id {session_id} does not fit u32")
         self.session_id = session_id
@@ -105,6 +99,14 @@ class Session:
         self._t = tables_for(config)
         self._clock = clock
         self._bucket = TokenBucket(limits.rate_per_s, limits.burst, clock())
+        self._snapshots = TokenBucket(Fraction(limits.snapshots_per_min, 60),
+                                      limits.snapshot_burst, clock())
+        self._budgets = budgets
+        self._address = budgets.address(address, clock()) if budgets is not None else None
+        # the shared bucket each message also spends from: the address's while not logged
+        # in, the account's after (none without budgets)
+        self._shared = self._address.anonymous if self._address is not None else None
+        self._shared_limit = "address"
         self._pending = PendingRequests()
         self._events = EventTranslator(self._t, self._pending, fill_fee)
         self._login_req_id: object = None
@@ -135,7 +137,14 @@ class Session:
                 return self._close(CloseCode.POLICY_VIOLATION, E.RATE_LIMITED,
                                    "rate limit exceeded")
             return [Reply(error(E.RATE_LIMITED, f"more than {self.limits.rate_per_s} "
-                                "messages per second; this one was dropped"))]
+                                "messages per second; this one was dropped",
+                                limit="messages", retry_after_ms=self._bucket.retry_after_ms(now)))]
+        shared = self._shared
+        if shared is not None and not shared.try_take(now):
+            who = "your account" if self._shared_limit == "account" else "your address"
+            return [Reply(error(E.RATE_LIMITED, f"{who} sends more messages than its budget; "
+                                "this one was dropped", limit=self._shared_limit,
+                                retry_after_ms=shared.retry_after_ms(now)))]
         try:
             msg = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -149,7 +158,7 @@ class Session:
         try:
             return self._dispatch(msg, req_id, now)
         except Refused as r:
-            return [Reply(error(r.code, r.message, req_id))]
+            return [Reply(error(r.code, r.message, req_id, **r.extra))]
 
     def receive_binary(self, data: bytes) -> list[Action]:
         """Handle one binary frame: not part of the protocol, the connection is closed."""
@@ -205,11 +214,22 @@ class Session:
                                        ref, now, symbol=fields["symbol"], qty=fields["qty"]))]
 
     def _subscribe(self, msg, req_id, now):
+        """A new subscription (for ``book``, a snapshot follows); a repeated one is only
+        answered, unless it asks for ``resync`` (a fresh snapshot). Book snapshots are
+        budgeted per connection: they are the gateway's most expensive answer."""
         channel, symbol = rq.subscription(msg, self._t)
+        reply = Reply(with_req_id({"type": "subscribed", "channel": channel,
+                                   "symbol": symbol}, req_id))
+        known = (channel, symbol) in self.subscriptions
+        if known and not rq.bool_field(msg, "resync"):
+            return [reply]
+        if channel == "book" and not self._snapshots.try_take(now):
+            raise Refused(E.RATE_LIMITED, f"at most {self.limits.snapshots_per_min} book "
+                          "snapshots a minute per connection",
+                          limit="book_snapshots",
+                          retry_after_ms=self._snapshots.retry_after_ms(now))
         self.subscriptions.add((channel, symbol))
-        return [Reply(with_req_id({"type": "subscribed", "channel": channel,
-                                         "symbol": symbol}, req_id)),
-                Subscribe(channel, symbol)]
+        return [reply, Subscribe(channel, symbol)]
 
     def _unsubscribe(self, msg, req_id, now):
         channel, symbol = rq.subscription(msg, self._t)
@@ -229,6 +249,9 @@ class Session:
         key = rq.api_key(msg)
         if key is None:
             return self._auth_failure(req_id)
+        wait_ms = self.login_backoff_ms(now)
+        if wait_ms:
+            return self._auth_failure(req_id, wait_ms)
         self._login_cod = rq.bool_field(msg, "cancel_on_disconnect")
         self.state = State.LOGGING_IN
         self._login_req_id = req_id
@@ -269,6 +292,11 @@ class Session:
         self.state = State.AUTHENTICATED
         self.account = account
         self.admin = bool(admin)
+        if self._budgets is not None and not admin:
+            self._shared = self._budgets.account(account, self._clock())
+            self._shared_limit = "account"
+        elif self._budgets is not None:
+            self._shared = None                  # the admin's transfers are not budgeted
         if not logging_in:
             return []
         self.cancel_on_disconnect = self.cancel_on_disconnect or self._login_cod
@@ -285,11 +313,25 @@ class Session:
         self.state = State.ANONYMOUS
         return self._auth_failure(self._login_req_id)
 
-    def _auth_failure(self, req_id: object) -> list[Action]:
+    def login_backoff_ms(self, now: int) -> int:
+        """0, or how long this connection's address must wait before its next login is
+        checked: it failed more logins than its budget (``ip_login_failures_per_min``)."""
+        if self._address is None:
+            return 0
+        return self._address.login_failures.retry_after_ms(now)
+
+    def _auth_failure(self, req_id: object, backoff_ms: int = 0) -> list[Action]:
+        """A failed login (``backoff_ms``: refused unchecked, the address must wait)."""
         self._auth_failures += 1
+        if self._address is not None and not backoff_ms:
+            self._address.login_failures.try_take(self._clock())
         if self._auth_failures >= self.limits.max_auth_failures:
             return self._close(CloseCode.POLICY_VIOLATION, E.AUTH_FAILED,
                                "too many failed logins", req_id)
+        if backoff_ms:
+            return [Reply(error(E.RATE_LIMITED, "too many failed logins from your address; "
+                                "this one was not checked", req_id, limit="login_failures",
+                                retry_after_ms=backoff_ms))]
         return [Reply(error(E.AUTH_FAILED, "unknown api key", req_id))]
 
     def _close(self, code: CloseCode, err: E, reason: str, req_id: object = None) -> list[Action]:

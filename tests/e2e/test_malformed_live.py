@@ -14,6 +14,7 @@ import orjson
 import pytest
 from websockets.asyncio.client import connect as ws_connect
 
+from tests.e2e.live_exchange import LiveExchange
 from tests.e2e.live_fixtures import Raw, funded, run
 
 P = {"op": "place", "symbol": "BTC-USD", "side": "buy", "price": "500.00", "qty": "0.01"}
@@ -95,7 +96,7 @@ async def _state(c: Raw, watcher: Raw) -> tuple:
     bal = await c.ask({"op": "balances", "req_id": "state-b"})
     orders = await c.ask({"op": "open_orders", "req_id": "state-o"})
     await watcher.ask({"op": "subscribe", "channel": "book", "symbol": "BTC-USD",
-                       "req_id": "state-s"})
+                       "resync": True, "req_id": "state-s"})
     snap = await watcher.recv()
     while snap["type"] == "book_update":     # a re-subscribe: the running subscription's
         snap = await watcher.recv()          # updates may come before the fresh snapshot
@@ -188,10 +189,14 @@ def test_a_request_flood_is_rate_limited_then_closed(exchange):
     run(go())
 
 
-def test_a_client_that_does_not_read_is_closed(exchange):
-    """More than 8 MiB of unsent messages: the gateway queues ``slow_consumer`` and a
-    1013 close behind them (a client that then reads gets both; one that never reads is
-    cut off after the closing timeout)."""
+def test_a_client_that_does_not_read_is_closed():
+    """More unsent messages than ``max_output_bytes`` (64 KiB here, beyond what the
+    kernel's socket buffers absorb): the gateway queues ``slow_consumer`` and a 1013 close
+    behind them (a client that then reads gets both; one that never reads is cut off after
+    the closing timeout). The snapshot budget is raised so that resyncs can fill it."""
+    limits = "max_output_bytes=65536,snapshot_burst=1000,snapshots_per_min=60000"
+    exchange = LiveExchange(env={"RINGEX_SESSION_LIMITS": limits}).start()
+
     async def go():
         key, _ = await funded(exchange, ETH="10")
         maker = await Raw.open(exchange.url, key)
@@ -201,11 +206,12 @@ def test_a_client_that_does_not_read_is_closed(exchange):
             if i % 500 == 499:
                 await asyncio.sleep(0.6)            # stay under the rate limit
         await maker.quiet(0.5)
-        sub = orjson.dumps({"op": "subscribe", "channel": "book", "symbol": "ETH-USD"})
+        sub = orjson.dumps({"op": "subscribe", "channel": "book", "symbol": "ETH-USD",
+                            "resync": True})
         # max_queue=1: the client library stops reading the socket at once
         lazy = await ws_connect(exchange.url, compression=None, max_queue=1, max_size=None)
-        for _ in range(6):
-            for _ in range(100):
+        for _ in range(3):
+            for _ in range(100):                    # ~4 MB of ~40 KB snapshots
                 await lazy.send(sub, text=True)
             await asyncio.sleep(0.11)
         last = None
@@ -219,4 +225,7 @@ def test_a_client_that_does_not_read_is_closed(exchange):
         assert last["type"] == "error" and last["code"] == "slow_consumer"
         await maker.ask({"op": "cancel_all", "req_id": 1})
         await maker.close()
-    run(go(), 90)
+    try:
+        run(go(), 90)
+    finally:
+        assert exchange.close() == 0 and not exchange.leftovers, exchange.log_tail()

@@ -11,10 +11,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from ringex.config import GatewayLimits
 from ringex.protocol.actions import Authenticate, Reply, SendCommand
 from ringex.protocol.codes import CANCEL_REASONS, REJECT_CODES, CloseCode, ErrorCode
 from ringex.protocol.feed import MarketFeed
-from ringex.protocol.session import SessionLimits
 from ringex.protocol.codes import UNKNOWN_REASON, UNKNOWN_REJECT
 from ringex.records import INFO_MAKER, CancelReason, EventKind as EK, RejectCode
 from ringex.protocol.requests import ADMIN_OPS
@@ -91,6 +91,11 @@ def _produced() -> list[dict]:
                 {"op": "subscribe", "channel": "book", "symbol": "BTC-USD", "req_id": 9},
                 {"op": "unsubscribe", "channel": "book", "symbol": "BTC-USD", "req_id": 9}):
         out.extend(a.message for a in send(s, msg) if isinstance(a, Reply))
+    snapshots = anon()                   # more book snapshots than the budget: refused
+    for _ in range(GatewayLimits().snapshot_burst + 1):
+        acts = send(snapshots, {"op": "subscribe", "channel": "book", "symbol": "BTC-USD",
+                                "resync": True, "req_id": 11})
+    out.extend(x.message for x in acts if isinstance(x, Reply))
     a = anon()
     send(a, {"op": "login", "api_key": "k", "req_id": 10})
     out.extend(x.message for x in a.authenticated(5))
@@ -164,12 +169,22 @@ def test_cancel_reason_table_matches_the_code():
 
 
 def test_limits_and_close_codes_match_the_code():
-    lim = SessionLimits()
+    lim = GatewayLimits()
     section = TEXT.split("## 7. Limits and closing", 1)[1]
     assert f"| frame size | {lim.max_frame_bytes} bytes |" in section
     rate = f"{lim.rate_per_s} messages per second sustained, bursts of {lim.burst}"
     assert f"| rate | {rate} |" in section
     assert f"| requests awaiting the engine | {lim.max_pending} per connection |" in section
-    assert f"| failed logins | {lim.max_auth_failures} per connection |" in section
+    snaps = f"{lim.snapshots_per_min} a minute per connection, bursts of {lim.snapshot_burst}"
+    assert f"| book snapshots | {snaps} |" in section
+    assert f"| unsent output | {lim.max_output_bytes} bytes per connection |" in section
+    assert (f"| account | {lim.account_rate_per_s} messages per second over all its "
+            f"connections to a gateway, bursts of {lim.account_burst} |") in section
+    assert (f"| address | {lim.ip_connections} open connections to a gateway; "
+            f"{lim.ip_anonymous_rate_per_s} messages per second while not logged in, "
+            f"bursts of {lim.ip_anonymous_burst} |") in section
+    assert (f"| failed logins | {lim.max_auth_failures} per connection; "
+            f"{lim.ip_login_failures_per_min} a minute per address, "
+            f"bursts of {lim.ip_login_failure_burst} |") in section
     for code in CloseCode:
         assert f"| {int(code)} (" in section

@@ -68,3 +68,21 @@ def test_should_produce_encodable_messages():
     for _, _, m in feed.apply(batch((EK.TRADE, BTC.id, 1, 10**7, 2**40, True),
                                     (EK.BOOK_LEVEL, BTC.id, 2, 1, 1, True))):
         encode(m)
+
+
+def test_should_encode_a_book_snapshot_once_per_version():
+    """Every subscriber of an unchanged book gets the same bytes: a flood of subscribers
+    costs the gateway one encoding, not one each."""
+    feed = MarketFeed(CONFIG)
+    feed.apply(batch((EK.BOOK_LEVEL, BTC.id, 1, 3_000_000, 5000, False)))
+    first = feed.snapshot_frame("BTC-USD")
+    assert feed.snapshot_frame("BTC-USD") is first
+    assert first == encode(feed.snapshot("BTC-USD"))
+    feed.apply(batch((EK.TRADE, BTC.id, 2, 3_000_000, 1, True)))      # no book change
+    assert feed.snapshot_frame("BTC-USD") is first
+    feed.apply(batch((EK.BOOK_LEVEL, BTC.id, 3, 3_000_000, 4000, False)))
+    second = feed.snapshot_frame("BTC-USD")
+    assert second is not first and second == encode(feed.snapshot("BTC-USD"))
+    feed.resync(BTC.id)
+    feed.load_snapshot(BTC.id, [])                                     # reloaded: empty
+    assert feed.snapshot_frame("BTC-USD") == encode(feed.snapshot("BTC-USD")) != second

@@ -7,12 +7,12 @@ import numpy as np
 import orjson
 from hypothesis import given, settings, strategies as st
 
+from ringex.config import GatewayLimits
 from ringex.protocol.actions import (
     Authenticate, Close, Reply, SendCommand, Subscribe, Unsubscribe,
 )
 from ringex.protocol.codes import CloseCode, ErrorCode
 from ringex.protocol.messages import encode
-from ringex.protocol.session import SessionLimits
 from ringex.protocol.requests import FIELDS
 from ringex import records
 from ringex.records import CommandKind as CK
@@ -20,7 +20,7 @@ from tests.protocol.test_protocol import ACCOUNT, CONFIG, SID, anon, logged_in
 
 SYMBOLS = {s.id: s for s in CONFIG.symbols}
 REPLY_TYPES = {"error", "pong", "subscribed", "unsubscribed", "login"}
-FAST = SessionLimits(rate_per_s=10**9, burst=10**9)
+FAST = GatewayLimits(rate_per_s=10**9, burst=10**9)
 
 
 def check(session, actions, authenticated: bool) -> None:
