@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import time
 from decimal import Decimal
 
@@ -22,6 +23,23 @@ from tests.e2e.live_exchange import LiveExchange
 from tests.e2e.live_fixtures import Raw, funded, run, trader
 
 D = Decimal
+
+
+def _disconnects(exchange, account: int) -> int:
+    """DISCONNECT audit records of ``account`` stored so far."""
+    with sqlite3.connect(f"file:{exchange.db_url}?mode=ro", uri=True) as db:
+        return db.execute("SELECT COUNT(*) FROM audit WHERE account = ? AND kind = ?",
+                          (account, int(AuditKind.DISCONNECT))).fetchone()[0]
+
+
+async def _until(condition, timeout: float) -> bool:
+    """Wait for ``condition()`` to hold (polled), at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
 
 
 def test_two_accounts_trade_and_both_see_acks_and_fills_at_once(exchange):
@@ -156,10 +174,11 @@ def test_a_disconnected_session_that_asked_has_its_orders_cancelled(exchange):
                 break
             await asyncio.sleep(0.05)
         assert live == {kept.order_id}                 # only the quitters' orders went
-        # a connection without the option leaves its orders when it goes
+        # a connection without the option leaves its orders when it goes: once the
+        # gateway has handled all three disconnects (their audit records are stored)
         await keeper.close()
+        assert await _until(lambda: _disconnects(exchange, account) == 3, 10)
         again = await connect(exchange.url, key)
-        await asyncio.sleep(0.2)
         assert {o.order_id for o in await again.open_orders()} == {kept.order_id}
         await again.cancel_all()
         await again.close()

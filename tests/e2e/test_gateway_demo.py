@@ -38,18 +38,19 @@ def test_run_demo_stops_cleanly_on_its_event(exchange, capsys):
                      exchange.admin_key, stop)
         except BaseException as e:                          # noqa: BLE001
             errors.append(e)
-    t = threading.Thread(target=target)
-    t.start()
-    time.sleep(2.5)
+    with open_repository(exchange.db_url) as repo:
+        before = len(repo.recent_trades(last=10**6))
+        t = threading.Thread(target=target)
+        t.start()
+        deadline = time.monotonic() + 30                    # until the bots' trades are stored
+        while len(repo.recent_trades(last=10**6)) == before and time.monotonic() < deadline \
+                and t.is_alive():
+            time.sleep(0.1)
+        assert len(repo.recent_trades(last=10**6)) > before
     stop.set()
     t.join(30)
     assert not t.is_alive() and errors == []
     assert "trades:" in capsys.readouterr().out             # the live view was drawn
-    deadline = time.monotonic() + 10
-    with open_repository(exchange.db_url) as repo:
-        while not repo.recent_trades() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert repo.recent_trades()                         # the writer stored them
 
 
 def test_the_view_applies_snapshots_updates_and_trades():
