@@ -26,4 +26,4 @@ def setup_logging(level: str | None = None) -> None:
         name = "INFO"
     logging.basicConfig(format=LOG_FORMAT)
     logging.getLogger().setLevel(name)
-    logging.getLogger("websockets.server").setLevel(logging.WARNING)  # no line per connection
+    logging.getLogger("ringex.gateway.wire").setLevel(logging.WARNING)  # no line per socket

@@ -1,80 +1,64 @@
 """The WebSocket gateway: a thin asyncio adapter over ``ringex.protocol``.
 
-One process per gateway (``run_gateway``, called by the supervisor; the contract is
-docs/architecture.md section 4). Several gateways share one port with SO_REUSEPORT.
+One ``Gateway`` per gateway process (``ringex.gateway.process``); several gateways of one
+exchange share its port with SO_REUSEPORT.
 
     client frames ─► Session.receive_text ─► SendCommand ─► g<i>-cmd ring ─► engine
     engine ─► g<i>-evt ring / md ring ─► EventPump ─► Session.event_to_messages ─► frames
 
-- Serves ``ws://HOST:PORT/ws`` (websockets, ``compression=None``, uvloop when installed).
-  ``Authorization: Bearer <key>`` is checked during the handshake (unknown key: HTTP 401);
-  ``?cancel_on_disconnect=true`` on the URL sets that option for the connection.
-- API keys are looked up in the repository on a worker thread (never on the loop) and
-  cached; the key mapped to ``ADMIN_ACCOUNT`` makes an admin session.
-- Frames are handled synchronously as websockets parses them (``connection``): the
-  commands of one TCP read go to the command ring in one write, the replies to the
-  socket in one write, without awaiting anything. Events are pushed the same way by the
-  pump (``pump``), one socket write per connection per round. A client with more
-  than 8 MiB of unsent output does not read: it is closed (1013, ``slow_consumer``)
-  rather than slowing the exchange down. docs/gateway.md walks through both paths.
+- Serves ``ws://HOST:PORT/ws`` (``connection``: websockets' sans-I/O protocol, no
+  compression, uvloop when installed). ``Authorization: Bearer <key>`` is checked during
+  the handshake (unknown key: HTTP 401); ``?cancel_on_disconnect=true`` on the URL sets
+  that option for the connection (``handshake``).
+- API keys are looked up in the repository on a worker thread (``auth``), never on the
+  loop; the key mapped to ``ADMIN_ACCOUNT`` makes an admin session.
+- Frames are handled synchronously as they are parsed: the commands of one read go to
+  the command ring in one write, the replies to the socket in one write, without awaiting
+  anything. Events are pushed the same way by the pump (``pump``); ``fanout`` holds the
+  queues, the subscriptions and the slow-consumer rule. docs/gateway.md walks both paths.
 - A full command ring is waited on for ``RING_PATIENCE_S``, then the request is answered
   ``overloaded``; nothing ever blocks the loop.
-- AUDIT records (connect, login, auth failure, abusive close, disconnect) go to the
-  trade queue from a worker thread, in small batches.
-- Stops when ``stop_event`` is set or the parent process dies: stops accepting, closes
-  every connection with 1001 (their cancel-on-disconnect commands are written), flushes
-  the audit records and closes the rings.
-- Per-connection limits are the protocol's defaults (docs/protocol.md section 7); an
-  operator (or a benchmark) may change them with the environment variable
-  ``RINGEX_SESSION_LIMITS``, e.g. ``rate_per_s=100000,burst=100000``.
-  ``RINGEX_GATEWAY_WAIT`` (busy_spin, spin_then_sleep, eventfd) overrides the gateways'
-  wait strategy alone, e.g. a busy-spinning engine with gateways that sleep when idle.
+- Budgets (per connection, account and address: ``ringex.protocol.ratelimit``) come from
+  the config's ``[gateway]`` limits.
+- ``stop``: stops accepting, closes every connection with 1001 (their cancel-on-disconnect
+  commands are written), flushes the audit records.
 """
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import ipaddress
 import logging
-import os
 import time
-from collections.abc import Callable, Coroutine
 from http import HTTPStatus
-from typing import Any
-from urllib.parse import parse_qs
 
 import numpy as np
 import orjson
-from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from ringex.config import Config
-from ringex.logs import setup_logging
-from ringex.gateway.auth import KeyLookup
+from ringex.config import Config, GatewayLimits
 from ringex.gateway.audit import AuditLog
-from ringex.gateway.connection import Conn, WsConnection
+from ringex.gateway.auth import KeyLookup
+from ringex.gateway.connection import Connection
+from ringex.gateway.fanout import CLOSE_TIMEOUT_S, Fanout
+from ringex.gateway.handshake import read_upgrade
 from ringex.gateway.pump import EventPump
 from ringex.gateway.pump_wait import make_pump_wait
 from ringex.protocol.actions import (
     Authenticate, Close, Reply, SendCommand, Subscribe, Unsubscribe,
 )
 from ringex.protocol.booksync import BookSync
-from ringex.protocol.codes import CloseCode, ErrorCode
+from ringex.protocol.codes import ERROR_NUMBERS, CloseCode
 from ringex.protocol.feed import MarketFeed
-from ringex.config import GatewayLimits
 from ringex.protocol.ratelimit import Budgets
 from ringex.protocol.session import Session, session_number
-from ringex.protocol.codes import ERROR_NUMBERS
+from ringex.records import COMMAND, AuditKind
 from ringex.ring.broadcast import BroadcastRing
-from ringex.records import COMMAND, EVENT, AuditKind
 from ringex.ring.spsc import SpscRing
 
 log = logging.getLogger("ringex.gateway")
 
 RING_PATIENCE_S = 0.005           # wait this long for command-ring room, then `overloaded`
 INTERNAL_PATIENCE_S = 2.0         # ... for the gateway's own and disconnect commands
-CLOSE_TIMEOUT_S = 2.0             # closing handshake
-HOUSEKEEPING_S = 0.02             # stop-event / parent checks, audit flushes
+KEEPALIVE_TIMEOUT_S = 20.0        # a ping unanswered this long: the client is closed
 MAX_BACKLOG = 256                 # frames held during an async step before reading pauses
 MAX_CONNECTION = 0xFFFFFE         # connection numbers 1 .. MAX_CONNECTION
 OWN_CONNECTION = 0xFFFFFF         # the gateway's own session (book queries): session 0
@@ -91,19 +75,22 @@ class Gateway:
         self.limits = limits
         self.cmd, self.evt, self.md_ring = cmd, evt, md
         self.keys = keys
-        self.conns: dict[int, Conn] = {}
-        self._subs: dict[tuple[str, str], set[Conn]] = {}
-        self._dirty: list[Conn] = []
+        self.conns: dict[int, Connection] = {}        # open, by session number
+        self.sockets: set[Connection] = set()         # every socket, handshake or not
         self._next_number = 0
         self._tasks: set[asyncio.Task] = set()
         self._cmd_signal = wakeups.get("cmd") if wakeups else None
         self.feed = MarketFeed(config)
         self.sync = BookSync(self.feed, session_number(index, OWN_CONNECTION))
-        self.pump = EventPump(evt, md.reader(), self.feed, self.sync, self,
-                              make_pump_wait(wait_strategy, wakeups, evt.data_gate))
         self.audit = AuditLog(queue, index)
         self.budgets = Budgets(limits)
-        self._server: Server | None = None
+        self.fanout = Fanout(self.feed, limits, self.audit)
+        # what the pump calls (EventPump's ``router``)
+        self.subscribers, self.queue = self.fanout.subscribers, self.fanout.queue
+        self.flush, self.book_loaded = self.fanout.flush, self.fanout.book_loaded
+        self.pump = EventPump(evt, md.reader(), self.feed, self.sync, self,
+                              make_pump_wait(wait_strategy, wakeups, evt.data_gate))
+        self._server: asyncio.Server | None = None
         self._pump_task: asyncio.Task | None = None
 
     # ================================================================ lifecycle
@@ -111,12 +98,9 @@ class Gateway:
         """Load the books from the engine, start the pump and listen."""
         self.write_internal(self.sync.request(self.feed.symbol_ids))
         self._pump_task = asyncio.create_task(self.pump.run(), name="ringex-pump")
-        self._server = await serve(
-            _handler, host, port, compression=None, reuse_port=True,
-            process_request=self._handshake, create_connection=WsConnection,
-            max_size=4 * self.limits.max_frame_bytes, max_queue=64,
-            close_timeout=CLOSE_TIMEOUT_S, ping_interval=20, ping_timeout=20,
-            server_header="ringex")
+        max_frame = 4 * self.limits.max_frame_bytes   # the session refuses above 1x itself
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: Connection(self, max_frame), host, port, reuse_port=True)
 
     @property
     def port(self) -> int:
@@ -128,9 +112,18 @@ class Gateway:
         """Close every connection (1001), deliver their disconnect commands, stop the
         pump, flush the audit records."""
         if self._server is not None:
-            self._server.close(close_connections=True, code=CloseCode.GOING_AWAY,
-                               reason="gateway shutting down")
-            await self._server.wait_closed()
+            self._server.close()                       # no new connections
+        for conn in list(self.sockets):
+            if conn.open and not conn.closed:
+                conn.out.clear()
+                conn.close_now(CloseCode.GOING_AWAY, "gateway shutting down", CLOSE_TIMEOUT_S)
+            else:
+                conn.abort()
+        deadline = time.monotonic() + CLOSE_TIMEOUT_S + 1.0
+        while (self.sockets or self._tasks) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        for conn in list(self.sockets):
+            conn.abort()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         self.pump.stop()
@@ -140,60 +133,72 @@ class Gateway:
         self.pump.wait.close()
         self.keys.close()
 
+    def keepalive(self) -> None:
+        """Ping every open client; close one whose previous ping is still unanswered
+        after KEEPALIVE_TIMEOUT_S (it is dead or does not read: a slow consumer)."""
+        now = time.monotonic_ns()
+        for conn in list(self.conns.values()):
+            if conn.closed or not conn.open:
+                continue
+            if conn.ping_sent_ns and now - conn.ping_sent_ns > KEEPALIVE_TIMEOUT_S * 1e9:
+                self.fanout.close_slow(conn, "no answer to pings")
+            elif not conn.ping_sent_ns:
+                conn.ping(now)
+
     def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    # ================================================================ handshake
-    async def _handshake(self, ws: ServerConnection, request: Request) -> Response | None:
-        """``process_request``: path, query options, the Bearer key; then the
-        connection is registered and its frames go to ``_on_frames``."""
-        assert isinstance(ws, WsConnection)           # serve(create_connection=WsConnection)
-        path, _, query = request.path.partition("?")
-        if path != "/ws":
-            return ws.respond(HTTPStatus.NOT_FOUND, "not found: connect to /ws\n")
-        cod = False
-        for name, values in parse_qs(query, keep_blank_values=True).items():
-            if name != "cancel_on_disconnect" or values[-1] not in ("true", "false", "1", "0"):
-                return ws.respond(HTTPStatus.BAD_REQUEST, f"bad query parameter {name!r}: "
-                                  "only cancel_on_disconnect=true|false\n")
-            cod = values[-1] in ("true", "1")
-        addr, port = _peer(ws)
+    # ================================================================ connections
+    def on_connect(self, conn: Connection) -> None:
+        self.sockets.add(conn)
+
+    async def handshake(self, conn: Connection, request: Request) -> Response | None:
+        """The upgrade request of ``conn``: its path, query options and Bearer key, its
+        address's budget; None accepts it (the connection is registered), a Response
+        refuses it."""
+        upgrade = read_upgrade(request)
+        if upgrade.refusal is not None:
+            return conn.respond(*upgrade.refusal)
+        addr, port = conn.addr, conn.port
         budget = self.budgets.address(addr, time.perf_counter_ns())
         if budget.connections >= self.limits.ip_connections:
-            return ws.respond(HTTPStatus.TOO_MANY_REQUESTS, "too many connections from your "
-                              f"address (at most {self.limits.ip_connections})\n")
+            return conn.respond(HTTPStatus.TOO_MANY_REQUESTS, "too many connections from "
+                                f"your address (at most {self.limits.ip_connections})\n")
         number = self._new_number()
         sid = session_number(self.index, number)
-        session = Session(self.config, sid, limits=self.limits, cancel_on_disconnect=cod,
+        session = Session(self.config, sid, limits=self.limits,
+                          cancel_on_disconnect=upgrade.cancel_on_disconnect,
                           budgets=self.budgets, address=addr)
-        header = request.headers.get("Authorization")
-        if header is not None:
+        if upgrade.api_key is not None:
             wait_ms = session.login_backoff_ms(time.perf_counter_ns())
             if wait_ms:
-                return ws.respond(HTTPStatus.TOO_MANY_REQUESTS, "too many failed logins from "
-                                  f"your address; retry in {wait_ms} ms\n")
-            scheme, _, key = header.partition(" ")
-            found = None
-            if scheme.lower() == "bearer" and key.strip():
-                found = await self.keys.lookup(key.strip())
+                return conn.respond(HTTPStatus.TOO_MANY_REQUESTS, "too many failed logins "
+                                    f"from your address; retry in {wait_ms} ms\n")
+            found = await self.keys.lookup(upgrade.api_key) if upgrade.api_key else None
             if found is None:
                 budget.login_failures.try_take(time.perf_counter_ns())
                 self.audit.record(AuditKind.AUTH_FAILED, sid, 0, addr, port,
-                                ERROR_NUMBERS["auth_failed"])
-                return ws.respond(HTTPStatus.UNAUTHORIZED, "unknown api key\n")
+                                  ERROR_NUMBERS["auth_failed"])
+                return conn.respond(HTTPStatus.UNAUTHORIZED, "unknown api key\n")
             session.authenticated(*found)
-        conn = Conn(ws, session, number, addr, port)
+        conn.session, conn.number = session, number
         budget.connections += 1
         self.conns[sid] = conn
-        ws.sink = lambda frames: self._on_frames(conn, frames)
-        ws.on_lost = lambda: self._spawn(self._gone(conn))
         self.audit.record(AuditKind.CONNECT, sid, 0, addr, port)
         if session.account is not None:
             self.audit.record(AuditKind.LOGIN, sid, session.account, addr, port)
         return None
+
+    def on_refused(self, conn: Connection) -> None:
+        """The handshake of ``conn`` was refused: the socket closes, nothing to undo."""
+
+    def on_lost(self, conn: Connection) -> None:
+        self.sockets.discard(conn)
+        if conn.session is not None and conn.session.session_id in self.conns:
+            self._spawn(self._gone(conn))
 
     def _new_number(self) -> int:
         for _ in range(MAX_CONNECTION):
@@ -202,7 +207,7 @@ class Gateway:
                 return self._next_number
         raise RuntimeError("no free connection number")
 
-    async def _gone(self, conn: Conn) -> None:
+    async def _gone(self, conn: Connection) -> None:
         """The socket is closed: unregister, deliver the cancel-on-disconnect command."""
         if conn.closed:
             return
@@ -212,31 +217,29 @@ class Gateway:
         session = conn.session
         self.conns.pop(session.session_id, None)
         self.budgets.address(conn.addr, time.perf_counter_ns()).connections -= 1
-        for key in session.subscriptions:
-            self._subs.get(key, set()).discard(conn)
-        conn.out.clear()
+        self.fanout.forget(conn)
         conn.backlog = None
         records = [a.record for a in session.disconnected() if type(a) is SendCommand]
         if records and not await self._write(records, INTERNAL_PATIENCE_S):
             log.error("gateway: command ring full; cancel-on-disconnect of session %#x lost",
                       session.session_id)
         self.audit.record(AuditKind.DISCONNECT, session.session_id, session.account or 0,
-                        conn.addr, conn.port)
+                          conn.addr, conn.port)
 
     # ================================================================ frames -> actions
-    def _on_frames(self, conn: Conn, frames: list) -> None:
+    def on_frames(self, conn: Connection, frames: list) -> None:
         """Every data frame of one TCP read (called from ``data_received``)."""
         if conn.backlog is not None:                 # an async step is running
             conn.backlog.extend(frames)
             if len(conn.backlog) > MAX_BACKLOG:
-                conn.ws.transport.pause_reading()
+                conn.pause("backlog")
             return
         try:
             self._run(conn, frames, [])
         except Exception:
             self._internal_error(conn)
 
-    def _run(self, conn: Conn, frames: list, pending: list) -> None:
+    def _run(self, conn: Connection, frames: list, pending: list) -> None:
         """Feed ``frames`` to the session and carry out the actions in order
         (docs/protocol.md section 8). Commands are gathered in ``pending`` (one list of
         records per request) and written together; a step that must wait (a key lookup,
@@ -262,11 +265,12 @@ class Gateway:
                 if type(a) is SendCommand:
                     records.append(a.record)
                 elif type(a) is Reply:
-                    self.queue(conn, orjson.dumps(a.message))
+                    self.fanout.queue(conn, orjson.dumps(a.message))
                 elif type(a) is Subscribe:
-                    self._subscribe(conn, a.channel, a.symbol)
+                    self.pump.catch_up()   # a snapshot no older than what was published
+                    self.fanout.subscribe(conn, a.channel, a.symbol)
                 elif type(a) is Unsubscribe:
-                    self._subs.get((a.channel, a.symbol), set()).discard(conn)
+                    self.fanout.unsubscribe(conn, a.channel, a.symbol)
                 elif type(a) is Close:
                     self._abusive(conn, a, actions, pending + ([records] if records else []))
                     return
@@ -281,21 +285,21 @@ class Gateway:
         if pending and not self._write_now([r for group in pending for r in group]):
             self._suspend(conn, self._write_groups(conn, pending))
             return
-        self._send(conn)
+        self.fanout.send(conn)
 
-    def _suspend(self, conn: Conn, coro) -> None:
+    def _suspend(self, conn: Connection, coro) -> None:
         """Run ``coro`` before any later frame of ``conn`` (they wait in its backlog)."""
         conn.backlog = []
-        self._send(conn)
+        self.fanout.send(conn)
         conn.task = self._spawn(self._resume(conn, coro))
 
-    async def _resume(self, conn: Conn, coro) -> None:
+    async def _resume(self, conn: Connection, coro) -> None:
         try:
             leftover = await coro
             while not conn.closed and (leftover or conn.backlog):
                 frames = (leftover or []) + (conn.backlog or [])
                 conn.backlog = None
-                conn.ws.transport.resume_reading()
+                conn.resume("backlog")
                 self._run(conn, frames, [])
                 if conn.backlog is not None:         # suspended again: that task resumes
                     return
@@ -305,9 +309,9 @@ class Gateway:
             return
         if not conn.closed:
             conn.backlog = None
-            conn.ws.transport.resume_reading()
+            conn.resume("backlog")
 
-    async def _login(self, conn: Conn, api_key: str, after: list, pending: list,
+    async def _login(self, conn: Connection, api_key: str, after: list, pending: list,
                      rest: list) -> list:
         """The key lookup of a ``login``, then the actions after it; returns ``rest``,
         the frames of the same read still to process."""
@@ -322,26 +326,26 @@ class Gateway:
                             conn.port, ERROR_NUMBERS["auth_failed"])
         for a in more + after:
             if type(a) is Reply:
-                self.queue(conn, orjson.dumps(a.message))
+                self.fanout.queue(conn, orjson.dumps(a.message))
             elif type(a) is Close:
                 self._abusive(conn, a, more, pending)
                 return []
         if pending:
             await self._write_groups(conn, pending)
-        self._send(conn)
+        self.fanout.send(conn)
         return rest
 
-    async def _write_groups(self, conn: Conn, groups: list) -> list:
+    async def _write_groups(self, conn: Connection, groups: list) -> list:
         """Write each request's records, waiting up to RING_PATIENCE_S for room; a
         request that still finds none is answered ``overloaded``."""
         for records in groups:
             if not await self._write(records, RING_PATIENCE_S):
                 for r in conn.session.commands_refused(records):
-                    self.queue(conn, orjson.dumps(r.message))
-        self._send(conn)
+                    self.fanout.queue(conn, orjson.dumps(r.message))
+        self.fanout.send(conn)
         return []
 
-    def _abusive(self, conn: Conn, close: Close, actions: list, pending: list) -> None:
+    def _abusive(self, conn: Connection, close: Close, actions: list, pending: list) -> None:
         """The session closes the connection (flood, oversized or binary frame, failed
         logins): commands before it still go out, then the error and the close frame."""
         if pending:
@@ -355,41 +359,13 @@ class Gateway:
                         ERROR_NUMBERS.get(codes[-1], 0) if codes else 0)
         conn.close_now(close.code, close.reason, CLOSE_TIMEOUT_S)
 
-    def _internal_error(self, conn: Conn) -> None:
+    def _internal_error(self, conn: Connection) -> None:
         log.exception("gateway: internal error on connection %d", conn.number)
         conn.out.clear()
         conn.close_now(CloseCode.INTERNAL_ERROR, "internal error", CLOSE_TIMEOUT_S)
 
-    def _subscribe(self, conn: Conn, channel: str, symbol: str) -> None:
-        # the pump may be idle and a few market-data records behind: a snapshot must not
-        # be older than what was published before the request arrived
-        self.pump.catch_up()
-        self._subs.setdefault((channel, symbol), set()).add(conn)
-        if channel == "book" and not self.feed.syncing(symbol):
-            self.queue(conn, self.feed.snapshot_frame(symbol))
-        # while the book is loading, the snapshot follows in book_loaded()
 
-    # ================================================================ pump callbacks
-    def subscribers(self, channel: str, symbol: str):
-        return self._subs.get((channel, symbol))
-
-    def queue(self, conn: Conn, frame: bytes) -> None:
-        if not conn.out:
-            self._dirty.append(conn)
-        conn.out.append(frame)
-
-    def flush(self) -> None:
-        dirty, self._dirty = self._dirty, []
-        for conn in dirty:
-            self._send(conn)
-
-    def book_loaded(self, symbol: str) -> None:
-        conns = self._subs.get(("book", symbol))
-        if conns:
-            data = self.feed.snapshot_frame(symbol)
-            for conn in conns:
-                self.queue(conn, data)
-
+    # ================================================================ command ring
     def write_internal(self, records: list[np.ndarray]) -> None:
         if records and not self._write_now(records):
             self._spawn(self._write_or_log(records))
@@ -397,22 +373,6 @@ class Gateway:
     async def _write_or_log(self, records: list[np.ndarray]) -> None:
         if not await self._write(records, INTERNAL_PATIENCE_S):
             log.error("gateway: command ring full; book query lost")
-
-    # ================================================================ I/O primitives
-    def _send(self, conn: Conn) -> None:
-        """Write ``conn``'s queued frames now; close a client that does not read."""
-        if conn.out and not conn.flush(self.limits.max_output_bytes) and not conn.closed:
-            actions = conn.session.close(CloseCode.TRY_AGAIN_LATER, ErrorCode.SLOW_CONSUMER,
-                                         "too slow: the output buffer is full")
-            for a in actions:
-                if type(a) is Reply:
-                    conn.out.append(orjson.dumps(a.message))
-            self.audit.record(AuditKind.CLOSED_ABUSE, conn.session.session_id,
-                            conn.session.account or 0, conn.addr, conn.port,
-                            ERROR_NUMBERS["slow_consumer"])
-            close = actions[-1]
-            assert type(close) is Close                 # session.close() ends with it
-            conn.close_now(close.code, close.reason, CLOSE_TIMEOUT_S)
 
     def _write_now(self, records: list[np.ndarray]) -> bool:
         k = len(records)
@@ -437,81 +397,3 @@ class Gateway:
             if self._write_now(records):
                 return True
         return False
-
-
-def limits_from_env(text: str | None = None,
-                    base: GatewayLimits = GatewayLimits()) -> GatewayLimits:
-    """``base`` (the config's ``[gateway]``) with the overrides of ``RINGEX_SESSION_LIMITS``
-    (``name=int,...``; for benchmarks)."""
-    text = os.environ.get("RINGEX_SESSION_LIMITS", "") if text is None else text
-    changes = {}
-    names = {f.name for f in dataclasses.fields(GatewayLimits)}
-    for item in filter(None, (p.strip() for p in text.split(","))):
-        name, _, value = item.partition("=")
-        if name.strip() not in names or not value.strip().isdigit():
-            raise ValueError(f"RINGEX_SESSION_LIMITS: bad item {item!r}; "
-                             f"use name=integer with a name of {sorted(names)}")
-        changes[name.strip()] = int(value)
-    return dataclasses.replace(base, **changes)
-
-
-async def _handler(ws: ServerConnection) -> None:
-    """websockets' per-connection handler: frames arrive through the sink, so it only
-    waits for the end (cleanup runs from ``connection_lost``)."""
-    await ws.wait_closed()
-
-
-def _peer(ws: ServerConnection) -> tuple[bytes, int]:
-    try:
-        host, port = ws.remote_address[:2]
-        return ipaddress.ip_address(host).packed, int(port)
-    except Exception:
-        return b"", 0
-
-
-# ==================================================================== entry point
-def run_gateway(index: int, ring_names: dict[str, str], config_path: str | None,
-                db_url: str, host: str, port: int, data_dir: str, queue,
-                stop_event, wait_strategy: str, ready_event=None,
-                wakeups: dict | None = None) -> None:
-    """Run gateway ``index`` until ``stop_event`` is set (docs/architecture.md section 4)."""
-    run: Callable[[Coroutine[Any, Any, None]], None]
-    try:
-        import uvloop
-        run = uvloop.run
-    except ImportError:                      # pragma: no cover
-        run = asyncio.run
-    setup_logging()
-    config = Config.load(config_path)
-    main = _serve(index, ring_names, config, db_url, host, port, data_dir, queue,
-                  stop_event, wait_strategy, ready_event, wakeups)
-    run(main)
-
-
-async def _serve(index, ring_names, config, db_url, host, port, data_dir, queue, stop_event,
-                 wait_strategy, ready_event, wakeups) -> None:
-    parent = os.getppid()
-    cmd = SpscRing.attach(ring_names["cmd"], COMMAND, role="producer")
-    evt = SpscRing.attach(ring_names["evt"], EVENT, role="consumer")
-    md = BroadcastRing.attach(ring_names["md"], EVENT)
-    keys = KeyLookup(db_url, data_dir)
-    wait_strategy = os.environ.get("RINGEX_GATEWAY_WAIT") or wait_strategy
-    gw = Gateway(index, config, cmd, evt, md, keys, queue, wait_strategy=wait_strategy,
-                 wakeups=wakeups, limits=limits_from_env(base=config.gateway))
-    try:
-        await gw.start(host, port)
-        log.info("gateway %d listening on ws://%s:%d/ws", index, host, port)
-        if ready_event is not None:
-            ready_event.set()
-        while not stop_event.is_set():
-            if os.getppid() != parent:
-                log.error("gateway %d: the supervisor died; stopping", index)
-                break
-            await asyncio.sleep(HOUSEKEEPING_S)
-            gw.audit.flush()
-        await gw.stop()
-    finally:
-        del gw
-        cmd.close()
-        evt.close()
-        md.close()

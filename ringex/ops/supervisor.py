@@ -53,7 +53,7 @@ from ringex.storage.writer import WriterOptions, WriterProcess
 
 log = logging.getLogger("ringex.ops.supervisor")
 
-GATEWAY_ENTRY = "ringex.gateway.server:run_gateway"
+GATEWAY_ENTRY = "ringex.gateway.process:run_gateway"
 DEMO_ENTRY = "ringex.ops.demo:run_demo"
 RING_CAPACITY = 1 << 16          # command and event rings, records
 MD_CAPACITY = 1 << 18            # market-data broadcast ring, records

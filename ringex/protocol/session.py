@@ -66,6 +66,16 @@ class State(IntEnum):
     CLOSED = 3
 
 
+def _req_id_of(data: str | bytes) -> object:
+    """The valid ``req_id`` of a frame, or None (not JSON, not an object, none, bad)."""
+    try:
+        msg = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    req_id = msg.get("req_id") if type(msg) is dict else None
+    return req_id if req_id is not None and rq.valid_req_id(req_id) else None
+
+
 class Session:
     """Protocol state of one connection. Public, read-only for the adapter:
 
@@ -136,15 +146,12 @@ class Session:
             if self._bucket.flooding:
                 return self._close(CloseCode.POLICY_VIOLATION, E.RATE_LIMITED,
                                    "rate limit exceeded")
+            # the refusal names the request it answers: a client waiting for a reply must
+            # not wait for good (parsing costs little: frames are small, floods are closed)
             return [Reply(error(E.RATE_LIMITED, f"more than {self.limits.rate_per_s} "
                                 "messages per second; this one was dropped",
-                                limit="messages", retry_after_ms=self._bucket.retry_after_ms(now)))]
-        shared = self._shared
-        if shared is not None and not shared.try_take(now):
-            who = "your account" if self._shared_limit == "account" else "your address"
-            return [Reply(error(E.RATE_LIMITED, f"{who} sends more messages than its budget; "
-                                "this one was dropped", limit=self._shared_limit,
-                                retry_after_ms=shared.retry_after_ms(now)))]
+                                _req_id_of(data), limit="messages",
+                                retry_after_ms=self._bucket.retry_after_ms(now)))]
         try:
             msg = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -155,6 +162,12 @@ class Session:
         if req_id is not None and not rq.valid_req_id(req_id):
             return [Reply(error(E.BAD_REQUEST, "req_id must be an integer or a string of at "
                                 f"most {rq.MAX_REQ_ID_CHARS} characters"))]
+        shared = self._shared
+        if shared is not None and not shared.try_take(now):
+            who = "your account" if self._shared_limit == "account" else "your address"
+            return [Reply(error(E.RATE_LIMITED, f"{who} sends more messages than its budget; "
+                                "this one was dropped", req_id, limit=self._shared_limit,
+                                retry_after_ms=shared.retry_after_ms(now)))]
         try:
             return self._dispatch(msg, req_id, now)
         except Refused as r:

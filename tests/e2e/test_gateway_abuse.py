@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from ringex.client import ClientError, connect
 from ringex.config import GatewayLimits
 from tests.e2e.live_exchange import LiveExchange
 from tests.e2e.live_fixtures import Raw, funded, run
@@ -51,25 +52,28 @@ def test_a_snapshot_flood_is_throttled_and_does_not_stall_others(exchange):
         maker = await _deep_book(exchange)
         attackers = [await Raw.open(exchange.url) for _ in range(4)]   # not logged in
         sub = {"op": "subscribe", "channel": "book", "symbol": "ETH-USD", "resync": True}
+        counts = [[0, 0] for _ in attackers]         # per attacker: snapshots, refusals
         stop = asyncio.Event()
 
-        async def flood(a: Raw) -> tuple[int, int]:
-            snapshots = refused = 0
+        def count(i: int, msgs: list[dict]) -> None:
+            for m in msgs:
+                counts[i][0] += m["type"] == "book_snapshot"
+                counts[i][1] += m.get("limit") == "book_snapshots"
+
+        async def flood(i: int, a: Raw) -> None:
             while not stop.is_set():
                 await a.send(sub)
-                for m in await a.quiet(0.01):        # 100 subscribes a second at most
-                    snapshots += m["type"] == "book_snapshot"
-                    refused += m.get("limit") == "book_snapshots"
-            for m in await a.quiet(0.5):
-                snapshots += m["type"] == "book_snapshot"
-                refused += m.get("limit") == "book_snapshots"
-            return snapshots, refused
+                count(i, await a.quiet(0.01))        # 100 subscribes a second at most
+            count(i, await a.quiet(0.5))
 
         started = time.monotonic()
-        tasks = [asyncio.create_task(flood(a)) for a in attackers]
+        tasks = [asyncio.create_task(flood(i, a)) for i, a in enumerate(attackers)]
         replies = await _victim_places(exchange, 30)
+        deadline = time.monotonic() + 30             # until every attacker is refused
+        while not all(r for _, r in counts) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         stop.set()
-        counts = await asyncio.gather(*tasks)
+        await asyncio.gather(*tasks)
         elapsed = time.monotonic() - started
         assert [r["type"] for r in replies] == ["ack", "cancelled"] * 30
         allowed = LIMITS.snapshot_burst + elapsed * LIMITS.snapshots_per_min / 60 + 1
@@ -148,3 +152,30 @@ def test_login_spraying_from_one_address_is_not_checked_past_its_budget(own_exch
         with pytest.raises(Exception, match="429"):
             await Raw.open(own_exchange.url, key)
     run(go(), 120)
+
+
+def test_a_client_past_its_rate_gets_an_answer_to_every_request():
+    """The stall reproduction: a request/reply client a little faster than its limit
+    once got refusals it could not match to its requests, and then no answer at all."""
+    exchange = LiveExchange(env={"RINGEX_SESSION_LIMITS": "rate_per_s=200,burst=50"}).start()
+
+    async def go():
+        c = await connect(exchange.url, timeout=5)
+        outcomes: dict[str, int] = {}
+        for _ in range(600):                            # flat out, pausing when told
+            try:
+                await c.ping()
+                outcome = "pong"
+            except ClientError as exc:
+                outcome = exc.code
+                if exc.reply and "retry_after_ms" in exc.reply:   # as told: wait, go on
+                    await asyncio.sleep(exc.reply["retry_after_ms"] / 1000)
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        await c.close()
+        return outcomes
+    try:
+        outcomes = run(go(), 60)
+        assert set(outcomes) == {"pong", "rate_limited"}, outcomes   # never "timeout"
+        assert outcomes["rate_limited"] > 0 and outcomes["pong"] >= 50
+    finally:
+        assert exchange.close() == 0 and not exchange.leftovers, exchange.log_tail()

@@ -8,11 +8,12 @@ import time
 import pytest
 from websockets.frames import Frame, Opcode
 from websockets.protocol import Protocol, Side, State
+from websockets.server import ServerProtocol
 
 from ringex.errors import ConfigError
 from ringex.gateway.auth import KeyLookup
-from ringex.gateway.server import limits_from_env
-from ringex.gateway.connection import Conn, _text_frame
+from ringex.gateway.process import limits_from_env
+from ringex.gateway.connection import Connection, text_frame
 from ringex.gateway.pump_wait import (
     BusySpinPumpWait, SleepThreadPumpWait, make_pump_wait,
 )
@@ -25,11 +26,11 @@ def test_text_frames_are_what_websockets_would_send(n):
     proto = Protocol(Side.SERVER, state=State.OPEN)
     payload = b"x" * n
     proto.send_text(payload)
-    assert _text_frame(payload) == b"".join(proto.data_to_send())
+    assert text_frame(payload) == b"".join(proto.data_to_send())
 
 
 def test_fragments_are_assembled_into_one_message():
-    c = Conn(None, None, 1, b"", 0)
+    c = Connection(gateway=None)
     assert c.assemble(Frame(Opcode.TEXT, b'{"op"', fin=False)) is None
     assert c.assemble(Frame(Opcode.CONT, b': "pi', fin=False)) is None
     assert c.assemble(Frame(Opcode.CONT, b'ng"}', fin=True)) == (True, b'{"op": "ping"}')
@@ -131,6 +132,8 @@ from ringex.ring.spsc import SpscRing  # noqa: E402
 
 
 class FakeTransport:
+    """What a Connection writes, kept; server frames are unmasked, so they read back."""
+
     def __init__(self):
         self.data = bytearray()
         self.paused = self.aborted = False
@@ -147,23 +150,24 @@ class FakeTransport:
     def resume_reading(self):
         self.paused = False
 
+    def is_closing(self):
+        return self.aborted
+
+    def can_write_eof(self):
+        return True
+
+    def write_eof(self):
+        pass
+
+    def close(self):
+        pass
+
     def abort(self):
         self.aborted = True
 
-
-class FakeWs:
-    def __init__(self):
-        self.protocol = Protocol(Side.SERVER, state=State.OPEN)
-        self.transport = FakeTransport()
-        self.loop = asyncio.get_running_loop()
-
-    def send_data(self):
-        for d in self.protocol.data_to_send():
-            self.transport.write(d)
-
     def sent(self) -> list[dict]:
-        """The text messages written so far (server frames are unmasked)."""
-        buf, out, i = bytes(self.transport.data), [], 0
+        """The text messages written so far."""
+        buf, out, i = bytes(self.data), [], 0
         while i < len(buf):
             op, n = buf[i] & 0x0F, buf[i + 1] & 0x7F
             j = i + 2
@@ -193,16 +197,19 @@ class Rig:
                           wait_strategy="busy_spin")
 
     def conn(self, account=None, cod=False):
-        ws = FakeWs()
+        """A Connection past its handshake, over a fake transport."""
         s = Session(Config.default(), session_number(0, 1), cancel_on_disconnect=cod)
         if account is not None:
             s.authenticated(account)
-        c = Conn(ws, s, 1, b"", 0)
+        c = Connection(self.gw)
+        c.transport = FakeTransport()
+        c.protocol = ServerProtocol(state=State.OPEN)
+        c.session, c.number = s, 1
         self.gw.conns[s.session_id] = c
         return c
 
     def feed(self, c, *msgs):
-        self.gw._on_frames(c, [Frame(Opcode.TEXT, orjson.dumps(m)) for m in msgs])
+        self.gw.on_frames(c, [Frame(Opcode.TEXT, orjson.dumps(m)) for m in msgs])
 
     def kinds(self) -> list[tuple[int, int]]:
         recs = self.cmd.read(100)
@@ -231,7 +238,7 @@ def test_a_full_command_ring_answers_overloaded_in_order():
             assert c.backlog is not None                  # waiting for room
             rig.feed(c, {"op": "ping", "req_id": "after"})  # must wait its turn
             await _settle()
-            sent = c.ws.sent()
+            sent = c.transport.sent()
             assert [(m["type"], m.get("code"), m["req_id"]) for m in sent] == [
                 ("error", "overloaded", 4), ("error", "overloaded", 5), ("pong", None, "after")]
             assert rig.kinds() == [(CommandKind.NEW, 0)] * 4
@@ -250,14 +257,15 @@ def test_frames_after_a_login_wait_for_its_answer():
             rig.feed(c, {"op": "login", "api_key": "good", "req_id": 1},
                      {**PLACE, "req_id": 2}, {"op": "balances", "req_id": 3})
             rig.feed(c, {"op": "ping", "req_id": 4})
-            assert c.ws.sent() == [] and rig.kinds() == []
+            assert c.transport.sent() == [] and rig.kinds() == []
             await _settle()
-            assert [m["type"] for m in c.ws.sent()] == ["login", "pong"]
+            assert [m["type"] for m in c.transport.sent()] == ["login", "pong"]
             assert rig.kinds() == [(CommandKind.NEW, 0), (CommandKind.QUERY_BALANCES, 0)]
             c2 = rig.conn()
             rig.feed(c2, {"op": "login", "api_key": "bad", "req_id": 1}, {**PLACE, "req_id": 2})
             await _settle()
-            assert [m.get("code") for m in c2.ws.sent()] == ["auth_failed", "not_authenticated"]
+            assert [m.get("code") for m in c2.transport.sent()] == \
+                ["auth_failed", "not_authenticated"]
         finally:
             rig.close()
     asyncio.run(go())
@@ -286,12 +294,63 @@ def test_binary_and_invalid_utf8_frames_close_the_connection():
         rig = Rig()
         try:
             c = rig.conn()
-            rig.gw._on_frames(c, [Frame(Opcode.BINARY, b"\x00")])
-            assert c.ws.sent()[0]["code"] == "binary_frame"
-            assert c.ws.protocol.state is State.CLOSING
+            rig.gw.on_frames(c, [Frame(Opcode.BINARY, b"\x00")])
+            assert c.transport.sent()[0]["code"] == "binary_frame"
+            assert c.protocol.state is State.CLOSING
             c2 = rig.conn()
-            rig.gw._on_frames(c2, [Frame(Opcode.TEXT, b'{"op": "\xff"}')])
-            assert c2.ws.sent() == [] and c2.ws.protocol.state is State.CLOSING
+            rig.gw.on_frames(c2, [Frame(Opcode.TEXT, b'{"op": "\xff"}')])
+            assert c2.transport.sent() == [] and c2.protocol.state is State.CLOSING
+        finally:
+            rig.close()
+    asyncio.run(go())
+
+
+class RecordingGateway:
+    """Stands in for a Gateway: records what the Connection hands over."""
+
+    def __init__(self):
+        self.batches: list[int] = []
+
+    def on_connect(self, conn):
+        pass
+
+    def on_frames(self, conn, frames):
+        self.batches.append(len(frames))
+
+    def on_lost(self, conn):
+        pass
+
+
+def test_a_large_read_is_handed_over_a_bounded_number_of_frames_per_loop_turn():
+    """Fairness: 200 frames in one read reach the gateway 64 at a time, one batch per
+    turn of the event loop, and the socket is not read meanwhile."""
+    async def go():
+        gw = RecordingGateway()
+        conn = Connection(gw)
+        conn.transport = FakeTransport()
+        conn.protocol = ServerProtocol(state=State.OPEN)
+        client = Protocol(Side.CLIENT, state=State.OPEN)
+        for i in range(200):
+            client.send_text(orjson.dumps({"op": "ping", "req_id": i}))
+        conn.data_received(b"".join(client.data_to_send()))
+        assert gw.batches == [64] and conn.transport.paused
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert gw.batches == [64, 64, 64, 8] and not conn.transport.paused
+    asyncio.run(go())
+
+
+def test_a_client_that_does_not_answer_pings_is_a_slow_consumer():
+    async def go():
+        rig = Rig()
+        try:
+            c = rig.conn(account=5)
+            rig.gw.keepalive()                             # first round: a ping
+            assert c.ping_sent_ns and b"\x89" in bytes(c.transport.data)
+            c.ping_sent_ns -= 30 * 10**9                   # ... left unanswered 30 s
+            rig.gw.keepalive()
+            assert c.transport.sent()[-1]["code"] == "slow_consumer"
+            assert c.protocol.state is State.CLOSING
         finally:
             rig.close()
     asyncio.run(go())

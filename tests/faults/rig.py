@@ -50,6 +50,12 @@ def _alive(pid: int) -> bool:
         return False
 
 
+# The traders send one request after another as fast as replies come, which can pass a
+# connection's rate limit; these tests are about faults, not limits.
+UNLIMITED = ("rate_per_s=1000000,burst=1000000,account_rate_per_s=1000000,"
+             "account_burst=1000000")
+
+
 class Run:
     """``ringex run`` as a subprocess, restartable on the same data dir and database."""
 
@@ -78,7 +84,8 @@ class Run:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, cwd=REPO,
-                                         start_new_session=True)
+                                         start_new_session=True,
+                                         env={**os.environ, "RINGEX_SESSION_LIMITS": UNLIMITED})
         self.pgids.add(self.proc.pid)
         run_file = self.data_dir / "ringex.run"
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -43,7 +43,7 @@ def test_should_drop_messages_over_the_rate_and_recover():
     for _ in range(5):
         assert send(s, PING)[0].message["type"] == "pong"
     acts = send(s, {"op": "ping", "req_id": 1})
-    assert err(acts) == "rate_limited" and "req_id" not in acts[0].message
+    assert err(acts) == "rate_limited" and acts[0].message["req_id"] == 1
     clock.advance(0.02)                            # +2 tokens: debt 1 -> balance 1
     assert send(s, PING)[0].message["type"] == "pong"
     assert err(send(s, PING)) == "rate_limited"
@@ -249,3 +249,23 @@ def test_budgets_forget_idle_entries_when_the_tables_grow():
     budgets.account(99, clock())
     budgets.address(b"\x63", clock())
     assert len(budgets._accounts) == 1 and len(budgets._addresses) == 1
+
+
+def test_every_refused_request_is_answered_with_its_req_id():
+    """The gateway stall of the persistence work: a request/reply client a little above its
+    rate got ``rate_limited`` errors without ``req_id`` once its burst was spent (about
+    4 s at 1,250 a second), so it waited for good for replies that never came. Every
+    refusal of a request that names itself must name it back."""
+    clock = FakeClock()
+    lim = GatewayLimits(rate_per_s=1000, burst=1000, account_rate_per_s=1100,
+                        account_burst=1100)
+    s = logged_in(clock=clock, limits=lim, budgets=Budgets(lim), address=b"\x01")
+    limited = 0
+    for i in range(6250):                          # 5 s at 1,250 a second
+        clock.advance(0.0008)
+        (reply,) = send(s, {"op": "ping", "req_id": i})
+        assert reply.message["req_id"] == i            # answered, whatever the answer
+        limited += reply.message["type"] == "error"
+        assert reply.message.get("code", "rate_limited") == "rate_limited"
+    assert limited > 1000 and s.state is not State.CLOSED
+    assert err(send(s, b'{"op": "ping", "req_id": "x"')) in ("rate_limited", "bad_json")

@@ -1,0 +1,90 @@
+"""Frames to clients: each connection's queue and its one socket write per round, the
+subscriptions of every (channel, symbol), book snapshots, and the closing of a client that
+does not read (``slow_consumer``, 1013).
+
+The pump and the frame path queue frames (``queue``) and call ``flush`` (every dirty
+connection) or ``send`` (one) at the end of their round; a frame made once (a market-data
+message, a snapshot) is the same bytes for every subscriber.
+"""
+from __future__ import annotations
+
+import orjson
+
+from ringex.config import GatewayLimits
+from ringex.gateway.audit import AuditLog
+from ringex.gateway.connection import Connection
+from ringex.protocol.actions import Close, Reply
+from ringex.protocol.codes import ERROR_NUMBERS, CloseCode, ErrorCode
+from ringex.protocol.feed import MarketFeed
+from ringex.records import AuditKind
+
+CLOSE_TIMEOUT_S = 2.0             # closing handshake, then the TCP connection is cut
+
+
+class Fanout:
+    def __init__(self, feed: MarketFeed, limits: GatewayLimits, audit: AuditLog):
+        self.feed = feed
+        self.limits = limits
+        self.audit = audit
+        self._subs: dict[tuple[str, str], set[Connection]] = {}
+        self._dirty: list[Connection] = []
+
+    # ------------------------------------------------------------ subscriptions
+    def subscribers(self, channel: str, symbol: str) -> set[Connection] | None:
+        return self._subs.get((channel, symbol))
+
+    def subscribe(self, conn: Connection, channel: str, symbol: str) -> None:
+        """Add ``conn``; a ``book`` subscriber gets the book's snapshot next (or once the
+        book is loaded from the engine: ``book_loaded``). The caller has brought the
+        mirror up to date first (``EventPump.catch_up``)."""
+        self._subs.setdefault((channel, symbol), set()).add(conn)
+        if channel == "book" and not self.feed.syncing(symbol):
+            self.queue(conn, self.feed.snapshot_frame(symbol))
+
+    def unsubscribe(self, conn: Connection, channel: str, symbol: str) -> None:
+        self._subs.get((channel, symbol), set()).discard(conn)
+
+    def forget(self, conn: Connection) -> None:
+        """``conn`` is gone: out of every fan-out, nothing more to send."""
+        for key in conn.session.subscriptions:
+            self._subs.get(key, set()).discard(conn)
+        conn.out.clear()
+
+    def book_loaded(self, symbol: str) -> None:
+        conns = self._subs.get(("book", symbol))
+        if conns:
+            data = self.feed.snapshot_frame(symbol)
+            for conn in conns:
+                self.queue(conn, data)
+
+    # ------------------------------------------------------------ output
+    def queue(self, conn: Connection, frame: bytes) -> None:
+        if not conn.out:
+            self._dirty.append(conn)
+        conn.out.append(frame)
+
+    def flush(self) -> None:
+        """Write every connection's queued frames (one write each)."""
+        dirty, self._dirty = self._dirty, []
+        for conn in dirty:
+            self.send(conn)
+
+    def send(self, conn: Connection) -> None:
+        """Write ``conn``'s queued frames now; close a client that does not read."""
+        if conn.out and not conn.flush(self.limits.max_output_bytes) and not conn.closed:
+            self.close_slow(conn, "too slow: the output buffer is full")
+
+    def close_slow(self, conn: Connection, reason: str) -> None:
+        """``slow_consumer`` and a 1013 close (a client that does not read, or does not
+        answer pings)."""
+        actions = conn.session.close(CloseCode.TRY_AGAIN_LATER, ErrorCode.SLOW_CONSUMER,
+                                     reason)
+        for a in actions:
+            if type(a) is Reply:
+                conn.out.append(orjson.dumps(a.message))
+        self.audit.record(AuditKind.CLOSED_ABUSE, conn.session.session_id,
+                          conn.session.account or 0, conn.addr, conn.port,
+                          ERROR_NUMBERS["slow_consumer"])
+        close = actions[-1]
+        assert type(close) is Close                 # session.close() ends with it
+        conn.close_now(close.code, close.reason, CLOSE_TIMEOUT_S)
