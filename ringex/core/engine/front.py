@@ -134,7 +134,10 @@ class Engine:
         r = self._after(L.step(*self._args, max_idle, max_batches))
         st = self.st
         if st[L.S_GROUP] == 0 and st[L.S_ACC_NC]:
-            if r == L.RET_FLUSH or r == L.RET_IDLE \
+            # not on every idle step: at a trickle of orders the writer would wake for each
+            # one and take the second core from the gateway; a few ms later is harmless
+            # (the journal has them). Before an eventfd block, which may last 50 ms: now.
+            if r == L.RET_FLUSH or (r == L.RET_IDLE and self.wait == "eventfd") \
                     or time.monotonic_ns() - self.last_handoff_ns >= HANDOFF_EVERY_NS:
                 self.hand_off()
         elif r == L.RET_FLUSH:
