@@ -29,11 +29,15 @@ def frame(payload: bytes) -> bytes:
 
 
 class RawWs:
-    def __init__(self, url: str, api_key: str | None = None, timeout: float = 10.0):
+    def __init__(self, url: str, api_key: str | None = None, timeout: float = 10.0,
+                 source: str | None = None):
+        """``source``: the local address to connect from (``127.0.0.2``: another client
+        address on this machine, for the gateway's per-address budgets)."""
         assert url.startswith("ws://")
         hostport, _, path = url[5:].partition("/")
         host, _, port = hostport.rpartition(":")
-        self.sock = socket.create_connection((host, int(port)), timeout)
+        self.sock = socket.create_connection((host, int(port)), timeout,
+                                             (source, 0) if source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         key = base64.b64encode(os.urandom(16)).decode()
         lines = [f"GET /{path} HTTP/1.1", f"Host: {hostport}", "Upgrade: websocket",

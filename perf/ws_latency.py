@@ -12,14 +12,21 @@ measured from its request's *scheduled* send time, so a stall delays every later
 too and shows up in the tail (no coordinated omission). The orders are IOC buys far
 below any ask: the engine acks and cancels each one, the book stays empty.
 
-Prints ``ws_place_ack`` JSON lines (perf/_report.py): p50/p99/p999 in microseconds per
-offered rate. Target: p50 <= 150 us. The engine's wait strategy is ``--wait`` (busy:
-the engine spins on a core of its own, the lowest latency); ``--gateway-wait`` sets the
-gateway's separately (RINGEX_GATEWAY_WAIT).
+In the same run, the same client and schedule against a raw websockets + uvloop echo
+server on this machine (the floor any Python WebSocket service starts from): ``ws_echo``
+lines, and each ``ws_place_ack`` line carries ``vs_echo_p50`` (its p50 over the echo's at
+that rate).
+
+Prints JSON lines (perf/_report.py): p50/p99/p999 in microseconds per offered rate.
+Targets: ringex p50 <= 1.4 x the echo p50, p99 <= 1 ms. The engine's wait strategy is
+``--wait`` (busy: the engine spins on a core of its own, the lowest latency);
+``--gateway-wait`` sets the gateway's separately (RINGEX_GATEWAY_WAIT).
 """
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import socket
 import sys
 import threading
 import time
@@ -49,13 +56,39 @@ def _ack_id(msg: bytes) -> int | None:
     return orjson.loads(msg)["req_id"] if msg.startswith(b'{"type":"ack"') else None
 
 
-def measure(url: str, key: str, rate: float, seconds: float, warmup: int = 300) -> np.ndarray:
-    """Latencies (ns) of ``rate * seconds`` acks, from each request's scheduled time."""
-    ws = RawWs(url, key)
+def _echo_id(msg: bytes) -> int | None:
+    return orjson.loads(msg)["req_id"]
+
+
+def _echo_server(port: int, ready) -> None:
+    """A raw websockets + uvloop echo server (the process of the floor measurement)."""
+    import asyncio
+
+    import uvloop
+    from websockets.asyncio.server import serve
+
+    async def handler(ws) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    async def main() -> None:
+        async with serve(handler, "127.0.0.1", port, compression=None):
+            ready.set()
+            await asyncio.Future()
+
+    uvloop.run(main())
+
+
+def measure(url: str, key: str | None, rate: float, seconds: float, warmup: int = 300,
+            answer=_ack_id, source: str | None = None) -> np.ndarray:
+    """Latencies (ns) of ``rate * seconds`` answers (``answer(msg)``: the request number a
+    message answers, or None), from each request's scheduled time; ``source``: the local
+    address to connect from."""
+    ws = RawWs(url, key, source=source)
     try:
         for k in range(warmup):                       # closed loop: warm every path
             ws.send(_place(-1 - k))
-            while -1 - k not in [_ack_id(m) for m in ws.recv(10)[1]]:
+            while -1 - k not in [answer(m) for m in ws.recv(10)[1]]:
                 pass
         n = int(rate * seconds)
         frames = [_place(k) for k in range(n)]
@@ -79,7 +112,7 @@ def measure(url: str, key: str, rate: float, seconds: float, warmup: int = 300) 
         while got < n and time.monotonic() < deadline and not ws.closed:
             now, msgs = ws.recv(5)
             for m in msgs:
-                k = _ack_id(m)
+                k = answer(m)
                 if k is not None and k >= 0:
                     lat[k] = now - due[k]
                     got += 1
@@ -107,13 +140,32 @@ def main() -> None:
     env = {"RINGEX_SESSION_LIMITS": UNLIMITED}
     if a.gateway_wait != "same":
         env["RINGEX_GATEWAY_WAIT"] = a.gateway_wait
+    echo_p50 = {}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Event()
+    echo = ctx.Process(target=_echo_server, args=(port, ready), daemon=True)
+    echo.start()
+    try:
+        ready.wait(30)
+        for rate in rates:
+            lat = measure(f"ws://127.0.0.1:{port}/", None, rate, seconds, answer=_echo_id)
+            echo_p50[rate] = float(np.percentile(lat, 50))
+            emit_latency("ws_echo", lat, unit="us", rate=rate, seconds=seconds, **machine())
+    finally:
+        echo.kill()
+        echo.join(5)
     with LiveExchange(gateways=1, wait=a.wait, env=env) as ex:
         key = ex.add_account("bench")
         admin_transfer(ex.url, ex.admin_key, "deposit", ex.accounts["bench"], "USD", "1000000")
         for rate in rates:
             lat = measure(ex.url, key, rate, seconds)
             emit_latency("ws_place_ack", lat, unit="us", rate=rate, seconds=seconds,
-                         wait=a.wait, gateway_wait=a.gateway_wait, **machine())
+                         wait=a.wait, gateway_wait=a.gateway_wait,
+                         vs_echo_p50=round(float(np.percentile(lat, 50)) / echo_p50[rate], 2),
+                         **machine())
 
 
 if __name__ == "__main__":
