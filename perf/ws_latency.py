@@ -41,9 +41,8 @@ import orjson  # noqa: E402
 from perf._report import emit_latency, machine  # noqa: E402
 from perf._wsraw import RawWs, frame, precise_sleep_slack  # noqa: E402
 from ringex.client import admin_transfer  # noqa: E402
-from tests.e2e.live_exchange import LiveExchange  # noqa: E402
+from tests.e2e.live_exchange import UNLIMITED, LiveExchange  # noqa: E402
 
-UNLIMITED = "rate_per_s=1000000,burst=1000000,max_pending=100000"
 
 
 def _place(k: int) -> bytes:

@@ -35,9 +35,8 @@ import orjson  # noqa: E402
 from perf._report import emit_throughput, machine  # noqa: E402
 from perf._wsraw import RawWs, frame  # noqa: E402
 from ringex.client import admin_transfer  # noqa: E402
-from tests.e2e.live_exchange import LiveExchange  # noqa: E402
+from tests.e2e.live_exchange import UNLIMITED, LiveExchange  # noqa: E402
 
-UNLIMITED = "rate_per_s=10000000,burst=10000000,max_pending=1000000"
 REPLY_PREFIXES = (b'{"type":"ack"', b'{"type":"reject"', b'{"type":"cancelled"')
 REJECT = b'{"type":"reject"'
 

@@ -24,6 +24,11 @@ from pathlib import Path
 from ringex.storage.stores import open_repository
 from tests.e2e.procs import descendants
 
+# RINGEX_SESSION_LIMITS for benchmarks and fault tests, whose clients send as fast as
+# replies come: every per-connection and per-account budget out of the way
+UNLIMITED = ("rate_per_s=10000000,burst=10000000,max_pending=1000000,"
+             "account_rate_per_s=10000000,account_burst=10000000")
+
 START_TIMEOUT_S = 280.0       # a first run may compile the numba kernels
 STOP_TIMEOUT_S = 90.0
 

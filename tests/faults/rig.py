@@ -35,6 +35,7 @@ from ringex.client import (Ack, Cancelled, ClientError, Fill, Reject, connect)
 from ringex.storage.stores import open_repository
 from ringex import records
 from ringex.ring.shm import unlink as shm_unlink
+from tests.e2e.live_exchange import UNLIMITED
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 120.0
@@ -50,10 +51,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-# The traders send one request after another as fast as replies come, which can pass a
-# connection's rate limit; these tests are about faults, not limits.
-UNLIMITED = ("rate_per_s=1000000,burst=1000000,account_rate_per_s=1000000,"
-             "account_burst=1000000")
 
 
 class Run:
