@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ringex.jit import njit
+from ringex.jit import compiled, njit
 from ringex import records
 from ringex.config import Config
 from ringex.core.amend import on_cancel, on_cancel_all, on_modify
@@ -70,6 +70,9 @@ def process(bk, wl, mk, cmds, start, out, wallets):
     return i, n
 
 
+EVENT_SIZE = records.EVENT.itemsize
+
+
 class OrderService:
     """Matching engine state for every symbol of a Config, driven by COMMAND batches."""
 
@@ -84,6 +87,10 @@ class OrderService:
         # room for the worst command (every resting order filled twice over) plus a batch
         cap = 2 * config.limits.max_orders + len(config.assets) + 8 + 4096
         self._out = records.events(cap)
+        self._out_bytes = self._out.view(np.uint8)
+        # process() without the dispatcher (see submit_into)
+        self._process = compiled(process, *self._state, records.commands(1), 0, self._out,
+                                 self.wallets_on)
 
     # -- names to ids
     def symbol_id(self, name: str) -> int:
@@ -95,15 +102,44 @@ class OrderService:
     # -- commands
     def submit(self, cmds: np.ndarray) -> np.ndarray:
         """Process a COMMAND array in order; return the EVENT array it produced (a copy)."""
+        done, n = self.submit_into(cmds, self._out)
+        # a byte copy: copying a structured array costs microseconds of field setup
+        events = np.frombuffer(self._out_bytes[:n * EVENT_SIZE].copy(), records.EVENT)
+        if done >= len(cmds):
+            return events
+        parts = [events]
+        while done < len(cmds):
+            done, n = self.submit_into(cmds, self._out, done)
+            parts.append(np.frombuffer(self._out_bytes[:n * EVENT_SIZE].copy(), records.EVENT))
+        return np.concatenate(parts)
+
+    def submit_into(self, cmds: np.ndarray, out: np.ndarray, start: int = 0) -> tuple[int, int]:
+        """Process ``cmds[start:]`` in order, writing their events into ``out`` from index 0,
+        as far as ``out`` has room: a command starts only when ``out`` can hold the most it
+        could emit (two fills per resting order, plus a balance per asset). Returns
+        (commands done, events written); the caller calls again from ``done`` when
+        ``done < len(cmds)``. Nothing is copied and nothing allocated: this is the engine
+        loop's own ``process`` kernel, minus the dispatcher's typing of the arguments.
+
+        ``cmds``: a C-contiguous ``records.COMMAND`` array (others are copied to one);
+        ``out``: a C-contiguous, writable ``records.EVENT`` array."""
         if cmds.dtype != records.COMMAND:
             raise TypeError(f"submit() needs a records.COMMAND array, got {cmds.dtype}")
-        done, parts = 0, []
-        while True:
-            done, n = process(*self._state, cmds, done, self._out, self.wallets_on)
-            parts.append(self._out[:n].copy())
-            if done >= len(cmds):
-                break
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if out is not self._out and (out.dtype != records.EVENT or not out.flags.c_contiguous
+                                     or not out.flags.writeable):
+            raise TypeError("submit_into() writes into a C-contiguous, writable "
+                            "records.EVENT array")
+        if not cmds.flags.c_contiguous:
+            cmds = np.ascontiguousarray(cmds)
+        done, n = self._process(*self._state, cmds, start, out, self.wallets_on)
+        if done == start and start < len(cmds):
+            raise ValueError(f"out holds {len(out)} events; the next command may need "
+                             f"{self.worst_case_events()}")
+        return done, n
+
+    def worst_case_events(self) -> int:
+        """The most events the next command could emit (the room submit_into wants)."""
+        return 2 * self.live_orders() + int(self.wallets.avail.shape[1]) + 8
 
     def deposit(self, account: int, asset: str, amount: int) -> np.ndarray:
         """Credit minor units to an account; raises CommandRejected if refused."""
