@@ -18,6 +18,7 @@ import numpy as np
 from ringex.jit import compiled, njit
 from ringex import records
 from ringex.config import Config
+from ringex.core.borrowed import as_borrowed
 from ringex.core.amend import on_cancel, on_cancel_all, on_modify
 from ringex.core.events import NO_SEQ
 from ringex.core.markets import new_markets
@@ -43,27 +44,28 @@ def process(bk, wl, mk, cmds, start, out, wallets):
     """
     n, i, cap = 0, start, out.shape[0]
     reserve = wl.avail.shape[1] + 8
+    ob = as_borrowed(out)       # handed to every on_* kernel: no counting in and out
     while i < cmds.shape[0]:
         if cap - n < 2 * bk.meta[LIVE] + reserve:
             break
         c = cmds[i]
         k = c.kind
         if k == CMD_NEW:
-            n = on_new(bk, wl, mk, c, out, n, wallets)
+            n = on_new(bk, wl, mk, c, ob, n, wallets)
         elif k == CMD_CANCEL:
-            n = on_cancel(bk, wl, mk, c, out, n, wallets)
+            n = on_cancel(bk, wl, mk, c, ob, n, wallets)
         elif k == CMD_MODIFY:
-            n = on_modify(bk, wl, mk, c, out, n, wallets)
+            n = on_modify(bk, wl, mk, c, ob, n, wallets)
         elif k == CMD_CANCEL_ALL:
-            n = on_cancel_all(bk, wl, mk, c, out, n, wallets)
+            n = on_cancel_all(bk, wl, mk, c, ob, n, wallets)
         elif k == CMD_DEPOSIT or k == CMD_WITHDRAW:
-            n = on_transfer(wl, mk, c, out, n, wallets)
+            n = on_transfer(wl, mk, c, ob, n, wallets)
         elif k == CMD_QUERY_BALANCES:
-            n = on_query_balances(wl, mk, c, out, n, wallets)
+            n = on_query_balances(wl, mk, c, ob, n, wallets)
         elif k == CMD_QUERY_ORDERS:
-            n = on_query_orders(bk, mk, c, out, n)
+            n = on_query_orders(bk, mk, c, ob, n)
         elif k == CMD_QUERY_BOOK:
-            n = on_query_book(bk, mk, c, out, n)
+            n = on_query_book(bk, mk, c, ob, n)
         else:
             n = reject(out, n, mk, c, E_UNKNOWN_COMMAND, NO_SEQ)
         i += 1
