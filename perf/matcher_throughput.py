@@ -1,7 +1,8 @@
-"""Matcher throughput and per-batch latency on the perf/workload.py command mix.
+"""Matcher throughput and per-batch latency on the perf/scenarios.py command mixes.
 
-    .venv/bin/python perf/matcher_throughput.py            # full run (about a minute)
-    .venv/bin/python perf/matcher_throughput.py --quick    # a few seconds
+    .venv/bin/python perf/matcher_throughput.py            # full run (a few minutes)
+    .venv/bin/python perf/matcher_throughput.py --quick    # well under a minute
+    .venv/bin/python perf/matcher_throughput.py --scenarios normal,flash
 
 Prints JSON lines (perf/_report.py):
 - ``matcher_warmup_construct`` / ``matcher_warmup_first_submit``: a fresh process's first
@@ -9,9 +10,14 @@ Prints JSON lines (perf/_report.py):
   cache folder (everything compiles; skipped with --quick), ``cache=warm`` uses the
   on-disk cache as it stands.
 - ``matcher_batch``: latency of one ``svc.submit`` call on a 1,024-command batch
-  (p50/p99/p999, microseconds), wallets off and on.
+  (p50/p99/p999, microseconds), per scenario (``scenario=``), wallets off and on.
 - ``matcher``: commands per second over the same timed calls (generation and the
-  generator's bookkeeping are outside the timed region).
+  generator's bookkeeping are outside the timed region), with the events they gave:
+  ``trades``, ``rejects``, and the orders resting at the end (``live_orders``).
+- ``matcher_worst``: per wallets setting, the scenario with the lowest commands/s (its
+  ``matcher`` figures), and the highest ``matcher_batch`` p99.9 of any scenario
+  (``p999_us``, ``p999_scenario``).
+Each scenario runs in a fresh ``OrderService`` with the same seed.
 Targets: >= 5 M commands/s wallets off, >= 3 M/s on, p99.9 per batch < 1 ms.
 """
 from __future__ import annotations
@@ -33,7 +39,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from perf._report import emit_latency, emit_throughput, machine  # noqa: E402
-from perf.workload import Workload  # noqa: E402
+from perf.scenarios import SCENARIOS  # noqa: E402
+from perf.workload import Mix, Workload  # noqa: E402
 from ringex.config import Config  # noqa: E402
 from ringex.records import EventKind  # noqa: E402
 
@@ -56,7 +63,7 @@ def warmup(cold: bool) -> None:
     """First-call times in fresh processes: with an empty numba cache (``cold``: every
     kernel compiles; ringex keys its cache folder on RINGEX_NUMBA_CACHE) and with the
     cache as it stands (``warm``: kernels load from disk)."""
-    runs = [("warm", None)]
+    runs: list[tuple[str, str | None]] = [("warm", None)]
     if cold:
         runs.insert(0, ("cold", tempfile.mkdtemp(prefix="ringex-numba-")))
     for cache, folder in runs:
@@ -76,18 +83,20 @@ def warmup(cold: bool) -> None:
                      cache=cache, note="first submit (a batch of deposits)")
 
 
-def run(wallets: bool, batches: int, batch: int, seed: int, settle: int) -> None:
+def run(scenario: str, mix: Mix, wallets: bool, batches: int, batch: int, seed: int,
+        settle: int) -> tuple[dict, dict, float]:
+    """One timed run; returns its (matcher_batch, matcher) lines and the seconds timed."""
     from ringex.core.order_service import OrderService
     cfg = Config.default()
     svc = OrderService(cfg, wallets=wallets)
-    wl = Workload(cfg, seed=seed, wallets=wallets)
+    wl = Workload(cfg, seed=seed, wallets=wallets, mix=mix)
     svc.submit(wl.funding())
     for _ in range(settle):                       # reach a steady book before timing
         wl.observe(svc.submit(wl.next_batch(batch)))
     gc.collect()
     gc.freeze()
     samples = np.empty(batches, dtype=np.int64)
-    n_events = n_trades = 0
+    n_events = n_trades = n_rejects = 0
     clock = time.perf_counter_ns
     for i in range(batches):
         cmds = wl.next_batch(batch)
@@ -95,34 +104,60 @@ def run(wallets: bool, batches: int, batch: int, seed: int, settle: int) -> None
         ev = svc.submit(cmds)
         samples[i] = clock() - t0
         wl.observe(ev)
+        kind = ev["kind"]
         n_events += ev.size
-        n_trades += int(np.count_nonzero(ev["kind"] == EventKind.FILL)) // 2
+        n_trades += int(np.count_nonzero(kind == EventKind.FILL)) // 2
+        n_rejects += int(np.count_nonzero(kind == EventKind.REJECT))
     gc.unfreeze()
-    params = dict(wallets=wallets, batch=batch, batches=batches, seed=seed,
-                  events=n_events, trades=n_trades, live_orders=svc.live_orders(),
-                  **machine())
-    emit_latency("matcher_batch", samples, unit="us", **params)
-    emit_throughput("matcher", batches * batch, samples.sum() / 1e9, unit="commands/s",
-                    **params)
+    params = dict(scenario=scenario, wallets=wallets, batch=batch, batches=batches, seed=seed,
+                  events=n_events, trades=n_trades, rejects=n_rejects,
+                  live_orders=svc.live_orders(), **machine())
+    seconds = float(samples.sum()) / 1e9
+    lat = emit_latency("matcher_batch", samples, unit="us", **params)
+    thr = emit_throughput("matcher", batches * batch, seconds, unit="commands/s", **params)
+    return lat, thr, seconds
+
+
+def worst(results: list[tuple[dict, dict, float]]) -> None:
+    """One ``matcher_worst`` line: the slowest scenario, and the worst p99.9 of any."""
+    _, thr, seconds = min(results, key=lambda r: r[1]["per_s"])
+    tail = max((r[0] for r in results), key=lambda x: x["p999"])
+    keep = {k: v for k, v in thr.items()
+            if k not in ("name", "unit", "count", "seconds", "per_s")}
+    emit_throughput("matcher_worst", thr["count"], seconds, unit=thr["unit"], **keep,
+                    p999_us=tail["p999"], p999_scenario=tail["scenario"],
+                    scenarios=",".join(r[1]["scenario"] for r in results))
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="a few seconds: 300 batches each")
+    ap.add_argument("--quick", action="store_true",
+                    help="300 batches per scenario and wallets setting")
     ap.add_argument("--batches", type=int, default=5000, help="timed batches per run")
     ap.add_argument("--batch", type=int, default=1024, help="commands per submit call")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS),
+                    help=f"comma-separated, of: {', '.join(SCENARIOS)} (default: all)")
     ap.add_argument("--no-warmup", action="store_true", help="skip the fresh-process probe")
     ap.add_argument("--warmup-probe", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.warmup_probe:
         warmup_probe()
         return
+    names = [x.strip() for x in args.scenarios.split(",") if x.strip()]
+    unknown = [x for x in names if x not in SCENARIOS]
+    if unknown or not names:
+        ap.error(f"unknown scenario(s) {unknown}; known: {', '.join(SCENARIOS)}")
     batches = 300 if args.quick else args.batches
     if not args.no_warmup:
         warmup(cold=not args.quick)
+    results: dict[bool, list[tuple[dict, dict, float]]] = {False: [], True: []}
+    for name in names:
+        for wallets in (False, True):
+            results[wallets].append(run(name, SCENARIOS[name], wallets, batches, args.batch,
+                                        args.seed, settle=30 if args.quick else 200))
     for wallets in (False, True):
-        run(wallets, batches, args.batch, args.seed, settle=30 if args.quick else 200)
+        worst(results[wallets])
 
 
 if __name__ == "__main__":

@@ -16,6 +16,11 @@ What it looks like (per command, defaults in ``Mix``):
 - a share of IOC limit orders priced through the touch, and a few market orders;
 - many accounts; client_order_ids are unique per order, so no duplicates are rejected.
 
+Scenarios (``SCENARIOS``, perf/scenarios.py) switch on the other fields of ``Mix``: a mid
+that swings with the command counter (``swing``), flash crashes with IOC sweeps through
+hundreds of levels (``flash_every``), cancels/modifies aimed at orders already gone
+(``stale``). Their defaults switch each off, so ``Mix()`` is the workload above.
+
 Order ids come from the engine, so a batch can only cancel/modify orders whose ACK was
 in an earlier batch's events; the generator keeps the live ones in sorted arrays (engine
 ids increase with ACK order) and retires them on FILL leaves 0 / CANCELLED. Same seed and
@@ -29,14 +34,20 @@ import numpy as np
 
 from ringex.config import Config
 from ringex import records
-from ringex.records import CommandKind as K, EventKind as E, OrderType, TimeInForce
+from ringex.core.markets import new_markets
+from ringex.records import (
+    CommandKind as K, EventKind as E, OrderType, SelfTradePrevention, TimeInForce,
+)
 
 GTC, IOC, MARKET, CANCEL_ID, CANCEL_CID, MODIFY = range(6)
+SWEEP = 6                         # a flash-crash IOC sweep (placed, never drawn)
+COLS = ("cid", "sym", "acct", "side", "price", "leaves")
 
 
 @dataclass(frozen=True)
 class Mix:
-    """Share of each command kind (normalised), and the shape of prices and sizes."""
+    """Share of each command kind (normalised), the shape of prices and sizes, and the
+    scenario knobs (each off by default)."""
     gtc: float = 0.46
     ioc: float = 0.08
     market: float = 0.015
@@ -46,6 +57,21 @@ class Mix:
     depth_p: float = 0.25         # resting distance from mid: 1 + geometric(depth_p) ticks
     walk_p: float = 0.002         # chance per command that the mid moves one tick
     qty_p: float = 0.3            # sizes: geometric(qty_p) lots
+    # mid += swing x starting mid x sin(2 pi t / swing_period), t = commands generated so far
+    swing: float = 0.0
+    swing_period: int = 250_000
+    # every flash_every commands the mid drops by flash_drop x starting mid (t >= flash_every
+    # and t % flash_every < flash_every / 2), and comes back half-way through; at each drop
+    # (rise) flash_sweeps IOC sells (buys) per symbol at the new mid take the bids (asks)
+    # beyond it: all but the last split the depth known there, the last is flash_qty lots
+    flash_every: int = 0
+    flash_drop: float = 0.15
+    flash_sweeps: int = 3
+    flash_qty: int = 10**7
+    # share of cancels/modifies aimed at orders already gone (filled or cancelled), drawn
+    # from the retired rows and the last stale_pool rows compaction dropped
+    stale: float = 0.0
+    stale_pool: int = 1 << 16
 
     def probs(self) -> np.ndarray:
         p = np.array([self.gtc, self.ioc, self.market, self.cancel_id, self.cancel_cid,
@@ -62,18 +88,27 @@ class Workload:
         self.syms = np.array([config.symbol(s).id for s in symbols], dtype=np.int64)
         self.n_accounts = accounts
         if mids is None:                              # the middle of a tenth of each band
-            mids = [(s.min_tick + (s.max_tick - s.min_tick) // 10)
-                    for s in (config.symbols[i] for i in self.syms)]
-        self.mid = np.array(mids, dtype=np.int64)
+            mids = tuple(s.min_tick + (s.max_tick - s.min_tick) // 10
+                         for s in (config.symbols[i] for i in self.syms))
+        self.mid = np.array(mids, dtype=np.int64)     # the random walk
+        self.mid0 = self.mid.copy()                   # where it started
+        self.last_mid = self.mid.copy()               # walk + swing + crash, last command
         self.lo = np.array([config.symbols[i].min_tick for i in self.syms], dtype=np.int64)
         self.hi = np.array([config.symbols[i].max_tick for i in self.syms], dtype=np.int64)
+        self.max_qty = new_markets(config).max_qty[self.syms]
+        self.sym_index = np.full(int(self.syms.max()) + 1, -1, np.int64)
+        self.sym_index[self.syms] = np.arange(self.syms.size)
+        if mix.flash_every and mix.flash_every // 2 < 2 * mix.flash_sweeps * self.syms.size:
+            raise ValueError("flash_every too short for its sweeps")
+        self.t = 0                                    # commands generated so far
         self.next_cid = 1
         self.ref = 0
         # live orders, sorted by engine id (= ACK order)
         self.ids = np.zeros(0, np.int64)
-        self.cols = {k: np.zeros(0, np.int64) for k in
-                     ("cid", "sym", "acct", "side", "price", "leaves")}
+        self.cols = {k: np.zeros(0, np.int64) for k in COLS}
         self.alive = np.zeros(0, bool)
+        # orders compaction dropped, kept as targets for stale commands ("id" + COLS)
+        self.gone = {k: np.zeros(0, np.int64) for k in ("id", *COLS)}
         # what each client id was sent as (to read ACKs back): cid -> (sym, acct)
         self._sent: dict[str, list[np.ndarray]] = {"cid": [], "sym": [], "acct": []}
 
@@ -92,33 +127,101 @@ class Workload:
     def next_batch(self, n: int = 1024) -> np.ndarray:
         rng, m = self.rng, self.mix
         kind = rng.choice(6, size=n, p=m.probs())
-        live = np.flatnonzero(self.alive)
-        # cancels/modifies need a known live order; fall back to a new GTC without one
-        targets = (kind == CANCEL_ID) | (kind == CANCEL_CID) | (kind == MODIFY)
-        if live.size == 0:
-            kind[targets] = GTC
-            targets[:] = False
-        elif targets.sum() > live.size:
-            extra = np.flatnonzero(targets)[live.size:]
-            kind[extra], targets[extra] = GTC, False
         cmds = records.commands(n)
         cmds["ref"] = np.arange(self.ref + 1, self.ref + n + 1)
         self.ref += n
-        # per-command symbol and mid (random walk inside the batch)
+        # per-command symbol and mid (random walk inside the batch, then swing and crash)
         si = rng.integers(0, self.syms.size, size=n)
         steps = rng.choice(np.array([-1, 0, 1]), size=(n, self.syms.size),
                            p=[m.walk_p / 2, 1 - m.walk_p, m.walk_p / 2])
         mids = self.mid + np.cumsum(steps, axis=0)
         self.mid = np.clip(mids[-1], self.lo + 64, self.hi - 64)
-        mid = mids[np.arange(n), si]
-        self._orders(cmds, kind, si, mid)
+        t = self.t + np.arange(n)
+        self.t += n
+        live = self.alive
+        plan = None
+        if m.swing or m.flash_every:
+            mids = np.clip(mids + self._offset(t), self.lo + 64, self.hi - 64)
+            if m.flash_every:
+                plan = self._sweeps(t, mids)
+                kind[plan[0]], si[plan[0]] = SWEEP, plan[1]
+            live = self.alive & ~self._through(mids)  # likely to trade in this batch
+        self.last_mid = mids[-1].copy()
+        live = np.flatnonzero(live)
+        # cancels/modifies need a known live order; fall back to a new GTC without one
+        targets = (kind == CANCEL_ID) | (kind == CANCEL_CID) | (kind == MODIFY)
+        stale = np.zeros(n, bool)
+        if m.stale and (self.gone["id"].size or not self.alive.all()):
+            stale = targets & (rng.random(n) < m.stale)
+        fresh = targets & ~stale
+        if live.size == 0:
+            kind[fresh] = GTC
+            fresh[:] = False
+        elif fresh.sum() > live.size:
+            extra = np.flatnonzero(fresh)[live.size:]
+            kind[extra], fresh[extra] = GTC, False
+        targets = fresh | stale
+        self._orders(cmds, kind, si, mids[np.arange(n), si], plan)
         if targets.any():
-            self._amends(cmds, kind, targets, live)
+            self._amends(cmds, kind, targets, stale[targets], live)
         return cmds
 
-    def _orders(self, cmds, kind, si, mid):
+    def _offset(self, t: np.ndarray) -> np.ndarray:
+        """Ticks added to each symbol's walk at commands t: the swing and the crash."""
+        m = self.mix
+        off = np.zeros((t.size, self.syms.size), np.int64)
+        if m.swing:
+            wave = np.sin(2 * np.pi * t / m.swing_period)
+            off += np.rint(m.swing * wave[:, None] * self.mid0).astype(np.int64)
+        if m.flash_every:
+            down = (t >= m.flash_every) & (t % m.flash_every < m.flash_every // 2)
+            off -= down[:, None] * np.rint(m.flash_drop * self.mid0).astype(np.int64)
+        return off
+
+    def _through(self, mids: np.ndarray) -> np.ndarray:
+        """Known orders the batch's mid passes (2 ticks' margin: IOCs cross that far)."""
+        s = self.sym_index[self.cols["sym"]]
+        px = self.cols["price"]
+        return np.where(self.cols["side"] == 0, px >= mids.min(axis=0)[s] - 2,
+                        px <= mids.max(axis=0)[s] + 2)
+
+    def _sweeps(self, t: np.ndarray, mids: np.ndarray):
+        """(positions, symbol index, side, price, qty) of this batch's crash/recovery sweeps;
+        the known orders they will take are retired now (no cancel or modify aims at
+        them)."""
+        m, n, ns = self.mix, t.size, self.syms.size
+        half, k = m.flash_every // 2, m.flash_sweeps
+        if n < k * ns:
+            raise ValueError(f"a batch of {n} cannot hold the {k * ns} sweeps of a crash")
+        first = -(-max(int(t[0]), m.flash_every) // half) * half
+        pos: list[int] = []
+        sym: list[int] = []
+        side: list[int] = []
+        price: list[int] = []
+        qty: list[int] = []
+        for te in range(first, int(t[-1]) + 1, half):     # crash, recovery, crash ...
+            sell = te % m.flash_every == 0
+            j = te - int(t[0])
+            at = max(0, min(j, n - k * ns))               # keep the whole block in the batch
+            for s in range(ns):
+                px = int(np.clip(mids[j, s], self.lo[s], self.hi[s]))
+                c = self.cols
+                hit = self.alive & (c["sym"] == self.syms[s]) & (c["side"] == int(not sell))
+                hit &= (c["price"] >= px) if sell else (c["price"] <= px)
+                depth = int(c["leaves"][hit].sum())
+                self.alive[hit] = False
+                cap = int(self.max_qty[s])
+                q = [min(max(1, -(-depth // k)), cap)] * (k - 1) + [min(m.flash_qty, cap)]
+                pos += range(at + s * k, at + (s + 1) * k)
+                sym += [s] * k
+                side += [int(sell)] * k
+                price += [px] * k
+                qty += q
+        return tuple(np.array(v, np.int64) for v in (pos, sym, side, price, qty))
+
+    def _orders(self, cmds, kind, si, mid, plan):
         rng, m = self.rng, self.mix
-        new = (kind == GTC) | (kind == IOC) | (kind == MARKET)
+        new = (kind == GTC) | (kind == IOC) | (kind == MARKET) | (kind == SWEEP)
         k = int(new.sum())
         side = rng.integers(0, 2, size=k)
         sign = np.where(side == 0, -1, 1)               # buys below the mid, sells above
@@ -130,40 +233,59 @@ class Workload:
         self.next_cid += k
         acct = rng.integers(1, self.n_accounts + 1, size=k)
         sym = self.syms[si[new]]
+        price = np.clip(mid[new] + sign * dist, self.lo[si[new]], self.hi[si[new]])
         c = cmds[new]
         c["kind"] = K.NEW
         c["symbol"] = sym
         c["account"] = acct
         c["session"] = acct
         c["side"] = side
-        c["price"] = np.where(kk == MARKET, 0, mid[new] + sign * dist)
+        c["price"] = np.where(kk == MARKET, 0, price)
         c["qty"] = qty
         c["order_type"] = np.where(kk == MARKET, OrderType.MARKET, OrderType.LIMIT)
         c["tif"] = np.where(kk == GTC, TimeInForce.GTC, TimeInForce.IOC)
         c["client_order_id"] = cid
+        if plan is not None:                            # sweeps: side, price and size
+            at = np.searchsorted(np.flatnonzero(new), plan[0])
+            c["side"][at], c["price"][at], c["qty"][at] = plan[2], plan[3], plan[4]
+            c["stp"][at] = SelfTradePrevention.CANCEL_MAKER  # own bids do not stop it
         cmds[new] = c
         self._sent["cid"].append(cid)
         self._sent["sym"].append(sym)
         self._sent["acct"].append(acct)
 
-    def _amends(self, cmds, kind, targets, live):
+    def _amends(self, cmds, kind, targets, stale, live):
         rng = self.rng
         pos = np.flatnonzero(targets)
-        pick = live[rng.choice(live.size, size=pos.size, replace=False)]
-        col = {k: v[pick] for k, v in self.cols.items()}
+        pick = live[rng.choice(live.size, size=int((~stale).sum()), replace=False)] \
+            if live.size else np.zeros(0, np.int64)
+        ids, col = self.ids[pick], {k: v[pick] for k, v in self.cols.items()}
+        if stale.any():                                 # gone orders (with replacement)
+            gone_ids, gone = self._retired()
+            r = rng.integers(0, gone_ids.size, size=int(stale.sum()))
+            ids = _merge(stale, ids, gone_ids[r])
+            col = {k: _merge(stale, v, gone[k][r]) for k, v in col.items()}
         c = cmds[pos]
         kk = kind[pos]
         c["symbol"], c["account"], c["session"] = col["sym"], col["acct"], col["acct"]
         c["kind"] = np.where(kk == MODIFY, K.MODIFY, K.CANCEL)
-        c["order_id"] = np.where(kk == CANCEL_CID, 0, self.ids[pick])
+        c["order_id"] = np.where(kk == CANCEL_CID, 0, ids)
         c["client_order_id"] = np.where(kk == CANCEL_CID, col["cid"], 0)
         # modify: half shrink in place (keeps priority), half move one tick away from mid
         shrink = (rng.random(pos.size) < 0.5) & (col["leaves"] > 1)
         away = np.where(col["side"] == 0, -1, 1)
-        c["price"] = np.where(kk == MODIFY, np.where(shrink, col["price"], col["price"] + away), 0)
+        s = self.sym_index[col["sym"]]
+        px = np.clip(np.where(shrink, col["price"], col["price"] + away), self.lo[s], self.hi[s])
+        c["price"] = np.where(kk == MODIFY, px, 0)      # (a gone market order's price was 0)
         c["qty"] = np.where(kk == MODIFY, np.where(shrink, col["leaves"] - 1, col["leaves"]), 0)
         cmds[pos] = c
-        self.alive[pick[kk != MODIFY]] = False          # a cancel retires it either way
+        self.alive[pick[kk[~stale] != MODIFY]] = False  # a cancel retires it either way
+
+    def _retired(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Ids and columns of orders known to be gone: dropped rows, then dead rows."""
+        dead = ~self.alive
+        return (np.concatenate([self.gone["id"], self.ids[dead]]),
+                {k: np.concatenate([self.gone[k], v[dead]]) for k, v in self.cols.items()})
 
     # ------------------------------------------------------------------ feedback
     def observe(self, events: np.ndarray) -> None:
@@ -211,9 +333,20 @@ class Workload:
 
     def _compact(self) -> None:
         a = self.alive
+        if self.mix.stale:                              # remember them for stale commands
+            keep = self.mix.stale_pool
+            ids, cols = self._retired()
+            self.gone = {"id": ids[-keep:], **{k: v[-keep:] for k, v in cols.items()}}
         self.ids = self.ids[a]
         self.cols = {k: v[a] for k, v in self.cols.items()}
         self.alive = np.ones(self.ids.size, bool)
 
     def live_orders(self) -> int:
         return int(self.alive.sum())
+
+
+def _merge(mask: np.ndarray, off: np.ndarray, on: np.ndarray) -> np.ndarray:
+    """An array with ``on`` where mask is set and ``off`` elsewhere, in order."""
+    out = np.empty(mask.size, np.int64)
+    out[~mask], out[mask] = off, on
+    return out
