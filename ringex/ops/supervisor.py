@@ -38,7 +38,7 @@ from ringex.core.engine.process import Ctl, EngineProcess, EngineSpec, State
 from ringex.core.engine.start import load_start_state
 from ringex.errors import RingexError
 from ringex.logs import setup_logging
-from ringex.ops import accounts
+from ringex.ops import accounts, stale_shm
 from ringex.ops.datadir import (
     DEFAULT_DATA_DIR, PENDING_FILE, STATE_DIR, db_url, lock_exclusive, remove_run_file,
     write_run_file,
@@ -165,6 +165,10 @@ class Supervisor:
 
     def _start(self) -> None:
         o = self.opt
+        removed, nbytes = stale_shm.sweep()
+        if removed:
+            log.warning("removed %d shared-memory segments of runs that are gone (%.1f MB): "
+                        "%s", len(removed), nbytes / 2**20, ", ".join(removed))
         self.config = Config.load(o.config_path)
         with open_repository(o.db, self.config) as repo:
             self.admin_key = accounts.ensure_admin_key(self.data_dir, repo)

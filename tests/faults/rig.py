@@ -139,14 +139,16 @@ class Run:
     def kill_writer(self) -> None:
         self.kill(self.writer_pid)
 
-    def kill_group(self) -> None:
-        """``kill -9`` every process of the run at once; then unlink its rings."""
+    def kill_group(self) -> list[str]:
+        """``kill -9`` every process of the run at once; the shared-memory segments it
+        leaves behind (the next start sweeps them)."""
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
         deadline = time.monotonic() + 10
         while self._members() and time.monotonic() < deadline:
             time.sleep(0.02)
-        self.unlink_rings()
+        mine = f"ringex-{self.proc.pid}-"
+        return sorted(n for n in os.listdir("/dev/shm") if n.startswith(mine))
 
     def _members(self) -> list[int]:
         """Live processes of any of our runs' process groups."""

@@ -20,6 +20,7 @@ def _crash_and_recover(tmp_path, fault: str, db: str | None = None) -> dict:
         keys = make_accounts(run)
         seen = Seen()
         run_async(fund(run, keys, seen))
+        left: list[str] = []
 
         def crash():
             if fault == "engine":
@@ -33,7 +34,7 @@ def _crash_and_recover(tmp_path, fault: str, db: str | None = None) -> dict:
             else:                  # the writer lags (stopped) while orders flow, then all die
                 os.kill(run.writer_pid, signal.SIGSTOP)
                 time.sleep(1.0)
-                run.kill_group()
+                left.extend(run.kill_group())
 
         run_async(stream(run, keys, seen, crash))
         if fault != "group":
@@ -47,6 +48,11 @@ def _crash_and_recover(tmp_path, fault: str, db: str | None = None) -> dict:
         assert rec["batch"] == last and rec["resent"] == last - held, (rec, held, last)
         if fault == "group":       # what the lagging writer lost comes back from the journal
             assert last - held > 10, (held, last)
+            # the dead run's rings stayed in /dev/shm; the restart swept them and said so
+            assert left and not [n for n in left if os.path.exists(f"/dev/shm/{n}")], left
+            swept = [line for line in run.log().splitlines()
+                     if "shared-memory segments of runs" in line]
+            assert swept and all(n in swept[0] for n in left), (swept, left)
         live = run_async(ask_engine(run, keys))
         assert run.stop() == 0, run.log()
         counts = check_converged(run, replay_journal(run.data_dir), keys, seen, live)
