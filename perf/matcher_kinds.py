@@ -15,7 +15,9 @@ batch, ≈ 1 ns a command), against a book of 10,000 resting orders on BTC-USD:
   filled (so the level stays and the book keeps its shape).
 
 Prints ``matcher_kind`` JSON lines (perf/_report.py): ns per command p50/p99/p999 over
-the batches, for each kind, wallets off and on. Targets (issue "Matcher at 5 million
+the batches, for each kind, wallets off and on; and ``matcher_call`` lines: the fixed
+cost of one ``submit`` / ``submit_into`` call of a single command (target <= 2 us; one
+command per call >= 0.4 M/s). Targets (issue "Matcher at 5 million
 commands/s"): reject and cancel <= 40 ns, rest <= 80, taker1 <= 120.
 """
 from __future__ import annotations
@@ -105,6 +107,28 @@ def run(kind: str, wallets: bool, batches: int) -> None:
                  batch=BATCH, book=BOOK, resting_asks=len(asks), **machine())
 
 
+def calls(wallets: bool, n: int) -> None:
+    """The fixed cost of one call: ``submit`` and ``submit_into`` of a single command (a
+    cancel of an unknown order: ≈ 10 ns of engine work), ``n`` calls each, timed in
+    blocks of 1,000."""
+    svc, btc = _service(wallets)
+    cmd = records.commands(1)
+    cmd["kind"], cmd["symbol"], cmd["account"], cmd["order_id"] = CommandKind.CANCEL, btc, 2, 1
+    out = records.events(2 * BOOK)
+    for api, call in (("submit", lambda: svc.submit(cmd)),
+                      ("submit_into", lambda: svc.submit_into(cmd, out))):
+        samples = np.empty(n // 1000, np.int64)
+        for b in range(len(samples) + 5):
+            t0 = time.perf_counter_ns()
+            for _ in range(1000):
+                call()
+            if b >= 5:
+                samples[b - 5] = time.perf_counter_ns() - t0
+        emit_latency("matcher_call", samples / 1000, unit="ns", api=api, wallets=wallets,
+                     per_s_one_command=round(1e9 / float(np.median(samples / 1000))),
+                     **machine())
+
+
 def _cancels(btc: int, ids: np.ndarray) -> np.ndarray:
     cmds = records.commands(len(ids))
     cmds["kind"], cmds["symbol"], cmds["account"], cmds["order_id"] = (
@@ -116,12 +140,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="200 batches per kind")
     ap.add_argument("--batches", type=int, default=2000)
-    ap.add_argument("--kinds", default="reject,cancel,rest,taker1")
+    ap.add_argument("--kinds", default="reject,cancel,rest,taker1,call",
+                    help="call: the fixed cost of one submit / submit_into call")
     a = ap.parse_args()
     gc.disable()
     for wallets in (False, True):
         for kind in a.kinds.split(","):
-            run(kind, wallets, 200 if a.quick else a.batches)
+            if kind == "call":
+                calls(wallets, 20_000 if a.quick else 100_000)
+            else:
+                run(kind, wallets, 200 if a.quick else a.batches)
 
 
 if __name__ == "__main__":

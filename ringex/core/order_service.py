@@ -13,6 +13,8 @@ ids, and answers read-only questions about books and balances.
 """
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 
 from ringex.jit import compiled, njit
@@ -72,7 +74,15 @@ def process(bk, wl, mk, cmds, start, out, wallets):
     return i, n
 
 
+@njit(cache=True)
+def process_state(s, cmds, start, out, wallets):
+    """``process`` with the three state bundles in one: one argument for the entry point to
+    unbox instead of three (≈ 120 ns each)."""
+    return process(s.bk, s.wl, s.mk, cmds, start, out, wallets)
+
+
 EVENT_SIZE = records.EVENT.itemsize
+ServiceState = namedtuple("ServiceState", ["bk", "wl", "mk"])
 
 
 class OrderService:
@@ -90,9 +100,11 @@ class OrderService:
         cap = 2 * config.limits.max_orders + len(config.assets) + 8 + 4096
         self._out = records.events(cap)
         self._out_bytes = self._out.view(np.uint8)
+        self._out_checked = self._out      # the last ``out`` found fit for submit_into
         # process() without the dispatcher (see submit_into)
-        self._process = compiled(process, *self._state, records.commands(1), 0, self._out,
-                                 self.wallets_on)
+        self._all = bundle(ServiceState(*self._state))
+        self._process = compiled(process_state, self._all, records.commands(1), 0,
+                                 self._out, self.wallets_on)
 
     # -- names to ids
     def symbol_id(self, name: str) -> int:
@@ -124,16 +136,19 @@ class OrderService:
         loop's own ``process`` kernel, minus the dispatcher's typing of the arguments.
 
         ``cmds``: a C-contiguous ``records.COMMAND`` array (others are copied to one);
-        ``out``: a C-contiguous, writable ``records.EVENT`` array."""
+        ``out``: a C-contiguous, writable ``records.EVENT`` array (checked on first use;
+        it must stay writable)."""
         if cmds.dtype != records.COMMAND:
             raise TypeError(f"submit() needs a records.COMMAND array, got {cmds.dtype}")
-        if out is not self._out and (out.dtype != records.EVENT or not out.flags.c_contiguous
-                                     or not out.flags.writeable):
-            raise TypeError("submit_into() writes into a C-contiguous, writable "
-                            "records.EVENT array")
+        if out is not self._out_checked:
+            if out.dtype != records.EVENT or not out.flags.c_contiguous \
+                    or not out.flags.writeable:
+                raise TypeError("submit_into() writes into a C-contiguous, writable "
+                                "records.EVENT array")
+            self._out_checked = out      # held, so its identity cannot be reused
         if not cmds.flags.c_contiguous:
             cmds = np.ascontiguousarray(cmds)
-        done, n = self._process(*self._state, cmds, start, out, self.wallets_on)
+        done, n = self._process(self._all, cmds, start, out, self.wallets_on)
         if done == start and start < len(cmds):
             raise ValueError(f"out holds {len(out)} events; the next command may need "
                              f"{self.worst_case_events()}")
