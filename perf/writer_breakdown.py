@@ -9,6 +9,9 @@ written with ``Repository.write``, whose ``timings`` split the write into phases
 line per phase: seconds, ns per trade, ns per row of that table, share of the total.
 Python work: ``project`` and ``stage_build`` (SQLite image) or ``encode`` (PostgreSQL
 binary COPY); the other phases are the database (for PostgreSQL they include the wire).
+``server_cpu_s`` (PostgreSQL on this host): CPU time of the connection's backend process,
+steadier than wall time on a busy machine. The backend is one process on one core, so the
+writer cannot exceed trades / server_cpu_s whatever the client does.
 """
 from __future__ import annotations
 
@@ -48,11 +51,23 @@ def groups_of(payloads, max_bytes):
         yield group
 
 
+def backend_cpu_s(pid: int) -> float | None:
+    """CPU seconds of a local PostgreSQL backend process so far (None if not readable)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def breakdown(repo, config, batches, label: str) -> None:
     payloads = [decode(encode(PayloadKind.EVENTS, 0, i + 1, ev)) for i, ev in enumerate(batches)]
     proj = Projector(config)
     proj.warm_up()
     project_s, counts, trades = 0.0, dict.fromkeys(HOT, 0), 0
+    pid = repo.conn.info.backend_pid if label == "postgresql" else None
+    server0 = backend_cpu_s(pid) if pid else None
     wall0, cpu0 = time.perf_counter(), time.process_time()
     for group in groups_of(payloads, WriterOptions().max_group_bytes):
         t0 = time.perf_counter()
@@ -63,6 +78,8 @@ def breakdown(repo, config, batches, label: str) -> None:
         trades += len(rows.trades)
         repo.write(rows)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    server1 = backend_cpu_s(pid) if pid else None
+    server = round(server1 - server0, 4) if server0 is not None and server1 is not None else None
     phases = {"project": project_s, **repo.timings}
     total = sum(phases.values())
     for phase, s in phases.items():
@@ -73,7 +90,9 @@ def breakdown(repo, config, batches, label: str) -> None:
                "share": round(s / total, 3)})
     _emit({"name": "writer_breakdown", "db": label, "phase": "total", "trades": trades,
            "rows": sum(counts.values()), "seconds": round(wall, 4),
-           "writer_cpu_s": round(cpu, 4), "trades_per_s": round(trades / wall),
+           "writer_cpu_s": round(cpu, 4), "server_cpu_s": server,
+           "server_ns_per_trade": server and round(server / trades * 1e9),
+           "trades_per_s": round(trades / wall),
            "rows_per_s": round(sum(counts.values()) / wall), **machine()})
 
 

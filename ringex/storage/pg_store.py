@@ -1,4 +1,4 @@
-"""PostgreSQL backend: psycopg 3, binary COPY built straight from the numpy row arrays.
+"""PostgreSQL backend: psycopg 3, binary COPY streams built from the row arrays (pg_copy).
 
 Insert-only tables: COPY into the table inside a savepoint (the fast path: a new batch
 never conflicts); if a row already exists (a replay) the savepoint is rolled back and the
@@ -19,13 +19,12 @@ import psycopg
 from psycopg import errors
 
 from ringex.errors import StorageError
+from ringex.storage.pg_copy import copy_binary
 from ringex.storage.projection import Rows
 from ringex.storage.repository import Repository
 from ringex.storage.schema import APPEND_ONLY, BLOB, INT, ORDERS_ON_CONFLICT, TABLES, VIEWS
 
 _PG_TYPES = {INT: "BIGINT", "text": "TEXT", BLOB: "BYTEA"}
-_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8     # signature, flags, extension
-_COPY_TRAILER = b"\xff\xff"
 _SCHEMA_LOCK = 0x52494E4745                                 # advisory lock key ("RINGE")
 
 ORDERS_UPSERT = "INSERT INTO orders SELECT * FROM stage_orders " + ORDERS_ON_CONFLICT
@@ -53,30 +52,6 @@ def ddl() -> list[str]:
     out.append("INSERT INTO accounts (account_id, name, created_at) VALUES (0, 'fees', '') "
                "ON CONFLICT DO NOTHING")
     return out
-
-
-_SIGNATURE = np.frombuffer(_COPY_SIGNATURE, np.uint8)
-_FIELD = np.dtype([("len", ">i4"), ("value", ">i8")])      # one binary COPY field, packed
-
-
-def copy_binary(arr: np.ndarray) -> memoryview:
-    """A complete binary COPY stream for an all-int64 row array, built in one buffer.
-
-    Row: int16 field count, then per column int32 length 8 and the big-endian int64.
-    """
-    names = arr.dtype.names
-    assert names is not None                                # a structured row array
-    n, c = len(arr), len(names)
-    width = 2 + 12 * c
-    buf = np.empty(len(_SIGNATURE) + n * width + len(_COPY_TRAILER), np.uint8)
-    buf[:len(_SIGNATURE)] = _SIGNATURE
-    buf[-len(_COPY_TRAILER):] = np.frombuffer(_COPY_TRAILER, np.uint8)
-    rows = buf[len(_SIGNATURE):-len(_COPY_TRAILER)].reshape(n, width)
-    rows[:, 0], rows[:, 1] = c >> 8, c & 0xFF
-    fields = rows[:, 2:].view(_FIELD)                       # (n, c) packed fields
-    fields["len"] = 8
-    fields["value"] = arr.view(np.int64).reshape(n, c)
-    return buf.data
 
 
 class PgRepository(Repository):
@@ -121,7 +96,7 @@ class PgRepository(Repository):
         t0 = time.perf_counter()
         data = {t: copy_binary(getattr(rows, t)) for t in APPEND_ONLY if len(getattr(rows, t))}
         new = rows.orders_new
-        new_orders = copy_binary(rows.orders[new]) if new.any() else None
+        new_orders = copy_binary(rows.orders, new) if new.any() else None
         self.timings["encode"] += time.perf_counter() - t0
         return data, new_orders
 
@@ -168,16 +143,15 @@ class PgRepository(Repository):
 
     def _orders(self, rows: Rows, new_orders) -> None:
         """Orders ACKed in this group are new rows: COPY them; upsert the others."""
-        o, new = rows.orders, rows.orders_new
-        rest = o[~new]
+        old: np.ndarray | None = ~rows.orders_new       # None: all of them
         if new_orders is not None:
             try:
                 with self.conn.transaction():
                     self._copy("orders", new_orders)
             except errors.UniqueViolation:             # a replay: upsert them all
-                rest = o
-        if len(rest):
-            self._copy("stage_orders", copy_binary(rest))
+                old = None
+        if old is None or old.any():
+            self._copy("stage_orders", copy_binary(rows.orders, old))
             self.conn.execute(ORDERS_UPSERT)
 
     def _copy(self, table: str, stream) -> None:
