@@ -1,4 +1,4 @@
-"""libc calls usable inside numba kernels: write(2), writev(2), fsync(2).
+"""libc calls usable inside numba kernels: writev(2), fsync(2), fallocate(2).
 
 Each is an intrinsic that declares the C function by name, so the machine code refers
 to the symbol (resolved in this process at load time) rather than to an address: the
@@ -41,9 +41,29 @@ def sys_fsync(typingctx, fd):
 
 
 @intrinsic
+def sys_fallocate(typingctx, fd, mode, offset, length):
+    """fallocate(fd, mode, offset, length); 0 or -1."""
+    def codegen(context, builder, sig, args):
+        r = _call(builder, "fallocate", _I32, [_I32, _I32, _I64, _I64],
+                  [builder.trunc(args[0], _I32), builder.trunc(args[1], _I32), args[2], args[3]])
+        return builder.sext(r, _I64)
+    return types.int64(types.int64, types.int64, types.int64, types.int64), codegen
+
+
+@intrinsic
 def u64_pointer(typingctx, address):
     """An integer address as a uint64* (for numba.carray over raw memory)."""
     ptr = types.CPointer(types.uint64)
+
+    def codegen(context, builder, sig, args):
+        return builder.inttoptr(args[0], context.get_value_type(ptr))
+    return ptr(types.int64), codegen
+
+
+@intrinsic
+def u8_pointer(typingctx, address):
+    """An integer address as a uint8*."""
+    ptr = types.CPointer(types.uint8)
 
     def codegen(context, builder, sig, args):
         return builder.inttoptr(args[0], context.get_value_type(ptr))

@@ -1,10 +1,14 @@
-"""Journal, snapshots and recovery: torn tails, corruption, determinism."""
+"""Journal, snapshots and recovery: torn tails, corruption, determinism, RXJ2 entries."""
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
 
-from ringex.core.journal import Journal, read_journal
+from ringex.core import checksum
+from ringex.core.journal import (HEADER, J_FD, MAGIC, MAGIC_RXJ2, Journal, fnv_check,
+                                 read_journal)
 from ringex.core.order_service import OrderService
 from ringex.core.snapshot import StateStore
 from ringex.errors import StorageError
@@ -85,6 +89,104 @@ def test_should_detect_a_corrupted_payload_by_checksum(tmp_path):
     path.write_bytes(bytes(raw))
     entries, scan = read_journal(path)
     assert [n for n, _ in entries] == [1] and "checksum" in scan.reason
+
+
+def entry_offsets(raw: bytes) -> list[int]:
+    out, pos = [], 0
+    while pos < len(raw):
+        out.append(pos)
+        pos += HEADER.size + 64 * HEADER.unpack_from(raw, pos)[2]
+    return out
+
+
+def test_should_detect_any_single_bit_flip_in_the_last_entry(tmp_path):
+    # the last entry: no later entry's batch number can give a corrupt one away
+    path = tmp_path / "j.rxj"
+    with Journal.open(path) as j:
+        for b in command_stream(12, 3):
+            j.append(b)
+    clean = path.read_bytes()
+    last = entry_offsets(clean)[-1]
+    rng = np.random.default_rng(0)
+    payload_bits = rng.integers(HEADER.size * 8, (len(clean) - last) * 8, 300)
+    bits = [*range(HEADER.size * 8), *payload_bits, (len(clean) - last) * 8 - 1]
+    for bit in bits:
+        raw = bytearray(clean)
+        raw[last + bit // 8] ^= 1 << (bit % 8)
+        path.write_bytes(bytes(raw))
+        entries, scan = read_journal(path)
+        assert [n for n, _ in entries] == [1, 2], bit
+        assert scan.good_bytes == last and scan.reason, bit
+
+
+@pytest.mark.parametrize("hardware", [True, False])
+def test_should_compute_standard_crc32c_on_either_path(hardware):
+    if hardware and not checksum.HARDWARE:
+        pytest.skip("the JIT target has no SSE4.2")
+    assert checksum.crc32c(b"123456789", hardware) == 0xE3069283
+    assert checksum.crc32c(bytes(32), hardware) == 0x8A9136AA          # RFC 3720 B.4
+    assert checksum.crc32c(b"", hardware) == 0
+
+
+def test_should_give_the_same_crc32c_on_both_paths_for_any_length_and_alignment():
+    if not checksum.HARDWARE:
+        pytest.skip("the JIT target has no SSE4.2")
+    data = np.random.default_rng(1).integers(0, 256, 20000, dtype=np.uint8).tobytes()
+    block = 3 * 8 * checksum.BLOCK                      # one round of three streams
+    for n in (1, 7, 8, 9, block - 1, block, block + 1, 2 * block + 13, 19990):
+        for start in (0, 1, 5):
+            piece = data[start:start + n]
+            assert checksum.crc32c(piece, True) == checksum.crc32c(piece, False), (n, start)
+
+
+def write_rxj2(path, batches, first: int = 1) -> None:
+    """Entries as the RXJ2 code wrote them: FNV check of the payload only."""
+    with open(path, "ab") as f:
+        for i, b in enumerate(batches, first):
+            words = np.ascontiguousarray(b, dtype=records.COMMAND).view(np.uint64)
+            f.write(HEADER.pack(MAGIC_RXJ2, i, len(b), int(fnv_check(words))) + b.tobytes())
+
+
+def test_should_read_rxj2_entries_and_continue_them_with_rxj3(tmp_path):
+    path, batches = tmp_path / "j.rxj", command_stream(13, 20)
+    write_rxj2(path, batches[:10])
+    entries, scan = read_journal(path)
+    assert [n for n, _ in entries] == list(range(1, 11)) and scan.torn_bytes == 0
+    with Journal.open(path) as j:                       # an upgraded engine continues
+        assert j.last_batch == 10
+        for b in batches[10:]:
+            j.append(b)
+    raw = path.read_bytes()
+    magics = [HEADER.unpack_from(raw, pos)[0] for pos in entry_offsets(raw)]
+    assert magics == [MAGIC_RXJ2] * 10 + [MAGIC] * 10
+    entries, scan = read_journal(path)
+    assert [n for n, _ in entries] == list(range(1, 21)) and scan.torn_bytes == 0
+    assert all(np.array_equal(a, b) for (_, a), b in zip(entries, batches))
+
+
+def test_should_still_detect_a_corrupt_rxj2_entry(tmp_path):
+    path = tmp_path / "j.rxj"
+    write_rxj2(path, command_stream(14, 3))
+    raw = bytearray(path.read_bytes())
+    raw[entry_offsets(bytes(raw))[1] + HEADER.size + 77] ^= 0x10
+    path.write_bytes(bytes(raw))
+    entries, scan = read_journal(path)
+    assert [n for n, _ in entries] == [1] and "checksum" in scan.reason
+
+
+def test_should_keep_the_file_at_its_last_entry_and_free_the_reservation(tmp_path):
+    path, batches = tmp_path / "j.rxj", command_stream(15, 5)
+    size = sum(HEADER.size + 64 * len(b) for b in batches)
+    j = Journal.open(path)
+    for b in batches:
+        j.append(b)
+    assert path.stat().st_size == size                  # what a crash would leave
+    os.close(int(j.state[J_FD]))                        # "crash": no close()
+    with Journal.open(path) as j2:                      # opening frees what was reserved
+        assert j2.scan.torn_bytes == 0 and j2.last_batch == 5
+        assert path.stat().st_blocks * 512 < size + (1 << 20)
+        j2.append(batches[0])
+    assert path.stat().st_blocks * 512 < path.stat().st_size + (1 << 20)
 
 
 def test_should_refuse_an_unknown_fsync_policy(tmp_path):
@@ -173,6 +275,25 @@ def test_should_replay_a_journal_into_byte_identical_event_streams(tmp_path):
         rec = store.recover(funded(config), keep_events=True)
         streams.append(b"".join(e.tobytes() for _, _, e in rec.entries))
     assert streams[0] == streams[1] and len(streams[0]) > 25 * 64
+
+
+def test_should_recover_from_an_rxj2_segment_continued_by_rxj3(tmp_path):
+    batches = command_stream(16, 30)
+    live = run_with_store(tmp_path / "live", batches)
+    root = tmp_path / "old"
+    run_with_store(root, [])                            # the folders, no entries
+    seg = sorted((root / "journal").glob("seg-*.rxj"))[-1]
+    write_rxj2(seg, batches[:12])                       # written by the old engine
+    config = rule_config()
+    store = StateStore(root, config)
+    assert store.recover(funded(config)).last_batch == 12
+    journal = store.open_journal(13)                    # the upgraded engine goes on
+    for i, b in enumerate(batches[12:], 13):
+        assert journal.append(b) == i
+    store.close()
+    svc, rec = recovered(root)
+    assert rec.replayed_batches == 30 and not rec.problems
+    assert state_bytes(svc) == state_bytes(live)
 
 
 def test_should_use_only_snapshots_the_database_already_holds(tmp_path):
