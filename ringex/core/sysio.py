@@ -50,21 +50,18 @@ def sys_fallocate(typingctx, fd, mode, offset, length):
     return types.int64(types.int64, types.int64, types.int64, types.int64), codegen
 
 
-@intrinsic
-def u64_pointer(typingctx, address):
-    """An integer address as a uint64* (for numba.carray over raw memory)."""
-    ptr = types.CPointer(types.uint64)
+def _pointer(item):
+    """An intrinsic turning an integer address into an ``item*`` (for numba.carray over
+    raw memory)."""
+    ptr = types.CPointer(item)
 
-    def codegen(context, builder, sig, args):
-        return builder.inttoptr(args[0], context.get_value_type(ptr))
-    return ptr(types.int64), codegen
+    @intrinsic
+    def as_pointer(typingctx, address):
+        def codegen(context, builder, sig, args):
+            return builder.inttoptr(args[0], context.get_value_type(ptr))
+        return ptr(types.int64), codegen
+    return as_pointer
 
 
-@intrinsic
-def u8_pointer(typingctx, address):
-    """An integer address as a uint8*."""
-    ptr = types.CPointer(types.uint8)
-
-    def codegen(context, builder, sig, args):
-        return builder.inttoptr(args[0], context.get_value_type(ptr))
-    return ptr(types.int64), codegen
+u64_pointer = _pointer(types.uint64)
+u8_pointer = _pointer(types.uint8)

@@ -122,16 +122,22 @@ def _extreme_groups() -> list[Rows]:
     return [first, second]
 
 
-def test_should_store_extreme_rows_as_sqlite_does(tmp_path, pg_url, market_config):
+def _write_to_both(tmp_path, pg_url, market_config, groups) -> tuple[dict, dict]:
+    """Write each group of rows to a SQLite and a PostgreSQL store; both tables, dumped."""
     stores = _stores(tmp_path, pg_url, market_config)
     try:
-        for rows in _extreme_groups():
+        for rows in groups:
             for repo in stores:
                 repo.write(rows)
         sqlite, pg = (_dump(r) for r in stores)
     finally:
         for repo in stores:
             repo.close()
+    return sqlite, pg
+
+
+def test_should_store_extreme_rows_as_sqlite_does(tmp_path, pg_url, market_config):
+    sqlite, pg = _write_to_both(tmp_path, pg_url, market_config, _extreme_groups())
     assert pg == sqlite
     assert len(pg["trades"]) == len(EXTREMES) + 300
     assert {v for row in pg["trades"] for v in row} >= set(EXTREMES)
@@ -162,16 +168,9 @@ def test_should_store_an_event_stream_as_sqlite_does(tmp_path, pg_url, market_co
     fill_stream(600, script=m, symbol=1, seed=5)
     stream = payloads([*session_steps(), m.take(), *_extreme_session()], first_batch=1)
     proj = Projector(market_config)
-    stores = _stores(tmp_path, pg_url, market_config)
-    try:
-        for group in (stream[:3], stream[3:8], stream[2:6], stream[8:]):   # [2:6]: a replay
-            rows = proj.project(group)
-            for repo in stores:
-                repo.write(rows)
-        sqlite, pg = (_dump(r) for r in stores)
-    finally:
-        for repo in stores:
-            repo.close()
+    groups = (stream[:3], stream[3:8], stream[2:6], stream[8:])          # [2:6]: a replay
+    sqlite, pg = _write_to_both(tmp_path, pg_url, market_config,
+                                (proj.project(g) for g in groups))
     assert pg == sqlite
     assert len(pg["trades"]) == 2 + 600 + 40
     values = {v for t in HOT for row in pg[t] for v in row}
