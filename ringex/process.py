@@ -6,14 +6,27 @@ polls. Why not ``multiprocessing.Event``: its ``set()`` waits for every sleeping
 acknowledge the wake-up, so a process that died inside ``wait()`` (killed, crashed,
 ``os._exit``) makes ``set()`` hang forever, and every ``is_set()`` behind it too.
 
+``title_process``: names a child in ``ps``/``top`` after its role.
+
 ``ChildProcess``: the start-and-wait and kill of the engine and writer processes, which
 report readiness through a word of their shared-memory counters.
 """
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from collections.abc import Callable
+
+import setproctitle
+
+
+def title_process() -> None:
+    """Show this child as ``ringex-engine (run <supervisor pid>)`` (its multiprocessing
+    name) instead of ``python -c from multiprocessing.spawn ...`` in ps, top and
+    ``ps -ef --forest``."""
+    name = multiprocessing.current_process().name
+    setproctitle.setproctitle(f"{name} (run {os.getppid()})")
 
 
 class StopFlag:

@@ -43,7 +43,7 @@ from ringex.ops.datadir import (
     DEFAULT_DATA_DIR, PENDING_FILE, STATE_DIR, db_url, lock_exclusive, remove_run_file,
     write_run_file,
 )
-from ringex.process import StopFlag
+from ringex.process import StopFlag, title_process
 from ringex.ring.broadcast import BroadcastRing
 from ringex.ring.spsc import SpscRing
 from ringex.ring.wait import CLI_WAITS, EventfdWait
@@ -411,6 +411,7 @@ def _child_main(entry: str, kwargs: dict, name: str) -> None:
     """A gateway or demo process: signals as the contract says (SIGINT ignored, SIGTERM
     sets stop_event), a thread that sets stop_event if the supervisor dies, the entry."""
     setup_logging()
+    title_process()
     stop_event = kwargs["stop_event"]
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop_event.set())

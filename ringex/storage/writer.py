@@ -34,7 +34,7 @@ from enum import IntEnum
 
 from ringex.config import Config
 from ringex.logs import setup_logging
-from ringex.process import ChildProcess
+from ringex.process import ChildProcess, title_process
 from ringex.storage.projection import Projector
 from ringex.storage.repository import Repository
 from ringex.storage.stores import open_repository
@@ -249,6 +249,7 @@ class Writer:
 # ---------------------------------------------------------------------- process handle
 def _main(queue, url, config, options, stats) -> None:
     setup_logging()
+    title_process()
     raise SystemExit(Writer(queue, url, config, options, stats).run())
 
 

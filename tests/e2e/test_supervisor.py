@@ -37,6 +37,14 @@ def launch(data_dir: Path, gateways: int = 2, entry: str = STUB, log_name="super
     return proc
 
 
+def _title(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().split(b"\0")[0].decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
 def log_text(data_dir: Path, name="supervisor.log") -> str:
     return (data_dir / name).read_text(errors="replace")
 
@@ -50,6 +58,9 @@ def test_should_start_everything_and_stop_cleanly_on_sigterm(tmp_path):
         assert len(segments(proc.pid)) == 5                   # 2 x (cmd, evt) + md
         kids = descendants(proc.pid)
         assert len(kids) >= 4                                 # writer, engine, 2 gateways
+        roles = {f"ringex-{r} (run {proc.pid})" for r in ("engine", "writer", "gateway-0",
+                                                           "gateway-1")}
+        assert roles <= {_title(k) for k in kids}             # what ps shows for each
         assert (tmp_path / "admin.key").stat().st_mode & 0o777 == 0o600
         second = launch(tmp_path, log_name="second.log")     # same data dir: refused
         assert second.wait(60) == 1

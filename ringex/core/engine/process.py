@@ -30,7 +30,7 @@ from ringex.core.engine import loop as L
 from ringex.core.engine.front import Engine
 from ringex.core.engine.start import StartState
 from ringex.core.snapshot import StateStore
-from ringex.process import ChildProcess
+from ringex.process import ChildProcess, title_process
 from ringex.ring.broadcast import BroadcastRing
 from ringex.ring.spsc import SpscRing
 from ringex.ring.wait import EventfdWait
@@ -233,6 +233,7 @@ def _apply_transfers(eng: Engine, transfers) -> None:
 
 def _engine_main(spec: EngineSpec, queue, ctl) -> None:
     setup_logging()
+    title_process()
     raise SystemExit(run_engine(spec, queue, ctl))
 
 
