@@ -38,6 +38,7 @@ from ringex.core.engine.process import Ctl, EngineProcess, EngineSpec, State
 from ringex.core.engine.start import load_start_state
 from ringex.errors import RingexError
 from ringex.logs import setup_logging
+from ringex import kernel_cache
 from ringex.ops import accounts, stale_shm
 from ringex.ops.datadir import (
     DEFAULT_DATA_DIR, PENDING_FILE, STATE_DIR, db_url, lock_exclusive, remove_run_file,
@@ -197,6 +198,9 @@ class Supervisor:
             evt_w = [EventfdWait() for _ in range(o.gateways)]
             self.wakeups = cmd_w + evt_w
         self.queue = TradeQueue()
+        if not kernel_cache.is_warm():
+            log.warning("first start of this ringex build: compiling its kernels, about a "
+                        "minute on 2 cores (then cached in %s)", kernel_cache.cache_folder())
         self.writer = WriterProcess(self.queue, o.db, self.config, WriterOptions(), self.ctx)
         with _sigint_blocked():                 # children inherit the mask: Ctrl-C is ours
             self.writer.start(timeout=o.start_timeout_s)
