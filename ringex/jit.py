@@ -19,9 +19,9 @@ from numba import njit, typeof
 from numba.core import config
 from numba.core.typing.typeof import Purpose
 
-from ringex.kernel_cache import cache_folder, source_hash
+from ringex.kernel_cache import cache_folder
 
-__all__ = ["compiled", "njit", "source_hash"]
+__all__ = ["compiled", "njit"]
 
 
 def _use_source_keyed_cache() -> None:

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import re
 
 import pytest
+
+from ringex.ring.shm import creator_pid
 
 pytest_plugins = ["tests.db"]       # database fixtures for the storage and fault tests
 
@@ -36,12 +37,8 @@ def _in_our_tree(pid: int) -> bool:
 def _someone_elses(name: str) -> bool:
     """A segment named ringex-<pid>-... whose live creator is outside this test run
     (another developer's concurrent test run): not ours to judge."""
-    parts = name.split("-")
-    digits = re.match(r"\d+", parts[1]) if len(parts) > 1 else None   # "<pid>" or "<pid>x<n>"
-    if digits is None:
-        return False
-    pid = int(digits.group())
-    return os.path.exists(f"/proc/{pid}") and not _in_our_tree(pid)
+    pid = creator_pid(name)
+    return pid is not None and os.path.exists(f"/proc/{pid}") and not _in_our_tree(pid)
 
 
 @pytest.fixture(autouse=True)

@@ -69,7 +69,7 @@ def process(bk, wl, mk, cmds, start, out, wallets):
         elif k == CMD_QUERY_BOOK:
             n = on_query_book(bk, mk, c, ob, n)
         else:
-            n = reject(out, n, mk, c, E_UNKNOWN_COMMAND, NO_SEQ)
+            n = reject(ob, n, mk, c, E_UNKNOWN_COMMAND, NO_SEQ)
         i += 1
     return i, n
 
@@ -117,15 +117,19 @@ class OrderService:
     def submit(self, cmds: np.ndarray) -> np.ndarray:
         """Process a COMMAND array in order; return the EVENT array it produced (a copy)."""
         done, n = self.submit_into(cmds, self._out)
-        # a byte copy: copying a structured array costs microseconds of field setup
-        events = np.frombuffer(self._out_bytes[:n * EVENT_SIZE].copy(), records.EVENT)
+        events = self._copy_out(n)
         if done >= len(cmds):
             return events
         parts = [events]
         while done < len(cmds):
             done, n = self.submit_into(cmds, self._out, done)
-            parts.append(np.frombuffer(self._out_bytes[:n * EVENT_SIZE].copy(), records.EVENT))
+            parts.append(self._copy_out(n))
         return np.concatenate(parts)
+
+    def _copy_out(self, n: int) -> np.ndarray:
+        """The first n events of the output buffer, copied as bytes (copying a structured
+        array costs microseconds of numpy field setup)."""
+        return np.frombuffer(self._out_bytes[:n * EVENT_SIZE].copy(), records.EVENT)
 
     def submit_into(self, cmds: np.ndarray, out: np.ndarray, start: int = 0) -> tuple[int, int]:
         """Process ``cmds[start:]`` in order, writing their events into ``out`` from index 0,

@@ -49,7 +49,6 @@ class State(structref.StructRefProxy):
 structref.define_boxing(StateType, State)
 
 
-
 _BORROWABLE = (np.dtype(np.int8), np.dtype(np.int32), np.dtype(np.int64))
 
 
@@ -64,11 +63,12 @@ def bundle(arrays) -> State:
     namedtuple alive); any other member (structured arrays, tuples of arrays, scalars)
     is stored as is, with numba's usual reference counting.
     """
-    ty = StateType([(f, BorrowedArray(from_dtype(a.dtype), a.ndim) if _borrowable(a)
-                     else typeof(a)) for f, a in zip(arrays._fields, arrays)])
+    lend = [_borrowable(a) for a in arrays]
+    ty = StateType([(f, BorrowedArray(from_dtype(a.dtype), a.ndim) if b else typeof(a))
+                    for f, a, b in zip(arrays._fields, arrays, lend)])
     args, kinds = [], []
-    for a in arrays:
-        if _borrowable(a):
+    for a, b in zip(arrays, lend):
+        if b:
             args += [a.ctypes.data, a.shape]
             kinds.append(a.dtype)
         else:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import errno
 import os
-import re
+
+from ringex.ring.shm import creator_pid
 
 SHM_DIR = "/dev/shm"
-_NAME = re.compile(r"ringex-(\d+)(?:-|x\d+-)")
 
 
 def _alive(pid: int) -> bool:
@@ -35,8 +35,8 @@ def stale_segments(shm_dir: str = SHM_DIR) -> list[str]:
         return []
     out = []
     for name in sorted(names):
-        m = _NAME.match(name)
-        if m and not _alive(int(m.group(1))):
+        pid = creator_pid(name)
+        if pid is not None and not _alive(pid):
             out.append(name)
     return out
 

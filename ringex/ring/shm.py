@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import sys
 import zlib
 from multiprocessing import resource_tracker
@@ -74,6 +75,16 @@ def segment_name(purpose: str, n: int | None = None) -> str:
     if n is None:
         n = next(_counter)
     return f"{NAME_PREFIX}-{os.getpid()}-{purpose}-{n}"
+
+
+_CREATOR = re.compile(rf"{NAME_PREFIX}-(\d+)(?:-|x\d+-)")
+
+
+def creator_pid(name: str) -> int | None:
+    """The pid a ringex segment is named after (``ringex-<pid>-...`` from segment_name and
+    the supervisor's run ids, ``ringex-<pid>x<n>-...`` from tests), or None."""
+    m = _CREATOR.match(name)
+    return int(m.group(1)) if m else None
 
 
 def check_name(name: str) -> None:
