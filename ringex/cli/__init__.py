@@ -1,6 +1,7 @@
 """The ``ringex`` command line (click).
 
     ringex run      [--config FILE] [--data-dir DIR] [--db URL] [--host H] [--port P]
+                    [--http-port P]
                     [--gateways N] [--wait busy|spin|eventfd] [--fsync none|batch]
                     [--log-level LEVEL]
     ringex demo     (the same options) run plus demo bots and a live view
@@ -8,6 +9,7 @@
     ringex accounts list
     ringex accounts deposit|withdraw ID ASSET AMOUNT
     ringex trades | orders | balances                       read-only views of the database
+    ringex status [--data-dir DIR] [--json]                 health and counters of a running one
     ringex --version
 
 Commands live in ``run``, ``accounts`` and ``inspect``; shared options in ``options``.
@@ -22,6 +24,7 @@ import click
 from ringex.cli.accounts import accounts
 from ringex.cli.inspect import INSPECT_COMMANDS
 from ringex.cli.run import demo, run
+from ringex.cli.status import status
 from ringex.errors import RingexError
 
 
@@ -42,5 +45,5 @@ def main():
     PostgreSQL)."""
 
 
-for _command in (run, demo, accounts, *INSPECT_COMMANDS):
+for _command in (run, demo, status, accounts, *INSPECT_COMMANDS):
     main.add_command(_command)

@@ -14,12 +14,16 @@ from ringex.ring.wait import CLI_WAITS
 
 
 def run_options(f):
-    """--host, --port, --gateways, --wait, --fsync and --log-level, shared by run and demo."""
+    """--host, --port, --http-port, --gateways, --wait, --fsync and --log-level, shared by
+    run and demo."""
     for option in reversed((
         click.option("--host", default="127.0.0.1", show_default=True,
                      help="Address the gateways listen on."),
         click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
                      help="WebSocket port (0: pick a free one; see DATA_DIR/ringex.run)."),
+        click.option("--http-port", type=click.IntRange(-1, 65535), default=None,
+                     help="Port of the web view, /metrics and /healthz [default: the "
+                          "WebSocket port + 1, or a free port with --port 0; -1: none]."),
         click.option("--gateways", type=click.IntRange(1, 63), default=1, show_default=True,
                      help="Gateway processes sharing the port (SO_REUSEPORT)."),
         click.option("--wait", type=click.Choice(sorted(CLI_WAITS)), default="spin",
@@ -52,23 +56,25 @@ def _supervisor(log_level: str, **options) -> Supervisor:
 @click.command()
 @store_options
 @run_options
-def run(config_path, data_dir, db_url, host, port, gateways, wait, fsync, log_level):
+def run(config_path, data_dir, db_url, host, port, http_port, gateways, wait, fsync,
+        log_level):
     """Run the exchange until SIGINT/SIGTERM (then drain, flush and stop cleanly)."""
     sys.exit(_supervisor(log_level, data_dir=data_dir, config_path=config_path,
-                         db_url=db_url, host=host, port=port, gateways=gateways, wait=wait,
-                         journal_fsync=fsync).run())
+                         db_url=db_url, host=host, port=port, http_port=http_port,
+                         gateways=gateways, wait=wait, journal_fsync=fsync).run())
 
 
 @click.command()
 @store_options
 @run_options
-def demo(config_path, data_dir, db_url, host, port, gateways, wait, fsync, log_level):
+def demo(config_path, data_dir, db_url, host, port, http_port, gateways, wait, fsync,
+         log_level):
     """Run the exchange with demo market-maker and taker bots and a live view.
 
     Logs go to DATA_DIR/ringex.log; Ctrl-C stops everything."""
     supervisor = _supervisor(log_level, data_dir=data_dir, config_path=config_path,
-                             db_url=db_url, host=host, port=port, gateways=gateways,
-                             wait=wait, journal_fsync=fsync, demo=True)
+                             db_url=db_url, host=host, port=port, http_port=http_port,
+                             gateways=gateways, wait=wait, journal_fsync=fsync, demo=True)
     log_path = Path(data_dir) / "ringex.log"
     click.echo(f"ringex demo: logs in {log_path}; Ctrl-C to stop", err=True)
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)

@@ -13,6 +13,7 @@ import orjson
 from ringex.config import GatewayLimits
 from ringex.gateway.audit import AuditLog
 from ringex.gateway.connection import Connection
+from ringex.gateway.stats import GatewayStat, GatewayStats
 from ringex.protocol.actions import Close, Reply
 from ringex.protocol.codes import ERROR_NUMBERS, CloseCode, ErrorCode
 from ringex.protocol.feed import MarketFeed
@@ -22,8 +23,10 @@ CLOSE_TIMEOUT_S = 2.0             # closing handshake, then the TCP connection i
 
 
 class Fanout:
-    def __init__(self, feed: MarketFeed, limits: GatewayLimits, audit: AuditLog):
+    def __init__(self, feed: MarketFeed, limits: GatewayLimits, audit: AuditLog,
+                 stats: GatewayStats):
         self.feed = feed
+        self.stats = stats
         self.limits = limits
         self.audit = audit
         self._subs: dict[tuple[str, str], set[Connection]] = {}
@@ -43,6 +46,9 @@ class Fanout:
 
     def unsubscribe(self, conn: Connection, channel: str, symbol: str) -> None:
         self._subs.get((channel, symbol), set()).discard(conn)
+
+    def subscription_count(self) -> int:
+        return sum(len(conns) for conns in self._subs.values())
 
     def forget(self, conn: Connection) -> None:
         """``conn`` is gone: out of every fan-out, nothing more to send."""
@@ -85,6 +91,7 @@ class Fanout:
         self.audit.record(AuditKind.CLOSED_ABUSE, conn.session.session_id,
                           conn.session.account or 0, conn.addr, conn.port,
                           ERROR_NUMBERS["slow_consumer"])
+        self.stats.add(GatewayStat.SLOW_CONSUMER_CLOSES)
         close = actions[-1]
         assert type(close) is Close                 # session.close() ends with it
         conn.close_now(close.code, close.reason, CLOSE_TIMEOUT_S)

@@ -21,6 +21,7 @@ from typing import Any
 from ringex.config import Config, GatewayLimits
 from ringex.gateway.auth import KeyLookup
 from ringex.gateway.server import Gateway
+from ringex.gateway.stats import GatewayStat, GatewayStats
 from ringex.logs import setup_logging
 from ringex.records import COMMAND, EVENT
 from ringex.ring.broadcast import BroadcastRing
@@ -30,6 +31,7 @@ log = logging.getLogger("ringex.gateway")
 
 HOUSEKEEPING_S = 0.02             # stop-event / parent checks, audit flushes
 KEEPALIVE_S = 20.0                # ping every client this often (docs/protocol.md §7)
+GAUGES_S = 1.0                    # connection and subscription gauges for the metrics
 
 
 def limits_from_env(text: str | None = None,
@@ -51,8 +53,9 @@ def limits_from_env(text: str | None = None,
 def run_gateway(index: int, ring_names: dict[str, str], config_path: str | None,
                 db_url: str, host: str, port: int, data_dir: str, queue,
                 stop_event, wait_strategy: str, ready_event=None,
-                wakeups: dict | None = None) -> None:
-    """Run gateway ``index`` until ``stop_event`` is set (docs/architecture.md section 4)."""
+                wakeups: dict | None = None, stats: GatewayStats | None = None) -> None:
+    """Run gateway ``index`` until ``stop_event`` is set (docs/architecture.md section 4);
+    ``stats``: its counters, shared with the supervisor's metrics."""
     run: Callable[[Coroutine[Any, Any, None]], None]
     try:
         import uvloop
@@ -62,11 +65,11 @@ def run_gateway(index: int, ring_names: dict[str, str], config_path: str | None,
     setup_logging()
     config = Config.load(config_path)
     run(_serve(index, ring_names, config, db_url, host, port, data_dir, queue, stop_event,
-               wait_strategy, ready_event, wakeups))
+               wait_strategy, ready_event, wakeups, stats))
 
 
 async def _serve(index, ring_names, config, db_url, host, port, data_dir, queue, stop_event,
-                 wait_strategy, ready_event, wakeups) -> None:
+                 wait_strategy, ready_event, wakeups, stats) -> None:
     parent = os.getppid()
     cmd = SpscRing.attach(ring_names["cmd"], COMMAND, role="producer")
     evt = SpscRing.attach(ring_names["evt"], EVENT, role="consumer")
@@ -74,13 +77,14 @@ async def _serve(index, ring_names, config, db_url, host, port, data_dir, queue,
     keys = KeyLookup(db_url, data_dir)
     wait_strategy = os.environ.get("RINGEX_GATEWAY_WAIT") or wait_strategy
     gw = Gateway(index, config, cmd, evt, md, keys, queue, wait_strategy=wait_strategy,
-                 wakeups=wakeups, limits=limits_from_env(base=config.gateway))
+                 wakeups=wakeups, limits=limits_from_env(base=config.gateway), stats=stats)
     try:
         await gw.start(host, port)
         log.info("gateway %d listening on ws://%s:%d/ws", index, host, port)
         if ready_event is not None:
             ready_event.set()
         next_ping = time.monotonic() + KEEPALIVE_S
+        next_gauges = 0.0
         while not stop_event.is_set():
             if os.getppid() != parent:
                 log.error("gateway %d: the supervisor died; stopping", index)
@@ -90,9 +94,19 @@ async def _serve(index, ring_names, config, db_url, host, port, data_dir, queue,
             if time.monotonic() >= next_ping:
                 gw.keepalive()
                 next_ping = time.monotonic() + KEEPALIVE_S
+            if time.monotonic() >= next_gauges:
+                _set_gauges(gw)
+                next_gauges = time.monotonic() + GAUGES_S
         await gw.stop()
     finally:
         del gw
         cmd.close()
         evt.close()
         md.close()
+
+
+def _set_gauges(gw: Gateway) -> None:
+    gw.stats.set(GatewayStat.CONNECTIONS, len(gw.conns))
+    gw.stats.set(GatewayStat.SUBSCRIPTIONS, gw.fanout.subscription_count())
+    gw.stats.set(GatewayStat.PENDING, sum(c.session.pending_count() for c in gw.conns.values()))
+    gw.stats.set(GatewayStat.MD_LOST, gw.pump.lost_md)

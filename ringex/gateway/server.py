@@ -42,6 +42,7 @@ from ringex.gateway.fanout import CLOSE_TIMEOUT_S, Fanout
 from ringex.gateway.handshake import read_upgrade
 from ringex.gateway.pump import EventPump
 from ringex.gateway.pump_wait import make_pump_wait
+from ringex.gateway.stats import GatewayStat, GatewayStats
 from ringex.protocol.actions import (
     Authenticate, Close, Reply, SendCommand, Subscribe, Unsubscribe,
 )
@@ -69,8 +70,9 @@ class Gateway:
     def __init__(self, index: int, config: Config, cmd: SpscRing, evt: SpscRing,
                  md: BroadcastRing, keys: KeyLookup, queue=None, *,
                  wait_strategy: str = "spin_then_sleep", wakeups: dict | None = None,
-                 limits: GatewayLimits = GatewayLimits()):
+                 limits: GatewayLimits = GatewayLimits(), stats: GatewayStats | None = None):
         self.index = index
+        self.stats = stats if stats is not None else GatewayStats.alloc()
         self.config = config
         self.limits = limits
         self.cmd, self.evt, self.md_ring = cmd, evt, md
@@ -84,7 +86,7 @@ class Gateway:
         self.sync = BookSync(self.feed, session_number(index, OWN_CONNECTION))
         self.audit = AuditLog(queue, index)
         self.budgets = Budgets(limits)
-        self.fanout = Fanout(self.feed, limits, self.audit)
+        self.fanout = Fanout(self.feed, limits, self.audit, self.stats)
         # what the pump calls (EventPump's ``router``)
         self.subscribers, self.queue = self.fanout.subscribers, self.fanout.queue
         self.flush, self.book_loaded = self.fanout.flush, self.fanout.book_loaded
@@ -159,6 +161,11 @@ class Gateway:
         """The upgrade request of ``conn``: its path, query options and Bearer key, its
         address's budget; None accepts it (the connection is registered), a Response
         refuses it."""
+        response = await self._admit(conn, request)
+        self.stats.add(GatewayStat.ACCEPTED if response is None else GatewayStat.REFUSED)
+        return response
+
+    async def _admit(self, conn: Connection, request: Request) -> Response | None:
         upgrade = read_upgrade(request)
         if upgrade.refusal is not None:
             return conn.respond(*upgrade.refusal)
@@ -171,7 +178,8 @@ class Gateway:
         sid = session_number(self.index, number)
         session = Session(self.config, sid, limits=self.limits,
                           cancel_on_disconnect=upgrade.cancel_on_disconnect,
-                          budgets=self.budgets, address=addr)
+                          budgets=self.budgets, address=addr,
+                          ack_times=self.stats.acks.observe)
         if upgrade.api_key is not None:
             wait_ms = session.login_backoff_ms(time.perf_counter_ns())
             if wait_ms:
@@ -340,6 +348,7 @@ class Gateway:
         request that still finds none is answered ``overloaded``."""
         for records in groups:
             if not await self._write(records, RING_PATIENCE_S):
+                self.stats.add(GatewayStat.OVERLOADED, len(records))
                 for r in conn.session.commands_refused(records):
                     self.fanout.queue(conn, orjson.dumps(r.message))
         self.fanout.send(conn)
@@ -357,6 +366,7 @@ class Gateway:
         self.audit.record(AuditKind.CLOSED_ABUSE, conn.session.session_id,
                         conn.session.account or 0, conn.addr, conn.port,
                         ERROR_NUMBERS.get(codes[-1], 0) if codes else 0)
+        self.stats.add(GatewayStat.ABUSE_CLOSES)
         conn.close_now(close.code, close.reason, CLOSE_TIMEOUT_S)
 
     def _internal_error(self, conn: Connection) -> None:

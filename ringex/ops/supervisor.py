@@ -40,6 +40,9 @@ from ringex.errors import RingexError
 from ringex.logs import setup_logging
 from ringex import kernel_cache
 from ringex.ops import accounts, stale_shm
+from ringex.gateway.stats import GatewayStats
+from ringex.ops.http_server import NotReady, OpsServer, Routes
+from ringex.ops.metrics import Probe
 from ringex.ops.datadir import (
     DEFAULT_DATA_DIR, PENDING_FILE, STATE_DIR, db_url, lock_exclusive, remove_run_file,
     write_run_file,
@@ -67,6 +70,8 @@ class RunOptions:
     db_url: str | None = None               # None: <data_dir>/ringex.db (SQLite)
     host: str = "127.0.0.1"
     port: int = 8765                        # 0: pick a free port
+    http_port: int | None = None            # web view and metrics; None: port + 1 (0 when
+                                            # port is 0), 0: a free port, -1: none
     gateways: int = 1
     wait: str = "spin"                      # busy | spin | eventfd (CLI_WAITS)
     journal_fsync: str = "none"             # none | batch (ringex/core/journal.py)
@@ -98,7 +103,10 @@ class Supervisor:
         self.writer: WriterProcess | None = None
         self.engine: EngineProcess | None = None
         self.gateways: list[SpawnProcess] = []
+        self.gateway_stats: list[GatewayStats] = []
+        self.ring_names: dict = {}
         self.demo: SpawnProcess | None = None
+        self.http: OpsServer | None = None
         self.admin_key: str | None = None
         self.stop_event = StopFlag(self.ctx)
         self.wakeups: list[EventfdWait] = []
@@ -141,12 +149,13 @@ class Supervisor:
         it if the caller did not."""
         if self._lock_fd is None:
             self._lock()
-        if self.port:
-            try:
+        try:
+            if self.port:
                 ensure_port_free(self.opt.host, self.port)
-            except RingexError:
-                self._unlock()
-                raise
+            self._listen_http()
+        except RingexError:
+            self._unlock()
+            raise
 
     def request_stop(self, reason: str = "requested") -> None:
         self._stop_reason = self._stop_reason or reason
@@ -186,7 +195,7 @@ class Supervisor:
                 raise
         if self.port == 0:
             self.port = free_port(o.host)
-        names = ring_names(self.run_id, o.gateways)
+        names = self.ring_names = ring_names(self.run_id, o.gateways)
         for g in names["gateways"]:
             self.rings.append(SpscRing.create(g["cmd"], records.COMMAND, RING_CAPACITY))
             self.rings.append(SpscRing.create(g["evt"], records.EVENT, RING_CAPACITY))
@@ -229,10 +238,13 @@ class Supervisor:
         self._write_run_file()
         log.info("ringex %s running: ws://%s:%d/ws (data %s)", self.run_id, o.host, self.port,
                  self.data_dir)
+        if self.http is not None:
+            log.info("web view and metrics: %s (/metrics, /healthz)", self.http.url)
 
     def _start_gateways(self, names, wait, cmd_w, evt_w) -> None:
         o = self.opt
         readies = []
+        self.gateway_stats = [GatewayStats.alloc(self.ctx) for _ in names["gateways"]]
         for i, g in enumerate(names["gateways"]):
             ready = self.ctx.Event()
             kwargs = dict(index=i, ring_names={"cmd": g["cmd"], "evt": g["evt"],
@@ -240,7 +252,8 @@ class Supervisor:
                           config_path=o.config_path, db_url=o.db, host=o.host, port=self.port,
                           data_dir=str(self.data_dir), queue=self.queue,
                           stop_event=self.stop_event, wait_strategy=wait, ready_event=ready,
-                          wakeups={"cmd": cmd_w[i], "evt": evt_w[i]} if cmd_w else None)
+                          wakeups={"cmd": cmd_w[i], "evt": evt_w[i]} if cmd_w else None,
+                          stats=self.gateway_stats[i])
             p = self.ctx.Process(target=_child_main, name=f"ringex-gateway-{i}",
                                  args=(o.gateway_entry, kwargs, f"gateway {i}"))
             with _sigint_blocked():
@@ -268,17 +281,50 @@ class Supervisor:
             self.demo.start()
         log.info("demo started (pid %d)", self.demo.pid)
 
+    def _listen_http(self) -> None:
+        """Bind the web view and metrics endpoint (``http_port``); it answers at once,
+        ``/healthz`` with 503 until every process runs."""
+        port = self.opt.http_port
+        if port is None:
+            port = self.port + 1 if self.port else 0
+        if port < 0 or self.http is not None:
+            return
+        probe = Probe(self)
+        routes = Routes(config=self._page_config, metrics=probe.prometheus_text,
+                        health=probe.health, status=probe.status)
+        try:
+            self.http = OpsServer(self.opt.host, port, routes).start()
+        except OSError as exc:
+            raise RingexError(f"cannot serve the web view on {self.opt.host}:{port}: "
+                              f"{exc.strerror}; choose another --http-port") from None
+
+    def _page_config(self) -> dict:
+        """/config.json: what the web view needs to connect and show the symbols."""
+        if self.config is None or not self.gateways:
+            raise NotReady("starting")
+        return {"ws_port": self.port, "ws_path": "/ws",
+                "symbols": [{"symbol": s.name, "base": s.base.name, "quote": s.quote.name,
+                             "tick": str(s.tick), "lot": str(s.lot)}
+                            for s in self.config.symbols]}
+
+    def ring_roles(self) -> list[tuple[str, SpscRing | BroadcastRing]]:
+        """The run's rings by role: ``g0-cmd``, ``g0-evt``, ..., ``md``."""
+        names = [f"g{i}-{kind}" for i in range(len(self.ring_names.get("gateways", ())))
+                 for kind in ("cmd", "evt")] + ["md"]
+        return list(zip(names, self.rings))
+
     def _write_run_file(self) -> None:
         write_run_file(self.data_dir, {
             "pid": os.getpid(), "run": self.run_id, "host": self.opt.host, "port": self.port,
             "url": f"ws://{self.opt.host}:{self.port}/ws", "gateways": len(self.gateways),
-            "db": self.opt.db})
+            "db": self.opt.db, "http": self.http.url if self.http is not None else None})
 
     # ------------------------------------------------------------------ watch
     def _on_signal(self, signum, frame) -> None:
         self.request_stop(signal.Signals(signum).name)
 
-    def _children(self) -> list[tuple[str, BaseProcess]]:
+    def children(self) -> list[tuple[str, BaseProcess]]:
+        """The started children, by role name."""
         assert self.writer is not None and self.engine is not None     # started
         out = [("writer", self.writer.process), ("engine", self.engine.process)]
         out += [(f"gateway {i}", p) for i, p in enumerate(self.gateways)]
@@ -287,7 +333,7 @@ class Supervisor:
         return out
 
     def _watch(self) -> int:
-        children = self._children()
+        children = self.children()
         engine = self.engine
         assert engine is not None                                       # started
         stale_logged = False
@@ -341,6 +387,9 @@ class Supervisor:
         if self.queue is not None:
             self.queue.close()
         remove_run_file(self.data_dir)
+        if self.http is not None:
+            self.http.stop()
+            self.http = None
         self._unlock()
         log.info("ringex stopped%s", "" if clean else " (with errors)")
         return clean

@@ -31,8 +31,11 @@ def with_req_id(msg: dict, req_id: object) -> dict:
 class EventTranslator:
     """Turns event tuples into messages; owns the session's order map."""
 
-    def __init__(self, tables: Tables, pending: PendingRequests, fill_fee: FeeFn):
+    def __init__(self, tables: Tables, pending: PendingRequests, fill_fee: FeeFn,
+                 ack_times: tuple[Callable[[], int], Callable[[int], None]] | None = None):
+        """``ack_times``: (clock, record) to time each place to its ack or reject."""
         self._t = tables
+        self._ack_times = ack_times
         self._pending = pending
         self._fee = fill_fee
         # live orders of this session: order_id -> (symbol id, client_order_id, side).
@@ -91,8 +94,14 @@ class EventTranslator:
         """Add ``req_id`` when ``msg`` is the direct reply to a pending ``op``."""
         if request is not None and request.op == op:
             self._pending.pop(ref)
+            if op == "place" and self._ack_times is not None:
+                self._time_ack(request)
             return with_req_id(msg, request.req_id)
         return msg
+
+    def _time_ack(self, request: Request) -> None:
+        clock, record = cast(tuple, self._ack_times)
+        record(clock() - request.sent_ns)
 
     def _reject(self, ref, request, s, order_id, other_id, code) -> dict:
         wire = REJECT_CODES.get(code, UNKNOWN_REJECT)
@@ -101,6 +110,8 @@ class EventTranslator:
                "client_order_id": unpack_client_id(other_id)}
         if request is not None:
             self._pending.pop(ref)
+            if request.op == "place" and self._ack_times is not None:
+                self._time_ack(request)
             msg["op"] = request.op
             with_req_id(msg, request.req_id)
         return msg

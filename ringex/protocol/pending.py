@@ -32,12 +32,15 @@ class Refs:
 
 class Request:
     """``items``: the gathered answer (balances dict, open_orders list) or, for
-    cancel_all, the symbol id; ``target``: for a barrier, the ref it closes."""
+    cancel_all, the symbol id; ``target``: for a barrier, the ref it closes;
+    ``sent_ns``: when it was sent (place only, for the place -> ack histogram)."""
 
-    __slots__ = ("req_id", "op", "items", "target")
+    __slots__ = ("req_id", "op", "items", "target", "sent_ns")
 
-    def __init__(self, req_id: object, op: str, items: object = None, target: int = 0):
+    def __init__(self, req_id: object, op: str, items: object = None, target: int = 0,
+                 sent_ns: int = 0):
         self.req_id, self.op, self.items, self.target = req_id, op, items, target
+        self.sent_ns = sent_ns          # the session clock when the command was queued
 
 
 class PendingRequests:

@@ -91,12 +91,15 @@ class Session:
                  clock: Callable[[], int] = time.perf_counter_ns,
                  fill_fee: FeeFn = kernel_fill_fee,
                  cancel_on_disconnect: bool = False,
-                 budgets: Budgets | None = None, address: bytes = b""):
+                 budgets: Budgets | None = None, address: bytes = b"",
+                 ack_times: Callable[[int], None] | None = None):
         """``session_id``: this connection's COMMAND.session (see :func:`session_number`).
         ``clock``: monotonic nanoseconds, for the rate limit and COMMAND.ts_ns.
         ``fill_fee``: fee of one fill side; pass ``lambda *a: 0`` when wallets are off.
         ``budgets``: the gateway's shared budgets (per account, per remote ``address``);
-        None: this connection's own limits only."""
+        None: this connection's own limits only.
+        ``ack_times``: called with each place's time to its ack or reject (``clock``
+        units), or None."""
         if not 0 <= session_id <= U32_MAX:
             raise ValueError(f"session_id {session_id} does not fit u32")
         self.session_id = session_id
@@ -118,7 +121,8 @@ class Session:
         self._shared = self._address.anonymous if self._address is not None else None
         self._shared_limit = "address"
         self._pending = PendingRequests()
-        self._events = EventTranslator(self._t, self._pending, fill_fee)
+        self._events = EventTranslator(self._t, self._pending, fill_fee,
+                                       (clock, ack_times) if ack_times else None)
         self._login_req_id: object = None
         self._login_cod = False
         self._gone = False
@@ -280,7 +284,7 @@ class Session:
         assert account is not None          # private ops run only once authenticated
         req_id, op, kind, fields = request
         items = {} if op == "balances" else [] if op == "open_orders" else fields.get("symbol")
-        ref = self._pending.add(Request(req_id, op, items))
+        ref = self._pending.add(Request(req_id, op, items, sent_ns=now))
         actions: list[Action] = [SendCommand(rq.command(
             kind, account, self.session_id, ref, now, **fields))]
         if barrier:
@@ -386,6 +390,10 @@ class Session:
                             req_id))]
 
     # ------------------------------------------------------------ engine events
+    def pending_count(self) -> int:
+        """Requests awaiting the engine."""
+        return len(self._pending)
+
     @property
     def orders(self) -> dict[int, tuple[int, str | None, str]]:
         """This session's live orders learnt from events: order_id -> (symbol id,

@@ -30,7 +30,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from enum import IntEnum
 
 from ringex.config import Config
 from ringex.logs import setup_logging
@@ -39,24 +38,11 @@ from ringex.storage.projection import Projector
 from ringex.storage.repository import Repository
 from ringex.storage.stores import open_repository
 from ringex.storage.trade_queue import Payload, PayloadKind, TradeQueue
+from ringex.storage.writer_stats import (
+    EVENT_KINDS, STAT_WORDS, Stat, count_events as _count_events,
+)
 
 log = logging.getLogger(__name__)
-
-
-class Stat(IntEnum):
-    """Counters the writer publishes in shared memory (``WriterProcess.stats()``)."""
-    RUNNING = 0          # 1 once the loop runs
-    CONNECTED = 1        # 1 while the database is reachable
-    GROUPS = 2           # transactions committed
-    PAYLOADS = 3         # payloads written
-    SKIPPED = 4          # payloads skipped as already written
-    TRADES = 5           # trade rows written (attempted; replays are ignored by the DB)
-    ROWS = 6             # rows of all tables written
-    FAILURES = 7         # failed connects or transactions
-    DEAD_LETTERS = 8     # malformed payloads kept aside
-    BACKLOG_BYTES = 9    # payload bytes held in memory while the database is down
-    LAST_COMMIT_NS = 10  # time.time_ns() of the last commit
-    CPU_NS = 11          # the writer process's CPU time (all threads) at the last commit
 
 
 @dataclass
@@ -76,7 +62,7 @@ class Writer:
                  options: WriterOptions | None = None, stats=None):
         self.queue, self.url, self.config = queue, url, config
         self.opt = options or WriterOptions()
-        self.stats = stats if stats is not None else [0] * len(Stat)
+        self.stats = stats if stats is not None else [0] * STAT_WORDS
         self.projector = Projector(config, wallets=self.opt.wallets)
         self.repo: Repository | None = None
         self.last: dict[int, int] = {}
@@ -233,6 +219,7 @@ class Writer:
         s[Stat.DEAD_LETTERS] += len(rows.dead_letters)
         s[Stat.LAST_COMMIT_NS] = time.time_ns()
         s[Stat.CPU_NS] = time.process_time_ns()
+        _count_events(s, group)
         if rows.dead_letters:
             log.error("writer: %d malformed payloads stored in dead_letters: %s",
                       len(rows.dead_letters), [d[:3] for d in rows.dead_letters])
@@ -260,7 +247,7 @@ class WriterProcess(ChildProcess):
                  options: WriterOptions | None = None, ctx=None):
         ctx = ctx or multiprocessing.get_context()
         self.queue = queue
-        self._stats = ctx.RawArray("q", len(Stat))
+        self._stats = ctx.RawArray("q", STAT_WORDS)
         self.process = ctx.Process(target=_main, name="ringex-writer",
                                    args=(queue, str(url), config, options, self._stats))
 
@@ -271,6 +258,11 @@ class WriterProcess(ChildProcess):
 
     def stats(self) -> dict[str, int]:
         return {s.name.lower(): int(self._stats[s]) for s in Stat}
+
+    def event_counts(self) -> tuple[list[int], list[int]]:
+        """Events committed by EVENT.kind and rejects by reject code (index = the number)."""
+        s, k = self._stats, len(Stat)
+        return list(s[k:k + EVENT_KINDS]), list(s[k + EVENT_KINDS:STAT_WORDS])
 
     def wait_payloads(self, n: int, timeout: float = 30.0) -> bool:
         """Wait until ``n`` payloads are written or skipped (tests and benchmarks)."""

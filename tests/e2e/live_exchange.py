@@ -53,6 +53,7 @@ class LiveExchange:
         self.keys: dict[str, str] = {}
         self.proc: subprocess.Popen | None = None
         self.url = ""
+        self.http_url = ""            # web view, /metrics, /healthz: http://host:port/
         self.port = 0
         self.admin_key = ""
         self.leftovers: list[str] = []
@@ -75,7 +76,7 @@ class LiveExchange:
                 raise RuntimeError(f"ringex run did not start (exit {code}); log:\n{tail}")
             time.sleep(0.05)
         info = json.loads(run_file.read_text())
-        self.url, self.port = info["url"], info["port"]
+        self.url, self.port, self.http_url = info["url"], info["port"], info["http"]
         self.admin_key = (self.data_dir / "admin.key").read_text().strip()
         return self
 

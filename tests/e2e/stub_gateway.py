@@ -12,7 +12,8 @@ from ringex.ring.spsc import SpscRing
 
 
 def run_gateway(index, ring_names, config_path, db_url, host, port, data_dir, queue,
-                stop_event, wait_strategy, ready_event=None, wakeups=None, crash_after=None):
+                stop_event, wait_strategy, ready_event=None, wakeups=None, stats=None,
+                crash_after=None):
     """Attach the rings, say ready, wait for stop_event (or exit 3 after ``crash_after`` s)."""
     cmd = SpscRing.attach(ring_names["cmd"], COMMAND, role="producer")
     evt = SpscRing.attach(ring_names["evt"], EVENT, role="consumer")

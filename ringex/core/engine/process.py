@@ -29,6 +29,7 @@ from ringex.logs import setup_logging
 from ringex.core.engine import loop as L
 from ringex.core.engine.front import Engine
 from ringex.core.engine.start import StartState
+from ringex.core.journal import J_BYTES, J_ENTRIES
 from ringex.core.snapshot import StateStore
 from ringex.process import ChildProcess, title_process
 from ringex.ring.broadcast import BroadcastRing
@@ -53,6 +54,8 @@ class Ctl(IntEnum):
     MD = 7              # market-data records published
     HANDOFFS = 8        # trade-queue payloads sent
     DROPPED_GATEWAYS = 9
+    JOURNAL_BYTES = 10  # journal bytes written by this run (0 without a journal)
+    JOURNAL_ENTRIES = 11
     WORDS = 16
 
 
@@ -191,6 +194,8 @@ def _loop(eng: Engine, ctl, ppid: int, drain_timeout_s: float) -> int:
                                                                 c["events"])
         ctl[Ctl.MD], ctl[Ctl.HANDOFFS] = c["md"], c["handoffs"]
         ctl[Ctl.DROPPED_GATEWAYS] = int(len(eng.arrays.alive) - eng.arrays.alive.sum())
+        ctl[Ctl.JOURNAL_BYTES] = eng.arrays.journal[J_BYTES]
+        ctl[Ctl.JOURNAL_ENTRIES] = eng.arrays.journal[J_ENTRIES]
         if os.getppid() != ppid:
             log.error("engine: the supervisor died; exiting without draining")
             ctl[Ctl.STATE] = State.FAILED
