@@ -7,20 +7,21 @@ The bots are ordinary clients (``ringex.client``): their accounts and API keys a
 in the repository, their funds are admin deposits over the WebSocket. The market maker
 quotes a ladder around a mid price that wanders, cancelling and requoting; the takers
 send small market and IOC orders at random. The view subscribes like any anonymous
-client to ``book`` and ``trades``.
+client to ``book`` and ``trades``; its layout is ringex/ops/demo_view.py.
 """
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import random
-import time
-from collections import deque
 from decimal import Decimal
+from pathlib import Path
 
 from ringex.config import Config, Symbol
-from ringex.client import (
-    BookSnapshot, BookUpdate, Client, ClientError, Reject, Trade, connect,
-)
+from ringex.client import Client, ClientError, Reject, connect
+from ringex.ops.datadir import RUN_FILE
+from ringex.ops.demo_view import MarketView
 from ringex.storage.stores import open_repository
 
 SYMBOLS = {"BTC-USD": Decimal("30000"), "ETH-USD": Decimal("1800")}   # name -> start mid
@@ -86,63 +87,26 @@ async def _pause(stop: asyncio.Event, seconds: float) -> None:
         pass
 
 
-class MarketView:
-    """Books and recent trades as a rich renderable, fed by an anonymous client."""
-
-    def __init__(self, symbols: list[str], depth: int = 10):
-        self.depth = depth
-        # symbol -> (bids, asks), each price -> qty
-        self.books: dict[str, tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]] = {
-            s: ({}, {}) for s in symbols}
-        self.trades: deque[Trade] = deque(maxlen=14)
-        self.count = 0
-        self.started = time.monotonic()
-
-    def apply(self, ev) -> None:
-        if isinstance(ev, BookSnapshot):
-            self.books[ev.symbol] = (dict(ev.bids), dict(ev.asks))
-        elif isinstance(ev, BookUpdate):
-            bids, asks = self.books[ev.symbol]
-            for book, levels in ((bids, ev.bids), (asks, ev.asks)):
-                for p, q in levels:
-                    if q:
-                        book[p] = q
-                    else:
-                        book.pop(p, None)
-        elif isinstance(ev, Trade):
-            self.trades.appendleft(ev)
-            self.count += 1
-
-    def render(self):
-        from rich.columns import Columns
-        from rich.panel import Panel
-        from rich.table import Table
-        panels = []
-        for name, (bids, asks) in self.books.items():
-            t = Table(show_header=True, header_style="bold", box=None, expand=True)
-            t.add_column("side")
-            t.add_column("price", justify="right")
-            t.add_column("qty", justify="right")
-            for p in sorted(asks)[:self.depth][::-1]:
-                t.add_row("[red]ask[/]", f"[red]{p}[/]", str(asks[p]))
-            for p in sorted(bids, reverse=True)[:self.depth]:
-                t.add_row("[green]bid[/]", f"[green]{p}[/]", str(bids[p]))
-            panels.append(Panel(t, title=name, width=44))
-        tr = Table(show_header=True, header_style="bold", box=None, expand=True)
-        for col in ("symbol", "price", "qty", "taker"):
-            tr.add_column(col, justify="right" if col in ("price", "qty") else "left")
-        for x in self.trades:
-            color = "green" if x.taker_side == "buy" else "red"
-            tr.add_row(x.symbol, f"[{color}]{x.price}[/]", str(x.qty), x.taker_side)
-        rate = self.count / max(1e-9, time.monotonic() - self.started)
-        panels.append(Panel(tr, title=f"trades: {self.count} ({rate:.1f}/s)", width=52))
-        return Columns(panels)
+def served_web_url(data_dir: str) -> tuple[bool, str | None]:
+    """(found, URL) of the web view from the run file of the supervisor that started this
+    process (it writes the file just after starting the demo; ``None``: no web view)."""
+    try:
+        info = json.loads((Path(data_dir) / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return False, None
+    if not isinstance(info, dict) or info.get("pid") != os.getppid():
+        return False, None          # none yet, or a stale one of an earlier run
+    return True, info.get("http")
 
 
 async def demo_main(url: str, db_url: str, config: Config, admin_key: str,
                     stop: asyncio.Event, *, view: bool = True, takers: int = 2,
-                    seed: int | None = None) -> MarketView:
-    """Run the bots (and the live view) until ``stop`` is set; returns the view's state."""
+                    seed: int | None = None, web_url: str | None = None,
+                    data_dir: str | None = None) -> MarketView:
+    """Run the bots (and the live view) until ``stop`` is set; returns the view's state.
+
+    The view shows ``url`` and ``web_url`` as where to connect; without ``web_url`` it
+    looks for it in ``data_dir``'s run file (``served_web_url``) while it runs."""
     rng = random.Random(seed)
     symbols = [config.symbol(n) for n in SYMBOLS if n in {s.name for s in config.symbols}]
     with open_repository(db_url) as repo:
@@ -153,7 +117,7 @@ async def demo_main(url: str, db_url: str, config: Config, admin_key: str,
         await _fund(admin, account, FUNDS["maker" if i == 0 else "taker"])
     clients = [await connect(url, key, cancel_on_disconnect=True) for _, key in ids]
     watcher = await connect(url)
-    market = MarketView([s.name for s in symbols])
+    market = MarketView([s.name for s in symbols], ws_url=url, web_url=web_url)
     for s in symbols:
         await watcher.subscribe("book", s.name)
         await watcher.subscribe("trades", s.name)
@@ -174,9 +138,15 @@ async def demo_main(url: str, db_url: str, config: Config, admin_key: str,
 
     async def show() -> None:
         from rich.live import Live
-        with Live(market.render(), refresh_per_second=4, screen=False) as live:
+        run_file_dir = data_dir if web_url is None else None
+        # drawn from this thread only (market changes here): no auto-refresh thread
+        with Live(market.render(), auto_refresh=False, screen=False) as live:
             while not stop.is_set():
-                live.update(market.render())
+                if run_file_dir is not None:
+                    found, market.web_url = served_web_url(run_file_dir)
+                    if found:
+                        run_file_dir = None
+                live.update(market.render(), refresh=True)
                 await _pause(stop, 0.25)
 
     async def bot(coro) -> None:
@@ -219,9 +189,10 @@ async def demo_main(url: str, db_url: str, config: Config, admin_key: str,
 
 
 def run_demo(url: str, db_url: str, data_dir: str, config_path: str | None, admin_key: str,
-             stop_event) -> None:
+             stop_event, web_url: str | None = None) -> None:
     """The demo child (docs/architecture.md section 8): bots and the live view until
-    ``stop_event`` (a multiprocessing Event) is set."""
+    ``stop_event`` (a multiprocessing Event) is set. The view shows ``url`` and the web
+    view's URL (``web_url``, else the one in ``data_dir``'s run file)."""
     config = Config.load(config_path)
 
     async def main() -> None:
@@ -234,7 +205,8 @@ def run_demo(url: str, db_url: str, data_dir: str, config_path: str | None, admi
 
         watcher = asyncio.create_task(watch_stop())
         try:
-            await demo_main(url, db_url, config, admin_key, stop)
+            await demo_main(url, db_url, config, admin_key, stop, web_url=web_url,
+                            data_dir=data_dir)
         finally:
             watcher.cancel()
 
