@@ -45,14 +45,14 @@ class StopFlag:
     def clear(self) -> None:
         self._value.value = 0
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """True once set; False after ``timeout`` seconds."""
+    def wait(self, timeout: float | None = None, poll_s: float = POLL_S) -> bool:
+        """True once set (seen within ``poll_s``); False after ``timeout`` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.is_set():
             if deadline is not None and time.monotonic() >= deadline:
                 return False
-            time.sleep(self.POLL_S if deadline is None
-                       else max(0.0, min(self.POLL_S, deadline - time.monotonic())))
+            time.sleep(poll_s if deadline is None
+                       else max(0.0, min(poll_s, deadline - time.monotonic())))
         return True
 
     def __repr__(self) -> str:

@@ -29,7 +29,7 @@ from ringex.ring.spsc import SpscRing
 
 log = logging.getLogger("ringex.gateway")
 
-HOUSEKEEPING_S = 0.02             # stop-event / parent checks, audit flushes
+HOUSEKEEPING_S = 0.05             # stop-event / parent checks, audit flushes
 KEEPALIVE_S = 20.0                # ping every client this often (docs/protocol.md §7)
 GAUGES_S = 1.0                    # connection and subscription gauges for the metrics
 

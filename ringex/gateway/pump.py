@@ -78,8 +78,9 @@ class EventPump:
             elif self._idle < spin:
                 self._idle += 1
             else:
-                await self.wait.wait(self.ready, COLD_TIMEOUT_S)
-                self._idle = 0
+                # woken by records or a kick: hot again; by the timeout: stay cold
+                if await self.wait.wait(self.ready, COLD_TIMEOUT_S):
+                    self._idle = 0
                 continue
             await asyncio.sleep(0)
 

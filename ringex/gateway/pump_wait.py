@@ -7,13 +7,19 @@ the last event or command (the strategy's own ``spin``: 2000 for spin_then_sleep
 couple of milliseconds; 200 for eventfd). Then it goes *cold* and awaits
 :meth:`PumpWait.wait`, which returns when the rings may hold records, when
 :meth:`PumpWait.kick` is called (the gateway just wrote a command, so a reply is due), or
-after ``timeout``. One class per ``ringex.ring.wait`` strategy name:
+after ``timeout``; it returns False only in the last case, and the pump then waits cold
+again instead of spinning hot (an idle gateway costs next to nothing). One class per
+``ringex.ring.wait`` strategy name:
 
 - ``busy_spin``        never cold: lowest latency, one core per gateway while idle.
 - ``spin_then_sleep``  cold: a helper thread polls the rings with sleeps doubling from
                        20 us to 1 ms and wakes the loop (``call_soon_threadsafe``) --
-                       asyncio timers cannot sleep under a millisecond. Idle cost: about
-                       a thousand short wake-ups per second. The default.
+                       asyncio timers cannot sleep under a millisecond. After
+                       ``DEEP_IDLE_S`` with no records and no kick it polls every
+                       ``DEEP_SLEEP_S`` instead: an idle gateway costs about 1 % of a core
+                       (4-5 % at 1 ms), and only market data or another gateway's fill
+                       arriving after such a quiet second waits up to 5 ms more; a
+                       client's own request kicks the pump at once. The default.
 - ``eventfd``          cold: the loop watches the engine's eventfd (``loop.add_reader``);
                        the engine signals it after writing the event ring or the md ring.
                        Zero CPU while idle; needs the supervisor's ``wakeups``.
@@ -32,6 +38,8 @@ from collections.abc import Callable
 from ringex.ring.wait import EventfdWait, Gate, SleepSchedule, SpinThenSleepWait, make_wait
 
 Poll = Callable[[], int]
+DEEP_IDLE_S = 1.0           # spin_then_sleep: this long without records or kicks ...
+DEEP_SLEEP_S = 0.005        # ... and the helper thread polls this often
 
 
 class PumpWait:
@@ -47,16 +55,17 @@ class PumpWait:
         self._fut = asyncio.get_running_loop().create_future()
         return self._fut
 
-    def _fire(self, fut: asyncio.Future | None = None) -> None:
+    def _fire(self, fut: asyncio.Future | None = None, woken: bool = True) -> None:
         fut = fut or self._fut
         if fut is not None and not fut.done():
-            fut.set_result(None)
+            fut.set_result(woken)
 
     def kick(self) -> None:
         """Wake a pending ``wait`` now (call from the loop thread)."""
         self._fire()
 
-    async def wait(self, poll: Poll, timeout: float) -> None:
+    async def wait(self, poll: Poll, timeout: float) -> bool:
+        """Until the rings may hold records or a kick (True), or ``timeout`` (False)."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -67,8 +76,9 @@ class BusySpinPumpWait(PumpWait):
     name = "busy_spin"
     spin = 1 << 62
 
-    async def wait(self, poll: Poll, timeout: float) -> None:
+    async def wait(self, poll: Poll, timeout: float) -> bool:
         await asyncio.sleep(0)
+        return True
 
 
 class SleepThreadPumpWait(PumpWait):
@@ -83,19 +93,23 @@ class SleepThreadPumpWait(PumpWait):
         self._cond = threading.Condition()
         self._armed: tuple[asyncio.AbstractEventLoop, asyncio.Future, Poll] | None = None
         self._quit = False
+        self._active = time.monotonic()        # last records seen or kick
         self._thread = threading.Thread(target=self._run, name="ringex-pump-wait",
                                         daemon=True)
         self._thread.start()
 
-    async def wait(self, poll: Poll, timeout: float) -> None:
+    async def wait(self, poll: Poll, timeout: float) -> bool:
         fut = self._arm()
         loop = asyncio.get_running_loop()
         with self._cond:
             self._armed = (loop, fut, poll)
             self._cond.notify()
-        handle = loop.call_later(timeout, self._fire, fut)
+        handle = loop.call_later(timeout, self._fire, fut, False)
         try:
-            await fut
+            woken = await fut
+            if woken:
+                self._active = time.monotonic()
+            return woken
         finally:
             handle.cancel()
             with self._cond:
@@ -118,7 +132,9 @@ class SleepThreadPumpWait(PumpWait):
                     except RuntimeError:        # the loop is closed
                         return
                     break
-                time.sleep(self.schedule.sleep_for(rounds))
+                deep = time.monotonic() - self._active > DEEP_IDLE_S
+                time.sleep(max(DEEP_SLEEP_S, self.schedule.max_sleep) if deep
+                           else self.schedule.sleep_for(rounds))
                 rounds += 1
                 with self._cond:
                     if self._quit:
@@ -148,16 +164,16 @@ class EventfdPumpWait(PumpWait):
         self._gate = gate
         self.spin = wakeup.spin
 
-    async def wait(self, poll: Poll, timeout: float) -> None:
+    async def wait(self, poll: Poll, timeout: float) -> bool:
         if self._wakeup.arm(self._gate, poll):
-            return
+            return True
         fut = self._arm()
         loop = asyncio.get_running_loop()
         fd = self._wakeup.fileno()
         loop.add_reader(fd, self._fire, fut)
-        handle = loop.call_later(timeout, self._fire, fut)
+        handle = loop.call_later(timeout, self._fire, fut, False)
         try:
-            await fut
+            return await fut
         finally:
             handle.cancel()
             loop.remove_reader(fd)

@@ -471,7 +471,7 @@ def _child_main(entry: str, kwargs: dict, name: str) -> None:
     ppid = os.getppid()
 
     def watch_parent() -> None:
-        while not stop_event.wait(0.5):
+        while not stop_event.wait(0.5, poll_s=0.1):     # rare wake-ups: idle costs little
             if os.getppid() != ppid:
                 log.error("%s: the supervisor died; stopping", name)
                 stop_event.set()

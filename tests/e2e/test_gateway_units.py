@@ -100,21 +100,22 @@ def test_the_sleep_thread_wakes_the_loop_on_data_and_on_kick():
         loop = asyncio.get_running_loop()
         loop.call_later(0.02, lambda: ready.__setitem__(0, 1))
         t = time.perf_counter()
-        await w.wait(lambda: ready[0], 5.0)              # the thread sees the data
+        woken = [await w.wait(lambda: ready[0], 5.0)]    # the thread sees the data
         took_data = time.perf_counter() - t
         ready[0] = 0
         loop.call_later(0.02, w.kick)
         t = time.perf_counter()
-        await w.wait(lambda: 0, 5.0)                     # a kick ends the wait
+        woken.append(await w.wait(lambda: 0, 5.0))       # a kick ends the wait
         took_kick = time.perf_counter() - t
         t = time.perf_counter()
-        await w.wait(lambda: 0, 0.05)                    # or the timeout
-        return took_data, took_kick, time.perf_counter() - t
+        woken.append(await w.wait(lambda: 0, 0.05))      # or the timeout
+        return took_data, took_kick, time.perf_counter() - t, woken
     try:
-        took_data, took_kick, took_timeout = asyncio.run(go())
+        took_data, took_kick, took_timeout, woken = asyncio.run(go())
     finally:
         w.close()
     assert 0.015 < took_data < 1.0 and 0.015 < took_kick < 1.0 and took_timeout >= 0.045
+    assert woken == [True, True, False]      # the pump stays cold after a timeout
 
 
 # ---------------------------------------------------------------- the connection path
