@@ -1,4 +1,5 @@
-"""Where ringex's compiled kernels are cached, and whether that cache is warm, without
+"""Where ringex's compiled kernels are cached, whether that cache is warm, and where the
+kernel counts of the start-up progress lines are kept (ringex/compile_progress.py), without
 importing numba (the supervisor asks before it starts the engine).
 
 The folder is named after a hash of every module that uses numba and of every ringex
@@ -15,6 +16,7 @@ _PACKAGE = Path(__file__).resolve().parent
 _IMPORT = re.compile(r"^\s*(?:from\s+(ringex(?:\.\w+)*)\s+import\s+([\w, ()]+)|"
                      r"import\s+(ringex(?:\.\w+)+))", re.M)
 _USES_NUMBA = re.compile(r"^\s*(?:from|import)\s+numba\b|^from ringex\.jit import", re.M)
+_NO_KERNELS = ("jit.py", "compile_progress.py")    # use numba, define no kernel
 
 
 def _module_file(name: str) -> Path | None:
@@ -43,7 +45,7 @@ def _imports(path: Path, text: str) -> set[Path]:
 def kernel_sources() -> list[Path]:
     """The modules whose text can change compiled kernels (see the module docstring)."""
     texts = {p: p.read_text() for p in _PACKAGE.rglob("*.py")}
-    todo = [p for p, t in texts.items() if _USES_NUMBA.search(t) and p.name != "jit.py"]
+    todo = [p for p, t in texts.items() if _USES_NUMBA.search(t) and p.name not in _NO_KERNELS]
     seen: set[Path] = set()
     while todo:
         p = todo.pop()
@@ -62,12 +64,22 @@ def source_hash() -> str:
     return h.hexdigest()[:16]
 
 
+def _ringex_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ringex"
+
+
 def cache_folder() -> str:
     """``$RINGEX_NUMBA_CACHE`` if set, else ``~/.cache/ringex/numba/<source hash>``."""
     if "RINGEX_NUMBA_CACHE" in os.environ:          # already chosen (or chosen by the user)
         return os.environ["RINGEX_NUMBA_CACHE"]
-    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return str(root / "ringex" / "numba" / source_hash())
+    return str(_ringex_cache() / "numba" / source_hash())
+
+
+def counts_file() -> Path:
+    """``~/.cache/ringex/compile-counts.json``: how many kernels each process needed the
+    last time it compiled any (the total of ringex/compile_progress.py's progress lines),
+    kept whatever the cache folder, so that a start with an empty one has it."""
+    return _ringex_cache() / "compile-counts.json"
 
 
 def is_warm(folder: str | None = None) -> bool:

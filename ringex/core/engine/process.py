@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from ringex import records
+from ringex.compile_progress import CompileProgress
 from ringex.config import Config
 from ringex.logs import setup_logging
 from ringex.core.engine import loop as L
@@ -116,6 +117,7 @@ def run_engine(spec: EngineSpec, queue, ctl) -> int:
     signal.signal(signal.SIGTERM, lambda *_: ctl.__setitem__(Ctl.STOP, 1))
     ppid = os.getppid()
     ctl[Ctl.PID] = os.getpid()
+    compiling = CompileProgress("engine").install()    # logs while kernels compile
     eng = attach(spec, queue)
     store = None
     try:
@@ -126,6 +128,7 @@ def run_engine(spec: EngineSpec, queue, ctl) -> int:
             eng.restore(spec.start)
         eng.warm_up()
         _apply_transfers(eng, spec.start.transfers)
+        compiling.finish()  # listens no longer: nothing of it in the loop
         gc.collect()
         gc.freeze()         # a full collection over numba's ~10^5 objects would stall ~15 ms
         ctl[Ctl.STATE] = State.RUNNING
