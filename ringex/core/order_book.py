@@ -54,7 +54,9 @@ def new_book(config: Config) -> Book:
     n_slots = lim.max_orders + 1       # one more than may rest: a taker always has a slot
     nb = 2 * len(config.symbols)
     i64 = lambda n: np.zeros(n, dtype=np.int64)  # noqa: E731
-    i32 = lambda n, v=-1: np.full(n, v, dtype=np.int32)  # noqa: E731
+    i32 = lambda n: np.full(n, -1, dtype=np.int32)  # noqa: E731
+    # np.zeros maps pages lazily: a zero-filled table costs memory only where it is used
+    z32 = lambda n: np.zeros(n, dtype=np.int32)  # noqa: E731
     # page tables and bitmaps, one region per book
     pt_off, pt_len = i64(nb), 0
     bm_off = np.zeros((nb, bitset.MAX_LEVELS), np.int64)
@@ -86,12 +88,12 @@ def new_book(config: Config) -> Book:
         o_prev=i32(n_slots), o_next=i32(n_slots), o_aprev=i32(n_slots), o_anext=i32(n_slots),
         free_slots=np.arange(n_slots - 1, -1, -1, dtype=np.int32),
         lv_head=i32(n_pages * PAGE), lv_tail=i32(n_pages * PAGE),
-        lv_qty=i64(n_pages * PAGE), lv_count=i32(n_pages * PAGE, 0),
-        page_table=i32(pt_len), pt_off=pt_off, page_live=i32(n_pages, 0),
+        lv_qty=i64(n_pages * PAGE), lv_count=z32(n_pages * PAGE),
+        page_table=i32(pt_len), pt_off=pt_off, page_live=z32(n_pages),
         free_pages=np.arange(n_pages - 1, -1, -1, dtype=np.int32),
         best=np.full(nb, -1, np.int64),
         bm=i64(bm_len), bm_off=bm_off, bm_words=bm_words, bm_nlev=bm_nlev,
-        coid_tab=i32(coid_size, 0),
+        coid_tab=z32(coid_size),
         acct_head=i32(lim.max_accounts), acct_tail=i32(lim.max_accounts),
         lo=np.array([s.min_tick for s in config.symbols], dtype=np.int64),
         meta=meta,
