@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -160,3 +162,12 @@ def test_refused_handshakes_and_abuse_closes_are_counted(exchange):
             or total("ringex_gateway_abuse_closes_total") < abuse + 1:
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def test_the_sample_grafana_dashboard_uses_only_exported_metrics(exchange):
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "docs"
+                            / "grafana-dashboard.json").read_text())
+    used = {name for panel in dashboard["panels"] for t in panel["targets"]
+            for name in re.findall(r"\bringex_\w+", t["expr"])}
+    exported = {name for name, _ in samples(exchange)}
+    assert used and used <= exported, used - exported
