@@ -17,6 +17,7 @@ _IMPORT = re.compile(r"^\s*(?:from\s+(ringex(?:\.\w+)*)\s+import\s+([\w, ()]+)|"
                      r"import\s+(ringex(?:\.\w+)+))", re.M)
 _USES_NUMBA = re.compile(r"^\s*(?:from|import)\s+numba\b|^from ringex\.jit import", re.M)
 _NO_KERNELS = ("jit.py", "compile_progress.py")    # use numba, define no kernel
+WARM_MARKER = "order_service.process-*.nbi"       # see is_warm
 
 
 def _module_file(name: str) -> Path | None:
@@ -83,6 +84,9 @@ def counts_file() -> Path:
 
 
 def is_warm(folder: str | None = None) -> bool:
-    """True when the cache folder holds compiled kernels (numba's ``.nbi`` index files)."""
+    """True when the cache folder holds the matcher's compiled kernel (numba's index file
+    of ``order_service.process``), which only the engine (or a test) compiles: the
+    supervisor compiles and caches the small ring kernels itself when it creates the rings,
+    before it asks, so any index file at all would say "warm" on every first start."""
     root = Path(folder or cache_folder())
-    return root.is_dir() and any(root.rglob("*.nbi"))
+    return root.is_dir() and any(root.rglob(WARM_MARKER))
