@@ -15,10 +15,12 @@ While kernels compile, an INFO line at most every ``every_s`` seconds::
 
     engine: compiling kernels: 12/54 (on_new), 23 s so far
 
-The total is what the last start that compiled anything needed (kernels it compiled plus
-those it loaded from the cache), kept in ``compile-counts.json`` next to the kernel
-cache (``ringex.kernel_cache.counts_file``); without one: ``12 compiled (on_new)``.
-``finish`` stops listening (nothing is left in the hot loop) and logs the sum.
+The total is how many the last start from an empty cache compiled (``kernel_cache.is_warm``
+false at the first compile), kept in ``compile-counts.json`` next to the kernel cache
+(``ringex.kernel_cache.counts_file``); without one, or past it: ``12 compiled (on_new)``.
+A partly warm cache (a source file's timestamp changed) compiles fewer and stops short
+of the total. ``finish`` stops listening (nothing is left in the hot loop) and logs the
+sum.
 """
 from __future__ import annotations
 
@@ -71,6 +73,7 @@ class CompileProgress(event.Listener):
         self.done = 0
         self.total: int | None = None
         self.started: float | None = None      # monotonic time of the first compile
+        self.from_scratch = False              # the cache had no matcher kernel then
         self._compiling: list[str] = []        # names, outermost first
         self._last_line = 0.0
         self._lock = threading.Lock()
@@ -104,6 +107,7 @@ class CompileProgress(event.Listener):
 
     def _first_compile(self) -> None:
         self.started = self._last_line = time.monotonic()
+        self.from_scratch = not kernel_cache.is_warm()
         entry = read_counts().get(self.label)
         if isinstance(entry, dict) and isinstance(entry.get("kernels"), int):
             self.total = entry["kernels"]
@@ -132,8 +136,8 @@ class CompileProgress(event.Listener):
 
     # ------------------------------------------------------------ the end
     def finish(self) -> None:
-        """Stop listening; if anything compiled, log the sum and keep the count for the
-        next start's total. Safe to call twice."""
+        """Stop listening; if anything compiled, log the sum (and after a start from an
+        empty cache keep the count, the next such start's total). Safe to call twice."""
         if self._installed:
             event.unregister("numba:compile", self)
             self._installed = False
@@ -149,7 +153,8 @@ class CompileProgress(event.Listener):
                  self.label, self.done, seconds,
                  f" ({loaded} more loaded from the cache)" if loaded else "",
                  kernel_cache.cache_folder())
-        self._save(self.done + loaded, seconds)
+        if self.from_scratch:
+            self._save(self.done, seconds)
         self.started = None
 
     def _save(self, kernels: int, seconds: float) -> None:
