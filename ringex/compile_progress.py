@@ -13,7 +13,7 @@ constructors (ringex/core/structs.py, never cached) are not.
 
 While kernels compile, an INFO line at most every ``every_s`` seconds::
 
-    engine: compiling kernels: 12/54 (on_new), 23 s so far
+    engine: compiling kernels: 12/47 (on_new), 23 s so far, 139 s last time
 
 The total is how many the last start from an empty cache compiled (``kernel_cache.is_warm``
 false at the first compile), kept in ``compile-counts.json`` next to the kernel cache
@@ -72,6 +72,7 @@ class CompileProgress(event.Listener):
         self.every_s = every_s          # 0: a line after every kernel (tests)
         self.done = 0
         self.total: int | None = None
+        self.last_seconds: float | None = None  # the last start from an empty cache took
         self.started: float | None = None      # monotonic time of the first compile
         self.from_scratch = False              # the cache had no matcher kernel then
         self._compiling: list[str] = []        # names, outermost first
@@ -111,6 +112,8 @@ class CompileProgress(event.Listener):
         entry = read_counts().get(self.label)
         if isinstance(entry, dict) and isinstance(entry.get("kernels"), int):
             self.total = entry["kernels"]
+            if isinstance(entry.get("seconds"), (int, float)):
+                self.last_seconds = float(entry["seconds"])
         if self.every_s > 0:            # a line even while one long kernel compiles
             self._thread = threading.Thread(target=self._tick, daemon=True,
                                             name="ringex-compile-progress")
@@ -123,12 +126,13 @@ class CompileProgress(event.Listener):
                     self._log_line()
 
     def line(self) -> str:
-        """``compiling kernels: 12/54 (on_new), 23 s so far`` (the current state)."""
+        """``compiling kernels: 12/47 (on_new), 23 s so far, 139 s last time``."""
         done = f"{self.done}/{self.total}" if self.total and self.done < self.total \
             else f"{self.done} compiled"
         now = f" ({self._compiling[-1]})" if self._compiling else ""
         elapsed = time.monotonic() - (self.started or time.monotonic())
-        return f"compiling kernels: {done}{now}, {elapsed:.0f} s so far"
+        last = "" if self.last_seconds is None else f", {self.last_seconds:.0f} s last time"
+        return f"compiling kernels: {done}{now}, {elapsed:.0f} s so far{last}"
 
     def _log_line(self) -> None:
         self._last_line = time.monotonic()

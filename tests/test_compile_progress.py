@@ -58,7 +58,7 @@ def test_each_compiled_kernel_is_logged_then_the_sum_and_the_count_is_kept(
         tiny_kernels()(1)
     finally:
         progress.finish()
-    assert re.fullmatch(r"tiny: compiling kernels: 1/2 \(outer\), \d+ s so far",
+    assert re.fullmatch(r"tiny: compiling kernels: 1/2 \(outer\), \d+ s so far, \d+ s last time",
                         lines(caplog)[0])
 
 
