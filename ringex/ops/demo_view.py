@@ -30,7 +30,7 @@ BOOK_W = 40          # a book panel: qty, bid, ask, qty at full precision, borde
 TRADES_W = 40        # the trades panel when it sits beside the books
 PANEL_ROWS = 3       # a panel's borders and column header
 MAX_TRADES = 200     # trades kept (a tall terminal shows this many at most)
-GAP = "   "          # between the header's items
+GAP = "  "           # between the header's items
 
 
 @dataclass(frozen=True)
