@@ -7,6 +7,7 @@ import { drawDepth } from "./depth.js";
 const LADDER_DEPTH = 15;       // levels shown a side in the ladder
 const DEPTH_LEVELS = 60;       // levels a side in the depth chart
 const TAPE_ROWS = 40;
+const ACTIVITY_ROWS = 8;
 const TRADES_KEPT = 5000;      // per symbol, to rebuild candles when the interval changes
 const RETRY_MAX_MS = 10000;
 
@@ -452,7 +453,19 @@ function orderAcked(m) {
   balancesLater();
 }
 
+// the last fills and cancels of this page's orders, newest first
+function activity(text, kind) {
+  const li = document.createElement("li");
+  li.textContent = `${new Date().toLocaleTimeString()}  ${text}`;
+  li.className = kind;
+  const list = $("activity");
+  list.prepend(li);
+  while (list.children.length > ACTIVITY_ROWS) list.lastChild.remove();
+}
+
 function orderFilled(m) {
+  activity(`order ${m.order_id} filled: ${m.side} ${m.qty} ${m.symbol} at ${m.price} ` +
+    `(${m.liquidity}, fee ${m.fee} ${m.fee_asset}), ${m.leaves} open`, m.side);
   const o = state.orders.get(m.order_id);
   if (o) {
     if (parseFixed(m.leaves).n === 0n) state.orders.delete(m.order_id);
@@ -463,6 +476,8 @@ function orderFilled(m) {
 }
 
 function orderGone(m) {
+  activity(`order ${m.order_id} cancelled: ${m.side} ${m.qty} ${m.symbol}` +
+    `${m.price ? ` at ${m.price}` : ""} (${m.reason})`, "cancelled");
   state.orders.delete(m.order_id);
   schedule("orders");
   balancesLater();
@@ -546,6 +561,7 @@ function wire() {
     state.orders = new Map();
     state.balances = {};
     $("login-msg").textContent = "";
+    $("activity").replaceChildren();
     renderAccount();
     if (ws) {                            // a connection logs in once: start a fresh one
       const old = ws;
