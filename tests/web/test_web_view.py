@@ -211,11 +211,9 @@ def test_book_gap_resyncs(view, exchange, aio, clients):
     engine's book again."""
     symbol = "BTC-USD"
     view.open(symbol)
-    seq = view.hook("v.book(arg).seq", symbol)
     # a level the server never sent, as an update that follows on: applied and shown
-    view.hook("v.receive({type: 'book_update', symbol: arg.s, seq: arg.seq + 1, "
-              "prev_seq: arg.seq, bids: [['1.00', '9.0000']], asks: []})",
-              {"s": symbol, "seq": seq})
+    view.hook("v.receive({type: 'book_update', symbol: arg, seq: v.book(arg).seq + 1, "
+              "prev_seq: v.book(arg).seq, bids: [['1.00', '9.0000']], asks: []})", symbol)
     expect(view.page.locator("#bids tr[data-price='1.00']")).to_have_count(1)
     maker = clients(USD="100000")
     place(aio, maker, symbol, "buy", "0.3", "29000.00")  # the server's next update: a gap
@@ -350,7 +348,7 @@ def test_place_modify_cancel_from_page(view, exchange, aio, clients):
     expect(usd).to_have_text(["USD", "10000.000000", "0.000000"])
 
 
-def test_market_order_from_page_fills(view, exchange, aio, clients):
+def test_post_only_and_market_order_from_page(view, exchange, aio, clients):
     symbol = "BTC-USD"
     view.open(symbol)
     page = view.page
@@ -360,7 +358,17 @@ def test_market_order_from_page_fills(view, exchange, aio, clients):
     key, account = aio.run(funded(exchange, USD="10000"))
     view.login(key, account)
 
+    activity = page.locator("#activity li").first
     page.check("input[name=side][value=buy]")
+    page.fill("#order-price", "30500.00")               # post-only, would take: cancelled
+    page.fill("#order-qty", "0.01")
+    page.check("#order-post-only")
+    page.click("#place-btn")
+    expect(activity).to_contain_text(
+        re.compile(r"order \d+ cancelled: buy 0\.0100 BTC-USD at 30500\.00 \(post_only\)"))
+    expect(page.locator("#orders tbody tr")).to_have_count(0)
+
+    page.uncheck("#order-post-only")
     page.select_option("#order-type", "market")
     expect(page.locator("#order-price")).to_be_disabled()
     expect(page.locator("#order-tif")).to_have_value("ioc")
@@ -369,6 +377,9 @@ def test_market_order_from_page_fills(view, exchange, aio, clients):
     expect(page.locator("#order-msg")).to_have_text(
         re.compile(r"order \d+ placed: buy 0\.0100 BTC-USD at market"))
     expect(page.locator("#tape tbody tr").first.locator("td").nth(1)).to_have_text("30500.00")
+    expect(activity).to_contain_text(re.compile(
+        r"order \d+ filled: buy 0\.0100 BTC-USD at 30500\.00 \(taker, fee 0\.152500 USD\), "
+        r"0\.0000 open"))
     # filled at once: gone from the open orders, the coins in the balances
     # (305.00 USD + the 5 bp taker fee, 0.1525)
     expect(page.locator("#orders tbody tr")).to_have_count(0)
