@@ -425,7 +425,7 @@ def test_refused_order_shows_server_message(view, exchange, aio, clients, price,
 def test_overview(view, exchange, aio, clients):
     """Everything at once, as docs/img/web-view.png shows it: a two-sided book, a run of
     trades in the tape and the chart, an account whose orders (placed elsewhere) the page
-    lists after the login."""
+    lists after the login, and a market sale from the page."""
     symbol = "BTC-USD"
     page = view.page
     view.open(symbol)
@@ -466,6 +466,13 @@ def test_overview(view, exchange, aio, clients):
     place(aio, mine, symbol, "sell", "0.1", "30100.00")
     view.login(key, account)
     expect(page.locator("#orders tbody tr")).to_have_count(2)
+    page.check("input[name=side][value=sell]")           # and a sale from the page
+    page.select_option("#order-type", "market")
+    page.fill("#order-qty", "0.1")
+    page.click("#place-btn")
+    expect(page.locator("#activity li").first).to_contain_text(
+        "filled: sell 0.1000 BTC-USD at 29991.50")
+    trades.append(("29991.50", "0.1000", "sell"))
 
     shown_tape = page.locator("#tape tbody tr")
     expect(shown_tape).to_have_count(len(trades))
@@ -481,7 +488,8 @@ def test_overview(view, exchange, aio, clients):
 
     book = aio.run(engine_book(exchange, symbol,
                                lambda b: {"29950.00"} <= prices(b, "bids")
-                               and {"30100.00"} <= prices(b, "asks")))
+                               and {"30100.00"} <= prices(b, "asks")
+                               and ["29991.50", "1.0000"] in b["bids"]))
     wait_ladder(view, book)
     depth = page.locator("#depth")
     expect(depth).to_have_attribute("data-points",
