@@ -16,7 +16,9 @@ While kernels compile, an INFO line at most every ``every_s`` seconds::
     engine: compiling kernels: 12/47 (on_new), 23 s so far, 139 s last time
 
 The total is how many the last start from an empty cache compiled (``kernel_cache.is_warm``
-false at the first compile), kept in ``compile-counts.json`` next to the kernel cache
+false at the first compile, and fewer kernels loaded than compiled: another process
+starting on the same cache at the same time compiles its share), kept in
+``compile-counts.json`` next to the kernel cache
 (``ringex.kernel_cache.counts_file``); without one, or past it: ``12 compiled (on_new)``.
 A partly warm cache (a source file's timestamp changed) compiles fewer and stops short
 of the total. ``finish`` stops listening (nothing is left in the hot loop) and logs the
@@ -157,7 +159,7 @@ class CompileProgress(event.Listener):
                  self.label, self.done, seconds,
                  f" ({loaded} more loaded from the cache)" if loaded else "",
                  kernel_cache.cache_folder())
-        if self.from_scratch:
+        if self.from_scratch and self.done > loaded:     # not mostly another process's work
             self._save(self.done, seconds)
         self.started = None
 
