@@ -208,8 +208,8 @@ class Supervisor:
             self.wakeups = cmd_w + evt_w
         self.queue = TradeQueue()
         if not kernel_cache.is_warm():
-            log.warning("first start of this ringex build: compiling its kernels, about a "
-                        "minute on 2 cores (then cached in %s)", kernel_cache.cache_folder())
+            log.warning("first start of this ringex build: compiling its kernels, 1 to 4 "
+                        "minutes on 2 cores (then cached in %s)", kernel_cache.cache_folder())
         self.writer = WriterProcess(self.queue, o.db, self.config, WriterOptions(), self.ctx)
         with _sigint_blocked():                 # children inherit the mask: Ctrl-C is ours
             self.writer.start(timeout=o.start_timeout_s)
