@@ -107,6 +107,17 @@ class GatewayLimits:
 
 
 @dataclass(frozen=True)
+class StateOptions:
+    """How the engine keeps its state on disk (``[state]``; docs/storage.md, "Journal and
+    snapshots"). Not part of the snapshot fingerprint: neither changes what a snapshot
+    holds."""
+    snapshot_every_bytes: int = 64 << 20   # journal written since the last snapshot that
+                                           # triggers the next one (between batches)
+    keep_snapshots: int = 2                # recovery points kept once the database holds
+                                           # them (at least 2: the newest and a fallback)
+
+
+@dataclass(frozen=True)
 class Config:
     assets: tuple[Asset, ...]
     symbols: tuple[Symbol, ...]
@@ -114,6 +125,7 @@ class Config:
     # not in repr: snapshots are fingerprinted by repr(config), and gateway limits do not
     # change what the engine's state means
     gateway: GatewayLimits = field(default_factory=GatewayLimits, repr=False)
+    state: StateOptions = field(default_factory=StateOptions, repr=False)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "Config":
@@ -145,7 +157,7 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> "Config":
-        unknown = set(data) - {"assets", "symbols", "limits", "gateway"}
+        unknown = set(data) - {"assets", "symbols", "limits", "gateway", "state"}
         if unknown:
             raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}")
         assets = _parse_assets(data.get("assets") or {}, source)
@@ -160,7 +172,8 @@ class Config:
             raise ConfigError(f"{source}: too many symbols ({len(symbols)})")
         return cls(assets, symbols, _parse_limits(data.get("limits") or {}, source),
                    _parse_positive_ints(GatewayLimits, "gateway", data.get("gateway") or {},
-                                        source))
+                                        source),
+                   parse_state(data.get("state") or {}, source))
 
     # -- lookups
     def symbol(self, name: str) -> Symbol:
@@ -250,6 +263,15 @@ def _parse_positive_ints(cls, section: str, spec: dict, source: str):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ConfigError(f"{source}: {section}.{k} must be a positive integer")
     return cls(**spec)
+
+
+def parse_state(spec: dict, source: str, base: StateOptions | None = None) -> StateOptions:
+    """``[state]`` (over ``base``'s values when given, e.g. the file's under an override)."""
+    merged = {**(base.__dict__ if base is not None else {}), **spec}
+    state = _parse_positive_ints(StateOptions, "state", merged, source)
+    if state.keep_snapshots < 2:
+        raise ConfigError(f"{source}: state.keep_snapshots must be at least 2")
+    return state
 
 
 def _parse_limits(spec: dict, source: str) -> Limits:
