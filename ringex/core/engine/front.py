@@ -2,16 +2,19 @@
 
     eng = Engine(config, cmd_rings, evt_rings, md_ring, queue, wait="spin_then_sleep")
     eng.restore(start); eng.warm_up()
+    eng.snapshot_periodically(store)     # with a journal (ringex/core/engine/snapshots.py)
     while ...:
         r = eng.step()          # loop.step, then what its return code asks for
         eng.idle(r)             # the wait strategy when idle
+        eng.snapshot_if_due()   # now and then (housekeeping)
 
 It owns the OrderService (state), the rings and the buffers the kernels share
 (``loop.EngineBuffers``), journals every group once ``use_journal`` gave it a journal,
 hands processed commands and events to the writer through the trade queue (payloads split
 between commands, numbered by the queue's producer), runs internal commands (``inject``:
 pending transfers at start; a cancel-all at a stop without a journal), and waits when
-idle as the strategy says. The process around it is ``ringex.core.engine.process``.
+idle as the strategy says, and takes the periodic snapshots between steps. The process
+around it is ``ringex.core.engine.process``.
 """
 from __future__ import annotations
 
@@ -25,10 +28,12 @@ import numpy as np
 from ringex import records
 from ringex.config import Config
 from ringex.core.engine import loop as L
+from ringex.core.engine.snapshots import PeriodicSnapshots
 from ringex.core.engine.start import ENGINE_PRODUCER, StartState
 from ringex.core.journal import J_FD, Journal
 from ringex.core.order_book import ORDER_SEQ, SLOT_BITS
 from ringex.core.order_service import OrderService
+from ringex.core.snapshot import StateStore
 from ringex.core.structs import bundle
 from ringex.errors import StorageError
 from ringex.ring.atomics import atomic_store, store_then_fence
@@ -92,6 +97,7 @@ class Engine:
         self._args = (*self.svc._state, self._eb, self.wallets)
         self.handoffs = 0
         self.last_handoff_ns = time.monotonic_ns()
+        self.snapshots: PeriodicSnapshots | None = None
         self._idle_streak = 0
         if wait == "eventfd":
             assert cmd_wakeups is not None          # checked above
@@ -182,6 +188,16 @@ class Engine:
         loop's own array, so both sides see the same batch numbers)."""
         self.arrays.journal[:] = journal.state
         journal.state = self.arrays.journal
+
+    def snapshot_periodically(self, store: StateStore) -> None:
+        """Journal into ``store``'s open segment (``use_journal`` already done) and snapshot
+        every ``[state] snapshot_every_bytes`` of journal from now on."""
+        self.snapshots = PeriodicSnapshots(self, store)
+
+    def snapshot_if_due(self) -> None:
+        """Between steps: a periodic snapshot if one is due (a pause of milliseconds)."""
+        if self.snapshots is not None:
+            self.snapshots.poll()
 
     def send_replayed(self, entries, after: int) -> int:
         """Hand the writer the events of replayed journal entries numbered above ``after``

@@ -10,7 +10,8 @@ module, the process: attach the rings, recover (snapshot + journal) or restore t
 state, apply pending transfers, loop until the stop flag (then drain the command rings,
 hand off, snapshot; without a journal, cancel resting orders instead) or the parent's
 death (then exit at once), publishing a heartbeat and counters in ``ctl`` (a shared int64
-array, ``Ctl`` words). Contract: docs/architecture.md.
+array, ``Ctl`` words) and taking a snapshot every ``[state] snapshot_every_bytes`` of
+journal (``core/engine/snapshots.py``). Contract: docs/architecture.md.
 """
 from __future__ import annotations
 
@@ -124,6 +125,7 @@ def run_engine(spec: EngineSpec, queue, ctl) -> int:
         if spec.state_dir:
             store = StateStore(spec.state_dir, spec.config(), spec.journal_fsync)
             _recover(eng, store, spec.start)
+            eng.snapshot_periodically(store)
         else:
             eng.restore(spec.start)
         eng.warm_up()
@@ -165,7 +167,7 @@ def _recover(eng: Engine, store: StateStore, start: StartState) -> None:
     every replayed entry the database lacks, and journal from there on."""
     held = start.first_batch - 1            # the database's last batch of the engine
     if store.snapshots() or store.segments():
-        rec = store.recover(eng.svc, keep_events=True, upto=held)
+        rec = store.recover(eng.svc, keep_events=True, upto=held, keep_after=held)
         for problem in rec.problems:
             log.warning("engine: recovery: %s", problem)
         sent = eng.send_replayed(rec.entries, held)
@@ -191,6 +193,7 @@ def _loop(eng: Engine, ctl, ppid: int, drain_timeout_s: float) -> int:
         if now < next_house:
             continue
         next_house = now + HOUSEKEEPING_NS
+        eng.snapshot_if_due()
         ctl[Ctl.HEARTBEAT_NS] = now
         c = eng.counters()
         ctl[Ctl.BATCHES], ctl[Ctl.COMMANDS], ctl[Ctl.EVENTS] = (c["batches"], c["commands"],
