@@ -47,7 +47,7 @@ import numpy as np
 from ringex.jit import njit
 from ringex import records
 from ringex.core.checksum import CRC_INIT, crc32c_update
-from ringex.core.sysio import sys_fallocate, sys_fsync, sys_writev
+from ringex.core.sysio import clock_ns, sys_fallocate, sys_fsync, sys_writev
 from ringex.errors import StorageError
 
 MAGIC = 0x334A5852           # "RXJ3", written
@@ -59,8 +59,8 @@ PREALLOC = 16 << 20          # bytes of disk reserved past the end at a time
 FALLOC_FL_KEEP_SIZE = 1
 
 # kernel state, one int64 array of 8 per open journal; J_SIZE: the file's size,
-# J_RESERVED: where the fallocate reservation ends
-J_FD, J_LAST, J_FSYNC, J_BYTES, J_ENTRIES, J_SIZE, J_RESERVED = range(7)
+# J_RESERVED: where the fallocate reservation ends, J_FSYNC_NS: time spent in fsync
+J_FD, J_LAST, J_FSYNC, J_BYTES, J_ENTRIES, J_SIZE, J_RESERVED, J_FSYNC_NS = range(8)
 
 
 @njit(cache=True)
@@ -115,8 +115,11 @@ def append_entry(jst, head, iov, cmds, c0, c1):
         jst[J_RESERVED] = jst[J_SIZE] + PREALLOC
     if sys_writev(jst[J_FD], iov.ctypes.data, 2) != want:
         return -1
-    if jst[J_FSYNC] != 0 and sys_fsync(jst[J_FD]) != 0:
-        return -1
+    if jst[J_FSYNC] != 0:
+        t0 = clock_ns()
+        if sys_fsync(jst[J_FD]) != 0:
+            return -1
+        jst[J_FSYNC_NS] += clock_ns() - t0
     jst[J_LAST] = batch
     jst[J_BYTES] += want
     jst[J_SIZE] += want

@@ -41,7 +41,7 @@ import numpy as np
 
 from ringex.config import Config, StateOptions, parse_state
 from ringex.core import snapshot_format as fmt
-from ringex.core.journal import J_BYTES, J_ENTRIES, Entries, Journal, read_entries
+from ringex.core.journal import J_BYTES, J_ENTRIES, J_FSYNC_NS, Entries, Journal, read_entries
 from ringex.core.order_service import OrderService
 from ringex.errors import StorageError
 
@@ -242,7 +242,8 @@ class StateStore:
         old.close()
         new = Journal.open(self.journal_dir / f"seg-{batch + 1:020d}.rxj", self.fsync,
                            batch + 1)
-        new.state[J_BYTES], new.state[J_ENTRIES] = old.state[J_BYTES], old.state[J_ENTRIES]
+        for word in (J_BYTES, J_ENTRIES, J_FSYNC_NS):          # counters of the whole run
+            new.state[word] = old.state[word]
         self.journal = new
 
     def prune_before(self, held: int) -> list[Path]:

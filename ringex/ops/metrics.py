@@ -21,6 +21,7 @@ from prometheus_client.core import (
     CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric,
 )
 
+from ringex.core.engine import loop as L
 from ringex.core.engine.process import Ctl, State
 from ringex.gateway.stats import GatewayStat
 from ringex.ops.counters import Histogram
@@ -31,6 +32,7 @@ from ringex.storage.writer_stats import Stat
 if TYPE_CHECKING:
     from ringex.ops.supervisor import Supervisor
 
+GROUP_BOUNDS_NS = tuple(L.HIST_FIRST_NS << b for b in range(L.HIST_BUCKETS - 1))
 HEARTBEAT_STALE_S = 5.0      # an engine heartbeat older than this fails /healthz
 NS = 1e9
 
@@ -134,6 +136,15 @@ class Probe:
         yield GaugeMetricFamily("ringex_engine_dropped_gateways",
                                 "Gateways whose rings the engine stopped serving",
                                 value=ctl[Ctl.DROPPED_GATEWAYS])
+        yield CounterMetricFamily("ringex_engine_journal_fsync_seconds",
+                                  "Time in fsync of the journal (--fsync batch)",
+                                  value=ctl[Ctl.JOURNAL_FSYNC_NS] / NS)
+        groups = Histogram(ctl[Ctl.GROUP_HIST:Ctl.GROUP_HIST + L.HIST_WORDS], GROUP_BOUNDS_NS)
+        h = HistogramMetricFamily("ringex_engine_group_seconds",
+                                  "Matching and journaling of one group of commands "
+                                  "(a batch: up to 64 per gateway)")
+        h.add_metric([], _buckets(groups), groups.sum_ns / NS)
+        yield h
 
     def _writer(self) -> Iterator[Metric]:
         writer, engine = self.sup.writer, self.sup.engine

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from ringex.core import checksum
-from ringex.core.journal import (HEADER, J_FD, MAGIC, MAGIC_RXJ2, Journal, fnv_check,
-                                 read_journal)
+from ringex.core.journal import (HEADER, J_FD, J_FSYNC_NS, MAGIC, MAGIC_RXJ2, Journal,
+                                 fnv_check, read_journal)
 from ringex.core.order_service import OrderService
 from ringex.core.snapshot import StateStore
 from ringex.errors import StorageError
@@ -58,6 +58,15 @@ def test_should_read_back_every_appended_batch(tmp_path):
     entries, scan = read_journal(tmp_path / "j.rxj")
     assert [n for n, _ in entries] == list(range(1, 21)) and scan.torn_bytes == 0
     assert all(np.array_equal(a, b) for (_, a), b in zip(entries, batches))
+
+
+@pytest.mark.parametrize("fsync", ["none", "batch"])
+def test_should_count_time_in_fsync_only_when_it_fsyncs(tmp_path, fsync):
+    with Journal.open(tmp_path / "j.rxj", fsync=fsync) as j:
+        for b in command_stream(2, 3):
+            j.append(b)
+        spent = int(j.state[J_FSYNC_NS])
+    assert (spent > 0) == (fsync == "batch")
 
 
 @pytest.mark.parametrize("cut", [1, 7, 20, 64, 100, 1000])

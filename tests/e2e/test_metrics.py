@@ -80,6 +80,8 @@ def test_metrics_count_orders_rejects_and_acks(exchange):
                for g in ("0", "1"))
     assert hist == before_hist + 6                    # five acks and the reject
     assert s[("ringex_engine_commands_total", ())] >= 6
+    assert s[("ringex_engine_group_seconds_count", ())] >= 6  # one group per request here
+    assert s[("ringex_engine_group_seconds_sum", ())] > 0
     assert s[("ringex_process_up", (("process", "engine"),))] == 1
     assert s[("ringex_writer_connected", ())] == 1
     assert s[("ringex_ring_capacity_records", (("ring", "g0-cmd"),))] > 0

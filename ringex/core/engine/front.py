@@ -90,6 +90,7 @@ class Engine:
             grp_end=np.zeros(L.ACC_COMMANDS, np.int64),
             grp_batch=np.zeros(L.ACC_COMMANDS, np.int64),
             st=np.zeros(L.S_WORDS, np.int64),
+            hist=np.zeros(L.HIST_WORDS, np.int64),
         )
         self.st = self.arrays.st
         self.st[L.S_EVENTFD] = wait == "eventfd"

@@ -36,6 +36,7 @@ from collections import namedtuple
 from ringex.jit import njit
 from ringex.core.journal import J_FD, append_entry
 from ringex.core.market_data import publish, touched_before
+from ringex.core.sysio import clock_ns
 from ringex.core.order_service import process
 from ringex.ring.atomics import (
     cpu_relax,
@@ -52,6 +53,12 @@ ACC_COMMANDS = 8192          # commands between two hand-offs (at most)
 FLUSH_EVENTS = 16384         # hand off once this many events are waiting
 MD_BUFFER = 4096             # market-data staging records
 ROUTE_SPINS = 20000          # spins on a full event ring before asking Python to check it
+
+# group-time histogram: bucket b counts groups that took < HIST_FIRST_NS << b (the last
+# one: any longer), then the sum of their times; a clock read before and after a group
+HIST_FIRST_NS = 512
+HIST_BUCKETS = 16
+HIST_WORDS = HIST_BUCKETS + 1
 
 RET_NONE, RET_IDLE, RET_FLUSH, RET_BUDGET, RET_BLOCKED, RET_SIGNAL, RET_JOURNAL_FAILED = range(7)
 
@@ -79,6 +86,7 @@ EngineBuffers = namedtuple("EngineBuffers", [
     "grp_end",      # int64[ACC_COMMANDS]: where each journaled group ends in acc_cmds
     "grp_batch",    # int64[ACC_COMMANDS]: that group's journal batch number
     "st",           # int64[S_WORDS]: loop state and counters (S_* above)
+    "hist",         # int64[HIST_WORDS]: time of each group's process + journal stages
 ])
 
 
@@ -111,6 +119,17 @@ def poll(eb, st):
 
 
 @njit(cache=True)
+def observe(hist, ns):
+    """Count one group's time ``ns`` in its power-of-two bucket (see HIST_*)."""
+    b, d = 0, ns // HIST_FIRST_NS
+    while d > 0 and b < HIST_BUCKETS - 1:
+        d >>= 1
+        b += 1
+    hist[b] += 1
+    hist[HIST_BUCKETS] += ns
+
+
+@njit(cache=True)
 def run_group(bk, wl, mk, eb, st, wallets):
     """Stages 2-3 over batch[S_BATCH_I:S_BATCH_N], as far as ``out`` has room.
 
@@ -120,6 +139,7 @@ def run_group(bk, wl, mk, eb, st, wallets):
     nk = touched_before(bk, batch, i0, i1, eb.keys, 0)
     c0, e0 = st[S_ACC_NC], st[S_ACC_NEV]
     c, e, i = c0, e0, i0
+    t0 = clock_ns()
     while i < i1:
         done, n = process(bk, wl, mk, batch[i:i + 1], 0, out[e:], wallets)
         if done == 0:
@@ -132,6 +152,8 @@ def run_group(bk, wl, mk, eb, st, wallets):
     jb = journal_append(eb, acc, c0, c)
     if jb < 0:
         return -1
+    if i > i0:
+        observe(eb.hist, clock_ns() - t0)
     if jb > 0:
         g = st[S_ACC_NG]
         eb.grp_end[g], eb.grp_batch[g] = c, jb

@@ -31,7 +31,7 @@ from ringex.logs import setup_logging
 from ringex.core.engine import loop as L
 from ringex.core.engine.front import Engine
 from ringex.core.engine.start import StartState
-from ringex.core.journal import J_BYTES, J_ENTRIES
+from ringex.core.journal import J_BYTES, J_ENTRIES, J_FSYNC_NS
 from ringex.core.snapshot import StateStore
 from ringex.process import ChildProcess, title_process
 from ringex.ring.broadcast import BroadcastRing
@@ -58,7 +58,9 @@ class Ctl(IntEnum):
     DROPPED_GATEWAYS = 9
     JOURNAL_BYTES = 10  # journal bytes written by this run (0 without a journal)
     JOURNAL_ENTRIES = 11
-    WORDS = 16
+    JOURNAL_FSYNC_NS = 12   # time in fsync (--fsync batch)
+    GROUP_HIST = 16     # L.HIST_WORDS words: the loop's group-time histogram
+    WORDS = GROUP_HIST + L.HIST_WORDS
 
 
 class State(IntEnum):
@@ -202,6 +204,8 @@ def _loop(eng: Engine, ctl, ppid: int, drain_timeout_s: float) -> int:
         ctl[Ctl.DROPPED_GATEWAYS] = int(len(eng.arrays.alive) - eng.arrays.alive.sum())
         ctl[Ctl.JOURNAL_BYTES] = eng.arrays.journal[J_BYTES]
         ctl[Ctl.JOURNAL_ENTRIES] = eng.arrays.journal[J_ENTRIES]
+        ctl[Ctl.JOURNAL_FSYNC_NS] = eng.arrays.journal[J_FSYNC_NS]
+        ctl[Ctl.GROUP_HIST:Ctl.GROUP_HIST + L.HIST_WORDS] = eng.arrays.hist.tolist()
         if os.getppid() != ppid:
             log.error("engine: the supervisor died; exiting without draining")
             ctl[Ctl.STATE] = State.FAILED
@@ -283,4 +287,5 @@ class EngineProcess(ChildProcess):
         return self.process.exitcode
 
     def counters(self) -> dict[str, int]:
-        return {w.name.lower(): int(self.ctl[w]) for w in Ctl if w not in (Ctl.WORDS,)}
+        return {w.name.lower(): int(self.ctl[w]) for w in Ctl
+                if w not in (Ctl.WORDS, Ctl.GROUP_HIST)}
