@@ -10,18 +10,44 @@ cached kernel, so after an edit to a kernel that others call -- or to a constant
 in, such as a ``ringex.records`` code -- the callers' stale machine code would still load.
 The folder is named after a hash of every module that uses numba and of every ringex
 module those import (transitively), so any such edit starts clean.
+
+Inside it, numba would file each module's kernels under a hash of the module's absolute
+folder, so a second checkout of the same sources (another clone, a CI run) would compile
+everything again. ``PackageRelativeLocator`` files them under the module's folder
+relative to the package (``ringex_core``) instead: every checkout of the same sources
+shares one cache. numba's own check still applies (the index holds a hash of the source
+file's content).
 """
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from numba import njit, typeof
 from numba.core import config
+from numba.core.caching import UserProvidedCacheLocator
 from numba.core.typing.typeof import Purpose
 
 from ringex.kernel_cache import cache_folder
 
 __all__ = ["compiled", "njit"]
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+class PackageRelativeLocator(UserProvidedCacheLocator):
+    """numba's cache locator for ``NUMBA_CACHE_DIR``, keyed by the path inside the
+    ringex package instead of the absolute path (see the module docstring)."""
+
+    @classmethod
+    def get_suitable_cache_subpath(cls, py_file):
+        return "_".join(Path(py_file).resolve().parent.relative_to(_PACKAGE.parent).parts)
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if not Path(py_file).resolve().is_relative_to(_PACKAGE):
+            return None                          # not ours: numba's usual locators
+        return super().from_function(py_func, py_file)
 
 
 def _use_source_keyed_cache() -> None:
@@ -29,6 +55,11 @@ def _use_source_keyed_cache() -> None:
     os.environ["RINGEX_NUMBA_CACHE"] = folder       # children inherit the same folder
     os.environ["NUMBA_CACHE_DIR"] = folder
     config.CACHE_DIR = folder  # type: ignore[attr-defined]  # set dynamically by numba
+    # numba tries these in order (NUMBA_CACHE_LOCATOR_CLASSES); the rest are its defaults
+    locators = ("ringex.jit.PackageRelativeLocator", "UserProvidedCacheLocator",
+                "InTreeCacheLocator", "UserWideCacheLocator")
+    os.environ["NUMBA_CACHE_LOCATOR_CLASSES"] = ",".join(locators)
+    config.CACHE_LOCATOR_CLASSES = os.environ["NUMBA_CACHE_LOCATOR_CLASSES"]  # type: ignore[attr-defined]
 
 
 def compiled(kernel, *args):
