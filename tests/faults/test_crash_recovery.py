@@ -6,11 +6,14 @@ from __future__ import annotations
 import os
 import signal
 import time
+from decimal import Decimal
 
 import pytest
 
-from tests.faults.rig import (Run, Seen, ask_engine, check_converged, fund, make_accounts,
-                              replay_journal, run_async, stream)
+from ringex.core.snapshot import STATE_ENV
+from tests.faults.rig import (CONFIG, Run, Seen, ask_engine, check_converged, fund,
+                              make_accounts, replay_journal, run_async, stream)
+from tests.faults.test_storage_faults import _wait
 
 
 def _crash_and_recover(tmp_path, fault: str, db: str | None = None) -> dict:
@@ -87,3 +90,92 @@ def test_postgres_matcher_killed_mid_stream_loses_nothing(tmp_path, pg_url):
 @pytest.mark.timeout(120)
 def test_postgres_whole_group_killed_while_the_writer_lags_converges(tmp_path, pg_url):
     _crash_and_recover(tmp_path, "group", pg_url)
+
+
+# ---------------------------------------------------------------- periodic snapshots
+def _state_files(run: Run) -> tuple[list[int], list[int]]:
+    state = run.data_dir / "state"
+    return ([int(p.stem.split("-")[1]) for p in sorted(state.glob("snapshots/snap-*.npz"))],
+            [int(p.stem.split("-")[1]) for p in sorted(state.glob("journal/seg-*.rxj"))])
+
+
+@pytest.mark.timeout(180)
+def test_matcher_killed_after_periodic_snapshots_replays_only_the_tail(tmp_path, monkeypatch):
+    # a snapshot every ~20 kB of journal; every recovery point kept, so that the whole
+    # journal is still there for the convergence check
+    monkeypatch.setenv(STATE_ENV, "snapshot_every_bytes=20000,keep_snapshots=1000")
+    run = Run(tmp_path / "data")
+    try:
+        run.start()
+        keys = make_accounts(run)
+        seen = Seen()
+        run_async(fund(run, keys, seen))
+
+        def crash():               # kill -9 once the running engine has taken three
+            _wait(lambda: len(_state_files(run)[0]) >= 3, 60, "three periodic snapshots")
+            run.kill_engine()
+
+        run_async(stream(run, keys, seen, crash, warmup_s=0.2), timeout=120)
+        assert run.wait_exit() == 1, run.log()
+        assert run.log().count("captured") >= 3, run.log()
+        snaps, _ = _state_files(run)
+        held, last = run.db_last_batch(), run.journal_last_batch()
+        point = max(b for b in snaps if b <= held)         # the newest the database holds
+
+        run.start()
+        rec = run.recovery()
+        assert rec["snapshot"] == point > 0, (rec, snaps, held)
+        assert rec["batch"] == last and rec["replayed"] == last - point, (rec, last)
+        assert rec["resent"] == last - held and rec["replayed"] < last / 2, (rec, held, last)
+        live = run_async(ask_engine(run, keys))
+        assert run.stop() == 0, run.log()
+        counts = check_converged(run, replay_journal(run.data_dir), keys, seen, live)
+        print("periodic", counts, "snapshots", snaps, "held", held, "recovery", rec)
+    finally:
+        run.cleanup()
+
+
+@pytest.mark.timeout(180)
+def test_matcher_killed_after_pruning_recovers_the_same_state(tmp_path, monkeypatch):
+    monkeypatch.setenv(STATE_ENV, "snapshot_every_bytes=20000")       # keep_snapshots 2
+    run = Run(tmp_path / "data")
+    try:
+        run.start()
+        keys = make_accounts(run)
+        seen = Seen()
+        run_async(fund(run, keys, seen))
+
+        def pruned() -> bool:      # the first segment and snapshot went while it ran
+            snaps, segs = _state_files(run)
+            return len(snaps) >= 2 and segs[0] > 1 and snaps[0] > 0
+
+        run_async(stream(run, keys, seen, lambda: _wait(pruned, 60, "pruning"),
+                         warmup_s=0.2), timeout=120)
+        assert "pruned ['seg-" in run.log(), run.log()
+        snaps, segs = _state_files(run)
+        assert segs[0] - 1 in snaps, (snaps, segs)   # the journal starts at a snapshot
+        before = run_async(ask_engine(run, keys))
+        run.kill_engine()
+        assert run.wait_exit() == 1, run.log()
+        last = run.journal_last_batch()
+
+        run.start()
+        rec = run.recovery()
+        assert rec["snapshot"] in snaps and rec["snapshot"] > 0, (rec, snaps)
+        assert rec["batch"] == last and rec["replayed"] == last - rec["snapshot"], rec
+        assert "journal gap" not in run.log() and "skipped" not in run.log(), run.log()
+        after = run_async(ask_engine(run, keys))
+        assert after == before, "state after recovery differs from before the crash"
+        assert run.stop() == 0, run.log()
+        assert run.db_last_batch() == run.journal_last_batch()
+        with run.repo() as repo:
+            stored = {(int(r["account"]), r["asset_name"]): int(r["total"])
+                      for r in repo.balances()}
+        for account, balances in after.balances.items():
+            for asset, total in balances.items():
+                scale = CONFIG.asset(asset).scale
+                assert Decimal(stored.get((account, asset), 0)).scaleb(-scale) == total, \
+                    (account, asset)
+        print("pruned", "snapshots", snaps, "segments", segs, "recovery", rec)
+    finally:
+        run.cleanup()
