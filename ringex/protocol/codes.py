@@ -114,6 +114,25 @@ REJECT_MESSAGES: dict[str, str] = {
     UNKNOWN_REJECT: "rejected by the engine",
 }
 
+# Where a code means something else for another op: (op, code) -> message.
+OP_REJECT_MESSAGES: dict[tuple[str, str], str] = {
+    ("deposit", "overflow"): "the account's balance of this asset (available + locked) "
+                             "would exceed 2^62 minor units",
+    **{(op, "unknown_account"): "the engine has no such account (its ids stop below the "
+                                "config's [limits] max_accounts)"
+       for op in ("deposit", "withdraw")},
+}
+
+
+def reject_message(code: str, op: str | None) -> str:
+    """``reject.message`` for the wire ``code`` answering ``op`` (None: unknown)."""
+    if op is not None:
+        special = OP_REJECT_MESSAGES.get((op, code))
+        if special is not None:
+            return special
+    return REJECT_MESSAGES[code]
+
+
 # -- engine cancel reasons (records.CancelReason) -> cancelled.reason
 CANCEL_REASONS: dict[int, str] = {
     CancelReason.USER: "user",

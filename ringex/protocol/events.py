@@ -10,7 +10,7 @@ from typing import cast
 
 from ringex.config import Symbol
 from ringex.protocol.codes import (
-    CANCEL_REASONS, REJECT_CODES, REJECT_MESSAGES, UNKNOWN_REASON, UNKNOWN_REJECT,
+    CANCEL_REASONS, REJECT_CODES, UNKNOWN_REASON, UNKNOWN_REJECT, reject_message,
 )
 from ringex.protocol.messages import SIDE_NAMES, order_fields
 from ringex.protocol.client_ids import unpack_client_id
@@ -105,7 +105,8 @@ class EventTranslator:
 
     def _reject(self, ref, request, s, order_id, other_id, code) -> dict:
         wire = REJECT_CODES.get(code, UNKNOWN_REJECT)
-        msg = {"type": "reject", "code": wire, "message": REJECT_MESSAGES[wire],
+        op = request.op if request is not None else None
+        msg = {"type": "reject", "code": wire, "message": reject_message(wire, op),
                "op": None, "symbol": s.name if s else None, "order_id": order_id or None,
                "client_order_id": unpack_client_id(other_id)}
         if request is not None:

@@ -6,7 +6,10 @@ knows the account: the session adds account, session and ref (never the message)
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import orjson
 
 from ringex.protocol.codes import ErrorCode as E, Refused
 from ringex.protocol.client_ids import pack_client_id
@@ -50,15 +53,36 @@ PRIVATE_OPS = frozenset({"place", "cancel", "modify", "cancel_all", "balances",
                          "open_orders"}) | ADMIN_OPS
 
 
+# The integers the JSON parser (orjson) keeps exact; it reads a larger integer literal
+# as a float, so such a value can no longer be shown as the client wrote it.
+JSON_INT_MIN, JSON_INT_MAX = -2**63, 2**64 - 1
+MAX_ORDER_ID = INT64_MAX
+MAX_ACCOUNT = U32_MAX
+BEYOND_64_BITS = "a number beyond the 64-bit range"
+
+
 def show(value: object) -> str:
-    """A short, safe rendering of a client value for an error message."""
-    text = repr(value)
+    """A short rendering of a client value for an error message, spelled as JSON
+    (``true``, ``null``, ``"7"``). A float of integer size beyond 64 bits is named, not
+    shown: the parser rounded it (2**70 arrives as 1.1805916207174113e+21)."""
+    if type(value) is float and (not math.isfinite(value) or abs(value) >= 2**63):
+        return BEYOND_64_BITS
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:                       # not a JSON value (never from a frame)
+        text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
 def valid_req_id(value: object) -> bool:
     t = type(value)
     return (t is int or (t is str and len(value) <= MAX_REQ_ID_CHARS))  # type: ignore[arg-type]
+
+
+def bad_req_id(value: object) -> str:
+    """The error message for a ``req_id`` that ``valid_req_id`` refused."""
+    return (f"req_id must be an integer from {JSON_INT_MIN} to {JSON_INT_MAX} or a string "
+            f"of at most {MAX_REQ_ID_CHARS} characters, not {show(value)}")
 
 
 def check_fields(msg: dict, op: str) -> None:
@@ -72,14 +96,14 @@ def check_fields(msg: dict, op: str) -> None:
 def required(msg: dict, name: str) -> object:
     value = msg.get(name)
     if value is None:
-        raise Refused(E.MISSING_FIELD, f"missing field {name!r}")
+        raise Refused(E.MISSING_FIELD, f"missing field {show(name)}")
     return value
 
 
 def symbol_field(msg: dict, t: Tables) -> SymbolInfo:
     name = required(msg, "symbol")
     if type(name) is not str:
-        raise Refused(E.BAD_REQUEST, "symbol must be a string")
+        raise Refused(E.BAD_REQUEST, f"symbol must be a string, not {show(name)}")
     info = t.by_name.get(name)
     if info is None:
         raise Refused(E.UNKNOWN_SYMBOL, f"unknown symbol {show(name)}")
@@ -90,7 +114,7 @@ def choice(msg: dict, name: str, options: dict, code: E, default: int | None = N
     value = msg.get(name)
     if value is None:
         if default is None:
-            raise Refused(E.MISSING_FIELD, f"missing field {name!r}")
+            raise Refused(E.MISSING_FIELD, f"missing field {show(name)}")
         return default
     if type(value) is not str or value not in options:
         raise Refused(code, f"{name} must be one of {', '.join(options)}, not {show(value)}")
@@ -98,7 +122,8 @@ def choice(msg: dict, name: str, options: dict, code: E, default: int | None = N
 
 
 def _positive_decimal(msg: dict, name: str, code, example: str):
-    """(raw, parsed) of a required positive decimal-string field, or Refused(code)."""
+    """(raw, parsed) of a required positive decimal-string field, or Refused(code): the
+    same words for every such field (price, qty, amount)."""
     raw = required(msg, name)
     parsed = parse_decimal(raw)
     if parsed is None:
@@ -129,7 +154,8 @@ def qty_field(msg: dict, s: SymbolInfo) -> int:
         raise Refused(E.OFF_LOT, f"qty {raw} is not a multiple of the lot "
                       f"{s.qty.format(1)} of {s.name}")
     if lots > INT64_MAX:
-        raise Refused(E.INVALID_QTY, f"qty {raw} is too large")
+        raise Refused(E.INVALID_QTY, f"qty {raw} is too large: at most "
+                      f"{s.qty.format(INT64_MAX)} on {s.name}")
     return lots
 
 
@@ -145,8 +171,9 @@ def client_id_field(msg: dict) -> int:
 
 def order_id_field(msg: dict) -> int:
     raw = required(msg, "order_id")
-    if type(raw) is not int or not 0 < raw <= INT64_MAX:
-        raise Refused(E.INVALID_ORDER_ID, f"order_id must be a positive integer, not {show(raw)}")
+    if type(raw) is not int or not 0 < raw <= MAX_ORDER_ID:
+        raise Refused(E.INVALID_ORDER_ID, f"order_id must be an integer from 1 to "
+                      f"{MAX_ORDER_ID}, not {show(raw)}")
     return raw
 
 
@@ -190,7 +217,7 @@ def cancel(msg: dict, t: Tables) -> dict[str, int]:
     if has_id and has_cid:
         raise Refused(E.BAD_REQUEST, "give order_id or client_order_id, not both")
     if not has_id and not has_cid:
-        raise Refused(E.MISSING_FIELD, "missing field 'order_id' (or 'client_order_id')")
+        raise Refused(E.MISSING_FIELD, 'missing field "order_id" (or "client_order_id")')
     if has_id:
         return dict(symbol=s.id, order_id=order_id_field(msg))
     return dict(symbol=s.id, client_order_id=client_id_field(msg))
@@ -218,26 +245,23 @@ def transfer(msg: dict, t: Tables) -> dict[str, int]:
     """DEPOSIT/WITHDRAW fields (admin only): the target ``account``, the ``asset`` id in
     COMMAND.symbol and the ``amount`` in the asset's minor units in COMMAND.qty."""
     account = required(msg, "account")
-    if type(account) is not int or not 0 < account <= U32_MAX:
-        raise Refused(E.INVALID_ACCOUNT, f"account must be a positive integer, not {show(account)}")
+    if type(account) is not int or not 0 < account <= MAX_ACCOUNT:
+        raise Refused(E.INVALID_ACCOUNT, f"account must be an integer from 1 to "
+                      f"{MAX_ACCOUNT}, not {show(account)}")
     name = required(msg, "asset")
     if type(name) is not str:
-        raise Refused(E.BAD_REQUEST, "asset must be a string")
+        raise Refused(E.BAD_REQUEST, f"asset must be a string, not {show(name)}")
     asset = t.assets_by_name.get(name)
     if asset is None:
         raise Refused(E.UNKNOWN_ASSET, f"unknown asset {show(name)}")
-    raw = required(msg, "amount")
-    parsed = parse_decimal(raw)
-    if parsed is None or parsed[0] <= 0:
-        raise Refused(E.INVALID_AMOUNT, "amount must be a JSON string holding a positive plain "
-                      f"decimal like \"100.5\" (at most {MAX_DECIMAL_CHARS} chars), "
-                      f"not {show(raw)}")
+    raw, parsed = _positive_decimal(msg, "amount", E.INVALID_AMOUNT, "100.5")
     units = asset.unit.count(*parsed)
     if units is None:
         raise Refused(E.INVALID_AMOUNT, f"amount {raw} is finer than {name}'s minor unit "
                       f"{asset.unit.format(1)}")
     if units > INT64_MAX:
-        raise Refused(E.INVALID_AMOUNT, f"amount {raw} is too large")
+        raise Refused(E.INVALID_AMOUNT, f"amount {raw} is too large: at most "
+                      f"{asset.unit.format(INT64_MAX)} {name}")
     return dict(account=account, symbol=asset.asset.id, qty=units)
 
 

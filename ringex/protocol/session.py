@@ -164,8 +164,7 @@ class Session:
             return [Reply(error(E.BAD_REQUEST, "a request must be a JSON object"))]
         req_id = msg.get("req_id")
         if req_id is not None and not rq.valid_req_id(req_id):
-            return [Reply(error(E.BAD_REQUEST, "req_id must be an integer or a string of at "
-                                f"most {rq.MAX_REQ_ID_CHARS} characters"))]
+            return [Reply(error(E.BAD_REQUEST, rq.bad_req_id(req_id)))]
         shared = self._shared
         if shared is not None and not shared.try_take(now):
             who = "your account" if self._shared_limit == "account" else "your address"
@@ -187,7 +186,7 @@ class Session:
     def _dispatch(self, msg: dict, req_id: object, now: int) -> list[Action]:
         op = msg.get("op")
         if op is None:
-            raise Refused(E.MISSING_FIELD, "missing field 'op'")
+            raise Refused(E.MISSING_FIELD, 'missing field "op"')
         if type(op) is not str:
             raise Refused(E.BAD_REQUEST, "op must be a string")
         handler = self._ops.get(op)
