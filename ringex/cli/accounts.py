@@ -8,6 +8,7 @@ import click
 from ringex.cli.options import database, echo_json, load_config, store_options
 from ringex.errors import RingexError
 from ringex.ops import accounts as acc
+from ringex.storage.repository import check_account_name
 from ringex.storage.stores import open_repository
 
 
@@ -22,7 +23,10 @@ def accounts():
               help="Fund the new account (repeatable), e.g. --deposit USD=1000.")
 @store_options
 def accounts_add(name, deposits, config_path, data_dir, db_url):
-    """Create account NAME and print its id and one-time API key (JSON)."""
+    """Create account NAME and print its id and one-time API key (JSON).
+
+    NAME must not be empty nor the name of another account."""
+    check_account_name(name)
     config = load_config(config_path)
     wanted = [acc.parse_deposit(d) for d in deposits]
     units = [acc.to_minor_units(config, a, amt) for a, amt in wanted]   # validate first
@@ -62,8 +66,9 @@ def _transfer_command(op: str):
         config = load_config(config_path)
         units = acc.to_minor_units(config, asset, amount)
         with open_repository(database(data_dir, db_url), config) as repo:
-            if not any(int(r["account_id"]) == account_id for r in repo.list_accounts()):
-                raise RingexError(f"no account {account_id}")
+            if not repo.has_account(account_id):
+                raise RingexError(f"no account {account_id}; nothing was applied or stored "
+                                  "(`ringex accounts list` shows the accounts)")
         echo_json({"account_id": account_id,
                    **acc.transfer(data_dir, op, account_id, asset, amount, units)})
 

@@ -1,11 +1,19 @@
-"""API key lookup for the gateway: repository queries on a worker thread, with a cache.
+"""API key and account lookups for the gateway: repository queries on a worker thread,
+with a cache.
 
 ``await KeyLookup(db_url, data_dir).lookup(key)`` -> ``(account, admin)`` or None.
+``await keys.account_exists(account)`` -> True, False, or None (cannot tell: the
+database failed); ``keys.known_account(account)``: True when the cache knows it (no wait).
 
 - The repository (SQLite or PostgreSQL) is opened on the worker thread that uses it (a
   SQLite connection belongs to its thread), so a slow database never blocks the loop.
 - Found keys are cached for ``ttl_s`` (keys are random and only ever added); unknown
   keys are not cached, so a key added while the exchange runs works at once.
+- Accounts that exist are cached for good (accounts are never removed); unknown ones
+  are not cached, so an account added while the exchange runs can be funded at once. An
+  admin deposit or withdrawal goes to the engine only for an account that exists
+  (``Gateway._check_transfer``): the engine's wallet table has a row for every id below
+  its capacity and cannot tell an opened account from one nobody created.
 - The admin key maps to ``ADMIN_ACCOUNT`` (docs/architecture.md section 5): it is an API
   key of that account in the repository; ``<data-dir>/admin.key`` is also accepted
   directly, so the admin can log in even before the key reached the database.
@@ -32,6 +40,7 @@ class KeyLookup:
         self.db_url = db_url
         self.ttl_s = ttl_s
         self._cache: dict[str, tuple[float, int]] = {}
+        self._accounts: set[int] = set()           # accounts known to exist
         self._local = threading.local()
         self._repos: list = []
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="ringex-auth")
@@ -67,14 +76,43 @@ class KeyLookup:
         self._cache[key] = (now + self.ttl_s, account)
         return account, account == ADMIN_ACCOUNT
 
-    def _query(self, key: str) -> int | None:
+    def known_account(self, account: int) -> bool:
+        """True when ``account`` is known to exist without asking the database."""
+        return account in self._accounts
+
+    async def account_exists(self, account: int) -> bool | None:
+        """Whether ``account`` exists in the repository; None when that cannot be told
+        (no database, or it failed). Found accounts are cached for good."""
+        if account in self._accounts:
+            return True
+        if self.db_url is None:
+            return None
+        try:
+            found = await asyncio.get_running_loop().run_in_executor(
+                self._pool, self._has_account, account)
+        except Exception:
+            log.exception("gateway: account lookup failed")
+            return None
+        if found:
+            if len(self._accounts) >= MAX_CACHE:
+                self._accounts.clear()
+            self._accounts.add(account)
+        return found
+
+    def _repo(self):
         repo = getattr(self._local, "repo", None)
         if repo is None:
             from ringex.storage.stores import open_repository
-            assert self.db_url is not None          # lookup() queries only with a database
+            assert self.db_url is not None          # queries run only with a database
             repo = self._local.repo = open_repository(self.db_url)
             self._repos.append(repo)
-        return repo.account_for_key(key)
+        return repo
+
+    def _query(self, key: str) -> int | None:
+        return self._repo().account_for_key(key)
+
+    def _has_account(self, account: int) -> bool:
+        return bool(self._repo().has_account(account))
 
     def close(self) -> None:
         def _close_all():

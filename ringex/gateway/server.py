@@ -11,7 +11,9 @@ exchange share its port with SO_REUSEPORT.
   the handshake (unknown key: HTTP 401); ``?cancel_on_disconnect=true`` on the URL sets
   that option for the connection (``handshake``).
 - API keys are looked up in the repository on a worker thread (``auth``), never on the
-  loop; the key mapped to ``ADMIN_ACCOUNT`` makes an admin session.
+  loop; the key mapped to ``ADMIN_ACCOUNT`` makes an admin session. An admin's deposit or
+  withdrawal goes to the engine only for an account the repository has (else the error
+  ``unknown_account``), looked up the same way.
 - Frames are handled synchronously as they are parsed: the commands of one read go to
   the command ring in one write, the replies to the socket in one write, without awaiting
   anything. Events are pushed the same way by the pump (``pump``); ``fanout`` holds the
@@ -47,11 +49,11 @@ from ringex.protocol.actions import (
     Authenticate, Close, Reply, SendCommand, Subscribe, Unsubscribe,
 )
 from ringex.protocol.booksync import BookSync
-from ringex.protocol.codes import ERROR_NUMBERS, CloseCode
+from ringex.protocol.codes import ERROR_NUMBERS, CloseCode, ErrorCode
 from ringex.protocol.feed import MarketFeed
 from ringex.protocol.ratelimit import Budgets
 from ringex.protocol.session import Session, session_number
-from ringex.records import COMMAND, AuditKind
+from ringex.records import COMMAND, AuditKind, CommandKind
 from ringex.ring.broadcast import BroadcastRing
 from ringex.ring.spsc import SpscRing
 
@@ -64,6 +66,7 @@ MAX_BACKLOG = 256                 # frames held during an async step before read
 MAX_CONNECTION = 0xFFFFFE         # connection numbers 1 .. MAX_CONNECTION
 OWN_CONNECTION = 0xFFFFFF         # the gateway's own session (book queries): session 0
                                   # of gateway 0 is the engine's internal one
+TRANSFER_KINDS = (int(CommandKind.DEPOSIT), int(CommandKind.WITHDRAW))
 
 
 class Gateway:
@@ -289,6 +292,11 @@ class Gateway:
                                                     frames[idx + 1:]))
                     return
             if records:
+                account = self._unchecked_transfer(records) if session.admin else None
+                if account is not None:
+                    self._suspend(conn, self._check_transfer(conn, records, account, pending,
+                                                             frames[idx + 1:]))
+                    return
                 pending.append(records)
         if pending and not self._write_now([r for group in pending for r in group]):
             self._suspend(conn, self._write_groups(conn, pending))
@@ -341,6 +349,34 @@ class Gateway:
         if pending:
             await self._write_groups(conn, pending)
         self.fanout.send(conn)
+        return rest
+
+    def _unchecked_transfer(self, records: list[np.ndarray]) -> int | None:
+        """The account of an admin deposit/withdrawal not yet known to exist, else None
+        (without a database the engine alone decides)."""
+        rec = records[0]
+        if int(rec["kind"][0]) not in TRANSFER_KINDS or self.keys.db_url is None:
+            return None
+        account = int(rec["account"][0])
+        return None if self.keys.known_account(account) else account
+
+    async def _check_transfer(self, conn: Connection, records: list, account: int,
+                              pending: list, rest: list) -> list:
+        """Look ``account`` up before its deposit/withdrawal goes to the engine (whose
+        wallet table cannot tell an opened account from one never created): refused
+        ``unknown_account`` if it does not exist, ``overloaded`` if the database cannot
+        say. Then the commands before it are written; returns ``rest`` (the frames of the
+        same read still to process)."""
+        exists = await self.keys.account_exists(account)
+        if exists:
+            pending.append(records)
+        else:
+            code, message = ((ErrorCode.UNKNOWN_ACCOUNT, f"no account {account}")
+                             if exists is False else
+                             (ErrorCode.OVERLOADED, "cannot look the account up now; retry later"))
+            for r in conn.session.commands_refused(records, code, message):
+                self.fanout.queue(conn, orjson.dumps(r.message))
+        await self._write_groups(conn, pending)
         return rest
 
     async def _write_groups(self, conn: Connection, groups: list) -> list:

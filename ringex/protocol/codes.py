@@ -52,6 +52,8 @@ class ErrorCode(StrEnum):
     INVALID_AMOUNT = "invalid_amount"              # not a positive plain decimal string, finer
                                                    # than the asset's minor unit, or too big
     SLOW_CONSUMER = "slow_consumer"                # the client does not read its messages
+    UNKNOWN_ACCOUNT = "unknown_account"            # deposit/withdraw: no such account (the
+                                                   # gateway looks it up in the database)
 
 
 # Numbers for AUDIT.code (one byte): 1-based declaration order, so append new codes only.

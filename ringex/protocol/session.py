@@ -376,17 +376,19 @@ class Session:
                                        self._clock(), symbol=ALL_SYMBOLS,
                                        flags=CMD_DISCONNECT))]
 
-    def commands_refused(self, records: list[np.ndarray]) -> list[Reply]:
-        """The adapter found no room in the command ring for ``records`` (the SendCommand
-        records of one input, none of them written): forget their requests and return the
-        ``overloaded`` error for the client instead."""
+    def commands_refused(self, records: list[np.ndarray], code: E = E.OVERLOADED,
+                         message: str = "the engine is not keeping up; retry later",
+                         ) -> list[Reply]:
+        """The adapter did not write ``records`` (the SendCommand records of one input):
+        forget their requests and return the error for the client instead -- by default
+        ``overloaded`` (no room in the command ring); the gateway also refuses an admin
+        transfer to an account that does not exist (``unknown_account``)."""
         req_id = None
         for rec in records:
             request = self._pending.pop(int(rec["ref"][0]))
             if request is not None and request.op != BARRIER and req_id is None:
                 req_id = request.req_id
-        return [Reply(error(E.OVERLOADED, "the engine is not keeping up; retry later",
-                            req_id))]
+        return [Reply(error(code, message, req_id))]
 
     # ------------------------------------------------------------ engine events
     def pending_count(self) -> int:

@@ -5,7 +5,7 @@
     repo.sync_config(config)       # assets/symbols rows (the ledger view needs them)
     repo.write(rows)               # the writer: one group, one transaction, idempotent
     repo.add_account("alice") -> 1;  repo.add_api_key(1) -> "rx_..." (shown once)
-    repo.account_for_key(key) -> 1 | None;  repo.list_accounts()
+    repo.account_for_key(key) -> 1 | None;  repo.has_account(1);  repo.list_accounts()
     repo.recent_trades(symbol=None, last=20)
     repo.orders(account=None, status=None, symbol=None, last=None); repo.balances(account=None)
     open_repository(url, readonly=True)                   # inspection: no writes at all
@@ -19,6 +19,7 @@ for misuse (unknown account, config that contradicts stored symbols).
 from __future__ import annotations
 
 import hashlib
+import json
 import heapq
 import secrets
 from abc import ABC, abstractmethod
@@ -36,6 +37,13 @@ API_KEY_PREFIX = "rx_"
 def hash_key(key: str) -> str:
     """What api_keys stores: sha256 hex of the key (keys are 256-bit random, so no KDF)."""
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def check_account_name(name: object) -> None:
+    """StorageError unless ``name`` can name a new account (not empty, not only spaces);
+    ``add_account`` also refuses a name another account has."""
+    if type(name) is not str or not name.strip():
+        raise StorageError("an account name must not be empty")
 
 
 def _now() -> str:
@@ -135,13 +143,27 @@ class Repository(ABC):
 
     # ------------------------------------------------------------ accounts and keys
     def add_account(self, name: str) -> int:
-        rows = self._fetch("INSERT INTO accounts (name, created_at) VALUES (?, ?) "
-                           "RETURNING account_id", (name, _now()))
+        """A new account named ``name``: StorageError for a blank name or one an account
+        has already (the check and the insert are one statement)."""
+        check_account_name(name)
+        rows = self._fetch("INSERT INTO accounts (name, created_at) SELECT ?, ? WHERE NOT "
+                           "EXISTS (SELECT 1 FROM accounts WHERE name = ?) "
+                           "RETURNING account_id", (name, _now(), name))
+        if not rows:
+            (have,) = self._fetch("SELECT MIN(account_id) AS a FROM accounts WHERE name = ?",
+                                  (name,))
+            raise StorageError(f"an account named {json.dumps(name)} exists already "
+                               f"(account {have['a']})")
         return int(rows[0]["account_id"])
+
+    def has_account(self, account_id: int) -> bool:
+        """Whether the account exists (accounts are never removed)."""
+        return bool(self._fetch("SELECT 1 AS x FROM accounts WHERE account_id = ?",
+                                (account_id,)))
 
     def add_api_key(self, account_id: int) -> str:
         """A new API key for the account; only its hash is stored, so this is the only copy."""
-        if not self._fetch("SELECT 1 AS x FROM accounts WHERE account_id = ?", (account_id,)):
+        if not self.has_account(account_id):
             raise StorageError(f"no account {account_id}")
         key = API_KEY_PREFIX + secrets.token_urlsafe(32)
         self._fetch("INSERT INTO api_keys (key_hash, account_id, created_at) VALUES (?, ?, ?)",

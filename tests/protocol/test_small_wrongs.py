@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from ringex.protocol.actions import Reply
+from ringex.protocol.codes import ErrorCode
 from ringex.records import EventKind as EK, RejectCode
 from tests.protocol.test_protocol import PLACE, admin, commands, event, logged_in, send
 
@@ -133,3 +134,15 @@ def test_engine_unknown_account_on_a_transfer_names_the_engines_capacity():
     assert "max_accounts" in msg
     assert _reject_message(logged_in(), PLACE, RejectCode.UNKNOWN_ACCOUNT) == "unknown account"
 
+
+def test_a_transfer_the_gateway_refuses_gets_the_given_code_and_frees_its_request():
+    s = admin()
+    records = [a.record for a in send(s, {**DEPOSIT, "account": 17, "req_id": "d"})]
+    assert s.pending_count() == 1
+    (reply,) = s.commands_refused(records, ErrorCode.UNKNOWN_ACCOUNT, "no account 17")
+    assert reply.message == {"type": "error", "code": "unknown_account",
+                             "message": "no account 17", "req_id": "d"}
+    assert s.pending_count() == 0
+    # the default is still `overloaded`
+    records = [a.record for a in send(s, {**DEPOSIT, "req_id": 2})]
+    assert s.commands_refused(records)[0].message["code"] == "overloaded"
