@@ -45,7 +45,7 @@ import numpy as np
 from numpy.lib import format as npy
 
 from ringex.config import Config
-from ringex.core.order_book import FREE_TOP, LIVE, ORDER_SEQ, PAGE, PAGE_TOP
+from ringex.core.order_book import COID_MASK, FREE_TOP, LIVE, ORDER_SEQ, PAGE, PAGE_TOP
 
 FORMAT = 2
 KINDS = ("pool", "pages", "stack", "sparse", "whole")
@@ -142,7 +142,9 @@ def encode(arrays: dict[str, np.ndarray],
     is what it returned). The stored arrays are copies: the state may change after."""
     n_slots, n_pages = _sizes(arrays)
     meta = arrays["book.meta"]
-    live = np.flatnonzero(arrays["book.o_id"])          # resting orders (between commands)
+    # resting orders (between commands): slots with an id, none of them among the
+    # pristine bottom of the free stack (slots n-1, n-2, ...: free, so not looked at)
+    live = np.flatnonzero(arrays["book.o_id"][:n_slots - mark.prefix])
     if len(live) != meta[LIVE]:
         raise ValueError(f"{len(live)} order slots in use but {int(meta[LIVE])} live orders")
     used = np.flatnonzero(arrays["book.page_live"])
@@ -163,8 +165,11 @@ def encode(arrays: dict[str, np.ndarray],
             stored[name] = arr[prefix:top].copy()
         elif kind == "sparse":
             flat = arr.reshape(-1)
-            idx = _differing(flat, entry["fill"])
-            stored[name + "~idx"], stored[name] = idx, flat[idx]
+            found = _coid_entries(arrays, live) if name == "book.coid_tab" else None
+            if found is None:
+                idx = _differing(flat, entry["fill"])
+                found = idx, flat[idx]
+            stored[name + "~idx"], stored[name] = found
         else:
             stored[name] = arr.copy()
         layout[name] = entry
@@ -214,6 +219,35 @@ def decode_into(target: dict[str, np.ndarray], stored: dict[str, np.ndarray],
             np.copyto(arr, stored[name])
     meta = target["book.meta"]
     return Mark(int(meta[FREE_TOP]), int(meta[ORDER_SEQ]), prefix)
+
+
+# client_ids._home's multipliers: where a (account, client order id) starts probing
+_HASH_COID, _HASH_ACCOUNT = np.int64(-7046029254386353131), np.int64(-4417276706812531889)
+PROBES = 64
+
+
+def _coid_entries(arrays: dict[str, np.ndarray],
+                  live: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(positions, values) of ``coid_tab``'s entries, ascending: where the resting orders'
+    client ids sit, found by probing from each one's hash as ``client_ids.coid_find``
+    does, vectorised (a scan of the whole table costs more, and reads 16 MB for the
+    default config). None if an entry is not found within PROBES steps (then the caller
+    scans)."""
+    tab, mask = arrays["book.coid_tab"], int(arrays["book.meta"][COID_MASK])
+    slots = live[arrays["book.o_coid"][live] != 0]
+    h = (arrays["book.o_coid"][slots] * _HASH_COID) ^ (arrays["book.o_account"][slots]
+                                                       * _HASH_ACCOUNT)
+    pos = (h ^ (h >> 29)) & mask
+    want = slots + 1
+    todo = np.arange(len(slots))
+    for _ in range(PROBES):
+        hit = tab[pos[todo]] == want[todo]
+        todo = todo[~hit]
+        if not len(todo):
+            order = np.argsort(pos)
+            return pos[order], want[order].astype(tab.dtype)
+        pos[todo] = (pos[todo] + 1) & mask
+    return None
 
 
 def _differing(flat: np.ndarray, fill: int) -> np.ndarray:

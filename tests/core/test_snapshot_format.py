@@ -267,3 +267,13 @@ def test_loading_checks_everything_before_writing(tmp_path):
         fmt.decode_into(target.state_arrays(), stored, cap.layout, None)
     assert state_bytes(target) == before
     assert cap.stored["book.lv_qty"].shape[1] == PAGE
+
+
+def test_client_ids_are_found_by_their_hash_where_a_scan_finds_them():
+    svc, _ = busy_engine(60, seed=8)
+    arrays = svc.state_arrays()
+    found = fmt._coid_entries(arrays, np.flatnonzero(arrays["book.o_id"]))
+    tab = arrays["book.coid_tab"]
+    assert found is not None and len(found[0]) > 100
+    assert np.array_equal(found[0], np.flatnonzero(tab))
+    assert np.array_equal(found[1], tab[found[0]])
