@@ -22,7 +22,9 @@ from ringex.errors import StorageError
 from ringex.storage.pg_copy import copy_binary
 from ringex.storage.projection import Rows
 from ringex.storage.repository import Repository
-from ringex.storage.schema import APPEND_ONLY, BLOB, INT, ORDERS_ON_CONFLICT, TABLES, VIEWS
+from ringex.storage.schema import (
+    APPEND_ONLY, BLOB, INT, ORDERS_ON_CONFLICT, TABLES, VIEWS, readable_views,
+)
 
 _PG_TYPES = {INT: "BIGINT", "text": "TEXT", BLOB: "BYTEA"}
 _SCHEMA_LOCK = 0x52494E4745                                 # advisory lock key ("RINGE")
@@ -48,7 +50,8 @@ def ddl() -> list[str]:
         for idx in t.indexes:
             out.append(f"CREATE INDEX IF NOT EXISTS idx_{t.name}_{'_'.join(idx)} "
                        f"ON {t.name} ({', '.join(idx)})")
-    out += [f"CREATE OR REPLACE VIEW {name} AS {sql}" for name, sql in VIEWS.items()]
+    views = {**VIEWS, **readable_views("postgresql")}
+    out += [f"CREATE OR REPLACE VIEW {name} AS {sql}" for name, sql in views.items()]
     out.append("INSERT INTO accounts (account_id, name, created_at) VALUES (0, 'fees', '') "
                "ON CONFLICT DO NOTHING")
     return out

@@ -25,7 +25,7 @@ import secrets
 from abc import ABC, abstractmethod
 from datetime import datetime, timezone
 
-from ringex.config import Config
+from ringex.config import Config, Symbol
 from ringex.errors import StorageError
 from ringex.storage.projection import Rows
 from ringex.storage.schema import OrderStatus
@@ -89,9 +89,16 @@ class Repository(ABC):
                 "INSERT INTO symbols (symbol_id, name, base_asset, quote_asset, tick, lot, "
                 "tick_lot_value, lot_units, maker_fee_bps, taker_fee_bps) VALUES "
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (symbol_id) DO NOTHING",
-                (s.id, s.name, s.base.id, s.quote.id, str(s.tick), str(s.lot),
+                (s.id, s.name, s.base.id, s.quote.id, *_steps_text(s),
                  s.tick_lot_value, s.lot_units, s.maker_fee_bps, s.taker_fee_bps))
         self.check_config(config)
+        # tick and lot as plain text, spelled as the config does (its decimals are the
+        # wire's and the readable views'): a stored "1E+1" or "0.010" of the same value
+        # (check_config: same tick_lot_value and lot_units) is respelled
+        for s in config.symbols:
+            tick, lot = _steps_text(s)
+            self._fetch("UPDATE symbols SET tick = ?, lot = ? WHERE symbol_id = ? AND "
+                        "(tick <> ? OR lot <> ?)", (tick, lot, s.id, tick, lot))
 
     def check_config(self, config: Config) -> None:
         """Refuse a config that reads stored rows differently (reads only).
@@ -256,6 +263,11 @@ class Repository(ABC):
             params = (account,)
         return self._fetch(sql + " GROUP BY l.account, l.asset, a.name "
                                  "ORDER BY l.account, l.asset", params)
+
+
+def _steps_text(s: Symbol) -> tuple[str, str]:
+    """A symbol's tick and lot as stored: plain decimal text, never an exponent."""
+    return format(s.tick, "f"), format(s.lot, "f")
 
 
 def _status_codes(status) -> list[int]:

@@ -31,7 +31,9 @@ import sqlite_utils
 from ringex.errors import StorageError
 from ringex.storage.projection import Rows
 from ringex.storage.repository import Repository
-from ringex.storage.schema import APPEND_ONLY, BLOB, INT, ORDERS_ON_CONFLICT, TABLES, VIEWS
+from ringex.storage.schema import (
+    APPEND_ONLY, BLOB, INT, ORDERS_ON_CONFLICT, TABLES, VIEWS, readable_views,
+)
 from ringex.storage.sqlite_image import StageImage
 
 _PY_TYPES = {INT: int, "text": str, BLOB: bytes}
@@ -85,8 +87,8 @@ class SqliteRepository(Repository):
                 not_null=set(t.column_names), if_not_exists=True)
             for cols in t.indexes:
                 table.create_index(cols, if_not_exists=True)
-        for name, sql in VIEWS.items():
-            self.db.create_view(name, sql, ignore=True)
+        for name, sql in {**VIEWS, **readable_views("sqlite")}.items():
+            self.db.create_view(name, sql, ignore=True)    # an older file gets new ones
         self.conn.execute("INSERT OR IGNORE INTO accounts (account_id, name, created_at) "
                           "VALUES (0, 'fees', '')")
 

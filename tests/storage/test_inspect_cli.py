@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from ringex.cli import main
 from ringex.cli.inspect import INSPECT_COMMANDS
 from ringex.storage.projection import Projector
+from ringex.storage.schema import readable_views
 from ringex.storage.stores import open_repository
 from tests.storage.storage_events import Script, fill_stream
 from tests.storage.test_repository import payloads, session_steps
@@ -188,8 +189,8 @@ def test_sqlite_utils_cli_reads_the_file_as_is(data_dir):
 
     tables = {t["table"] for t in sqlite_utils("tables", db)}
     assert {"trades", "orders", "order_changes", "transfers", "meta"} <= tables
-    assert {v["view"] for v in sqlite_utils("views", db)} == {"order_events", "ledger",
-                                                            "order_history"}
+    assert {v["view"] for v in sqlite_utils("views", db)} == {
+        "order_events", "ledger", "order_history", *readable_views("sqlite")}
     assert sqlite_utils("query", db, "SELECT COUNT(*) AS n, SUM(qty) AS lots FROM trades "
                                      "WHERE symbol = 0") == [{"n": 2, "lots": 10}]
 
