@@ -27,6 +27,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from ringex.ops.accounts import ADMIN_ACCOUNT, ADMIN_KEY_FILE
 
@@ -63,13 +64,8 @@ class KeyLookup:
             return ADMIN_ACCOUNT, True
         if self.db_url is None:
             return None
-        try:
-            account = await asyncio.get_running_loop().run_in_executor(
-                self._pool, self._query, key)
-        except Exception:
-            log.exception("gateway: API key lookup failed")
-            return None
-        if account is None:
+        ok, account = await self._on_worker(self._query, key, "API key")
+        if not ok or account is None:
             return None
         if len(self._cache) >= MAX_CACHE:
             self._cache.clear()
@@ -87,17 +83,23 @@ class KeyLookup:
             return True
         if self.db_url is None:
             return None
-        try:
-            found = await asyncio.get_running_loop().run_in_executor(
-                self._pool, self._has_account, account)
-        except Exception:
-            log.exception("gateway: account lookup failed")
+        ok, found = await self._on_worker(self._has_account, account, "account")
+        if not ok:
             return None
         if found:
             if len(self._accounts) >= MAX_CACHE:
                 self._accounts.clear()
             self._accounts.add(account)
         return found
+
+    async def _on_worker(self, fn, arg, what: str) -> tuple[bool, Any]:
+        """``(True, fn(arg))`` run on the worker thread, or ``(False, None)`` (logged)
+        when the database failed."""
+        try:
+            return True, await asyncio.get_running_loop().run_in_executor(self._pool, fn, arg)
+        except Exception:
+            log.exception("gateway: %s lookup failed", what)
+            return False, None
 
     def _repo(self):
         repo = getattr(self._local, "repo", None)
