@@ -254,7 +254,8 @@ class Gateway:
         """Feed ``frames`` to the session and carry out the actions in order
         (docs/protocol.md section 8). Commands are gathered in ``pending`` (one list of
         records per request) and written together; a step that must wait (a key lookup,
-        a full command ring, a close) hands the rest to ``_resume``."""
+        an admin transfer's account lookup, a full command ring, a close) hands the rest
+        to ``_resume``."""
         session = conn.session
         for idx, frame in enumerate(frames):
             msg = conn.assemble(frame)
