@@ -93,6 +93,15 @@ def test_postgres_whole_group_killed_while_the_writer_lags_converges(tmp_path, p
 
 
 # ---------------------------------------------------------------- periodic snapshots
+def _funded(run: Run) -> tuple[dict[int, str], Seen]:
+    """Start ``run`` and make three funded accounts: (keys, what the clients were told)."""
+    run.start()
+    keys = make_accounts(run)
+    seen = Seen()
+    run_async(fund(run, keys, seen))
+    return keys, seen
+
+
 def _state_files(run: Run) -> tuple[list[int], list[int]]:
     state = run.data_dir / "state"
     return ([int(p.stem.split("-")[1]) for p in sorted(state.glob("snapshots/snap-*.npz"))],
@@ -106,10 +115,7 @@ def test_matcher_killed_after_periodic_snapshots_replays_only_the_tail(tmp_path,
     monkeypatch.setenv(STATE_ENV, "snapshot_every_bytes=20000,keep_snapshots=1000")
     run = Run(tmp_path / "data")
     try:
-        run.start()
-        keys = make_accounts(run)
-        seen = Seen()
-        run_async(fund(run, keys, seen))
+        keys, seen = _funded(run)
 
         def crash():               # kill -9 once the running engine has taken three
             _wait(lambda: len(_state_files(run)[0]) >= 3, 60, "three periodic snapshots")
@@ -140,10 +146,7 @@ def test_matcher_killed_after_pruning_recovers_the_same_state(tmp_path, monkeypa
     monkeypatch.setenv(STATE_ENV, "snapshot_every_bytes=20000")       # keep_snapshots 2
     run = Run(tmp_path / "data")
     try:
-        run.start()
-        keys = make_accounts(run)
-        seen = Seen()
-        run_async(fund(run, keys, seen))
+        keys, seen = _funded(run)
 
         def pruned() -> bool:      # the first segment and snapshot went while it ran
             snaps, segs = _state_files(run)
