@@ -143,8 +143,19 @@ def test_matcher_killed_after_periodic_snapshots_replays_only_the_tail(tmp_path,
 
 @pytest.mark.timeout(180)
 def test_matcher_killed_after_pruning_recovers_the_same_state(tmp_path, monkeypatch):
+    _prune_then_crash(tmp_path, monkeypatch)
+
+
+@pytest.mark.timeout(180)
+def test_postgres_matcher_killed_after_pruning_recovers_the_same_state(tmp_path, monkeypatch,
+                                                                       pg_url):
+    _prune_then_crash(tmp_path, monkeypatch, pg_url)
+
+
+def _prune_then_crash(tmp_path, monkeypatch, db: str | None = None) -> None:
+    """The running engine prunes (it reads the database's progress itself), then kill -9."""
     monkeypatch.setenv(STATE_ENV, "snapshot_every_bytes=20000")       # keep_snapshots 2
-    run = Run(tmp_path / "data")
+    run = Run(tmp_path / "data", db=db)
     try:
         keys, seen = _funded(run)
 
