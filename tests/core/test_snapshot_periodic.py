@@ -4,6 +4,7 @@ the journal continuing in a new segment; restarting from one gives the engine's 
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from ringex import records
 from ringex.config import Config, StateOptions
 from ringex.core.engine import loop as L
 from ringex.core.engine.front import Engine
-from ringex.core.journal import J_BYTES, J_ENTRIES, J_LAST, J_SIZE, read_journal
+from ringex.core.journal import J_BYTES, J_ENTRIES, J_FD, J_LAST, J_SIZE, Journal, read_journal
 from ringex.core.order_service import OrderService
 from ringex.core.snapshot import STATE_ENV, StateStore, state_options
 from ringex.errors import ConfigError, StorageError
@@ -177,3 +178,28 @@ def _config_dict() -> dict:
     return {"assets": {"USD": {"scale": 6}, "X": {"scale": 8}},
             "symbols": {"X-USD": {"base": "X", "quote": "USD", "tick": "1", "lot": "0.01",
                                   "min_price": "1", "max_price": "1000"}}}
+
+
+def test_the_old_segment_is_closed_by_the_snapshot_thread(tmp_path, every_8_entries,
+                                                          monkeypatch):
+    closed_by = []
+    close = Journal.close
+
+    def recording_close(journal):
+        if journal.state[J_FD] >= 0:
+            closed_by.append((journal.path.name, threading.current_thread().name))
+        close(journal)
+
+    monkeypatch.setattr(Journal, "close", recording_close)
+    rig = Rig(tmp_path, rule_config(), "pc")
+    try:
+        flow = Flow(14)
+        rig.feed(funding())
+        while rig.eng.snapshots.taken == 0:
+            rig.feed(flow.batch())
+        rig.store.wait()
+        # closing fsyncs the whole segment: the loop's thread never does it
+        assert closed_by == [(f"seg-{1:020d}.rxj", "ringex-snapshot")]
+        assert rig.eng.snapshots.reports[-1]["close_s"] >= 0
+    finally:
+        rig.close()
