@@ -189,7 +189,7 @@ class Supervisor:
                             PENDING_FILE)
             self._pending = accounts.take_pending(self.data_dir, self.run_id)
             try:
-                start = load_start_state(repo, self.config, self._pending.transfers(self.config))
+                start = load_start_state(repo, self.config, self._known(repo))
             except BaseException:
                 self._pending.restore()
                 raise
@@ -280,6 +280,20 @@ class Supervisor:
         with _sigint_blocked():
             self.demo.start()
         log.info("demo started (pid %d)", self.demo.pid)
+
+    def _known(self, repo) -> list[tuple[int, int, int, int]]:
+        """The pending transfers whose account exists; the others are logged and dropped
+        (``ringex accounts`` refuses them, but a file from an older version, or one edited
+        by hand, may hold some)."""
+        assert self._pending is not None
+        out = []
+        for t in self._pending.transfers(self.config):
+            if repo.has_account(t[1]):
+                out.append(t)
+            else:
+                log.error("pending transfer to account %d dropped: no such account "
+                          "(%s)", t[1], t)
+        return out
 
     def _listen_http(self) -> None:
         """Bind the web view and metrics endpoint (``http_port``); it answers at once,

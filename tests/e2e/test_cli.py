@@ -80,6 +80,8 @@ def test_accounts_offline_add_list_deposit_withdraw(tmp_path):
 @pytest.mark.timeout(300)
 def test_run_applies_pending_then_live_deposits_and_stops_clean_on_sigterm(tmp_path):
     assert cli("accounts", "add", "alice", "--deposit", "USD=10", data_dir=tmp_path).exit_code == 0
+    with open(tmp_path / "pending_transfers.jsonl", "a") as f:     # by hand: nobody's account
+        f.write(json.dumps({"op": "deposit", "account": 17, "asset": "USD", "units": 5}) + "\n")
     log = open(tmp_path / "run.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "ringex.cli", "run", "--port", "0",
                              "--data-dir", str(tmp_path)], cwd=REPO, stdout=log,
@@ -99,6 +101,9 @@ def test_run_applies_pending_then_live_deposits_and_stops_clean_on_sigterm(tmp_p
         assert not (tmp_path / "ringex.run").exists()
         listed = json.loads(cli("accounts", "list", data_dir=tmp_path).output)
         assert listed[1]["balances"] == {"USD": "12.500000"}
+        assert "pending transfer to account 17 dropped" in (tmp_path / "run.log").read_text()
+        balances = json.loads(cli("balances", "--json", data_dir=tmp_path).output)
+        assert 17 not in {b["account"] for b in balances}, balances
     finally:
         kill_tree(proc.pid)
 
