@@ -150,6 +150,58 @@ class Run:
         mine = f"ringex-{self.proc.pid}-"
         return sorted(n for n in os.listdir("/dev/shm") if n.startswith(mine))
 
+    # ------------------------------------------------------------ more faults (chaos)
+    @property
+    def pid(self) -> int:
+        """The pid of the current (or last) ``ringex run``: its supervisor."""
+        assert self.proc is not None, "never started"
+        return self.proc.pid
+
+    def children(self) -> dict[str, int]:
+        """The live supervisor's children by role (``writer``, ``engine``, ``gateway 0``,
+        ...; from their process titles, ``ringex-gateway-0 (run <pid>)``)."""
+        out = {}
+        sup = self.pid
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    title = f.read().split(b"\0")[0].decode(errors="replace")
+            except OSError:
+                continue
+            if int(fields[1]) != sup or fields[0] in ("Z", "X"):
+                continue
+            m = re.match(r"ringex-(writer|engine|gateway-\d+) \(run", title)
+            if m:
+                out[m.group(1).replace("-", " ")] = int(entry)
+        return out
+
+    def kill_gateway(self, index: int = 0) -> int:
+        """``kill -9`` gateway ``index``; its pid."""
+        pid = self.children()[f"gateway {index}"]
+        self.kill(pid)
+        return pid
+
+    def kill_supervisor(self) -> None:
+        """``kill -9`` of ``ringex run`` itself; its children notice and exit."""
+        self.kill(self.pid)
+
+    def stall_writer(self, seconds: float) -> None:
+        """SIGSTOP the writer for ``seconds``, then SIGCONT."""
+        os.kill(self.writer_pid, signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            os.kill(self.writer_pid, signal.SIGCONT)
+
+    def segments(self) -> list[str]:
+        """/dev/shm segments named after any of our runs' supervisors."""
+        return sorted(n for n in os.listdir("/dev/shm")
+                      for pgid in self.pgids if n.startswith(f"ringex-{pgid}-"))
+
     def _members(self) -> list[int]:
         """Live processes of any of our runs' process groups."""
         out = []
@@ -256,12 +308,12 @@ async def fund(run: Run, accounts, seen: Seen) -> None:
 
 
 async def _trader(url: str, key: str, account: int, seed: int, seen: Seen,
-                  stop: asyncio.Event) -> None:
+                  stop: asyncio.Event, cancel_on_disconnect: bool = False) -> None:
     """Crossing limit orders around MID on two symbols, some cancels, until stopped or the
     connection fails (the fault)."""
     rng = random.Random(seed)
     try:
-        c = await connect(url, key, timeout=5)
+        c = await connect(url, key, timeout=5, cancel_on_disconnect=cancel_on_disconnect)
     except (ClientError, OSError) as exc:
         seen.errors.append(f"connect: {exc}")
         return
@@ -309,6 +361,16 @@ async def stream(run: Run, keys: dict[int, str], seen: Seen, fault, *,
         await asyncio.sleep(tail_s)
     stop.set()
     await asyncio.wait_for(asyncio.gather(*tasks), 30)
+
+
+def pg_outage(cluster, seconds: float, mode: str = "fast") -> None:
+    """Stop a throwaway PostgreSQL (tests.db.Cluster; ``mode`` fast or immediate), keep
+    it down for ``seconds``, start it again."""
+    cluster.stop(mode)
+    try:
+        time.sleep(seconds)
+    finally:
+        cluster.start()
 
 
 def run_async(coro, timeout: float = 60.0):
