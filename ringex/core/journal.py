@@ -338,11 +338,14 @@ class Journal:
     def sync(self) -> None:
         os.fsync(int(self.state[J_FD]))
 
-    def close(self) -> None:
+    def close(self, sync: bool = True) -> None:
+        """Give back the reservation and close; ``sync`` also fsyncs first (a segment a
+        snapshot has just covered needs no flush of its own: ``StateStore`` rotations)."""
         fd = int(self.state[J_FD])
         if fd >= 0:
             os.ftruncate(fd, os.fstat(fd).st_size)    # frees the unused reservation
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
             os.close(fd)
             self.state[J_FD] = -1
 
