@@ -8,13 +8,17 @@ Default config (1,048,577 order slots: 157 MB of state arrays). Prints JSON line
 (perf/_report.py):
 
 - ``snapshot`` (``book`` empty / N resting orders, ``format``): ``bytes`` on disk,
-  ``capture_ms`` (the engine loop's pause: reset dead slots, copy out the live parts,
-  p50/max over ``--repeat``), ``write_ms`` (the file: savez, fsync, rename; in the
-  snapshot thread), ``load_ms`` (into a fresh service). Formats: ``compact`` (FORMAT 2,
-  what is written), ``compact_zlib`` (the same arrays through ``np.savez_compressed``),
-  ``full`` (every array whole: FORMAT 1, what a stop wrote before).
+  ``pause_ms`` (the engine loop's pause, as ``save_snapshot_async`` takes it with a full
+  ``[state] snapshot_every_bytes`` segment open: ``capture_ms`` -- reset dead slots, copy
+  out the live parts -- and the start of a new segment; p50/max over ``--repeat``),
+  in the snapshot thread ``close_segment_ms`` (closing the old segment: its fsync) and
+  ``write_ms`` (the file: write, fsync, rename), and ``load_ms`` (into a fresh service).
+  Formats: ``compact`` (FORMAT 2, what is written), ``compact_zlib`` (the same arrays
+  through ``np.savez_compressed``), ``full`` (every array whole: FORMAT 1, what a stop
+  wrote before).
 - ``snapshot_loop``: the loop's step times (submits of 16 commands) while the snapshot
-  thread writes a snapshot of the book, next to the same loop without it (p50/p99/max).
+  thread closes a full segment and writes a snapshot of the book, next to the same loop
+  without it (p50/p99/max).
 - ``restart``: recovery as the engine does it after a crash (newest snapshot + journal
   replay, events kept for what the database lacks: nothing here), with ``entries``
   journal entries of ``per_entry`` commands since the snapshot: ``construct_s`` (a fresh
@@ -44,7 +48,7 @@ from perf._report import emit_latency, machine  # noqa: E402
 from perf.workload import Workload  # noqa: E402
 from ringex import records  # noqa: E402
 from ringex.config import Config  # noqa: E402
-from ringex.core.journal import HEADER  # noqa: E402
+from ringex.core.journal import HEADER, J_SIZE  # noqa: E402
 from ringex.core.order_service import OrderService  # noqa: E402
 from ringex.core.snapshot import StateStore  # noqa: E402
 from ringex.records import CommandKind, TimeInForce  # noqa: E402
@@ -81,20 +85,37 @@ def fresh_service(config: Config) -> OrderService:
     return OrderService(config)
 
 
+def fill_segment(journal, nbytes: int) -> None:
+    """Append entries of 64 commands until the open segment holds ``nbytes`` (what it
+    holds when a periodic snapshot is due; closing it fsyncs that much)."""
+    cmds = records.commands(64)
+    while journal.state[J_SIZE] < nbytes:
+        journal.append(cmds)
+
+
 def measure_snapshots(config: Config, n_orders: int, repeat: int, folder: Path) -> None:
+    every = config.state.snapshot_every_bytes
     for n in (0, n_orders):
         svc = fresh_service(config)
         svc.submit(resting_book(config, n))
         book = f"{svc.live_orders()} resting orders" if n else "empty"
         store = StateStore(folder / f"snap-{n}", config)
-        captures, writes, sizes, loads = [], [], [], []
+        journal = store.open_journal(1)
+        captures, pauses, closes, writes, sizes, loads = [], [], [], [], [], []
+        reports: list[dict] = []
         cap = None
-        for i in range(repeat):
-            cap = store.capture(svc, i + 1)
+        for _ in range(repeat):
+            fill_segment(journal, every)
             t0 = time.perf_counter()
-            path = store.write(cap)
-            writes.append(time.perf_counter() - t0)
+            cap = store.save_snapshot_async(svc, journal.last_batch, done=reports.append)
+            pauses.append(time.perf_counter() - t0)
+            journal = store.journal
+            store.wait()
+            assert cap is not None
             captures.append(cap.seconds)
+            closes.append(reports[-1]["close_s"])
+            writes.append(store.last_write["write_s"])
+            path = store.snapshots()[-1][1]
             sizes.append(path.stat().st_size)
             target = fresh_service(config)
             t0 = time.perf_counter()
@@ -104,8 +125,9 @@ def measure_snapshots(config: Config, n_orders: int, repeat: int, folder: Path) 
         ms = lambda xs: {"p50": round(1e3 * float(np.median(xs)), 2),  # noqa: E731
                          "max": round(1e3 * max(xs), 2)}
         _emit({"name": "snapshot", "book": book, "format": "compact", "bytes": sizes[-1],
-               "live_bytes": cap.nbytes, "capture_ms": ms(captures), "write_ms": ms(writes),
-               "load_ms": ms(loads), "repeat": repeat})
+               "live_bytes": cap.nbytes, "pause_ms": ms(pauses), "capture_ms": ms(captures),
+               "segment_bytes": every, "close_segment_ms": ms(closes),
+               "write_ms": ms(writes), "load_ms": ms(loads), "repeat": repeat})
         t0 = time.perf_counter()
         buf = io.BytesIO()
         np.savez_compressed(buf, **cap.stored)
@@ -123,7 +145,9 @@ def measure_snapshots(config: Config, n_orders: int, repeat: int, folder: Path) 
                "write_ms": {"p50": round(1e3 * (time.perf_counter() - t0), 2)}})
         full.unlink()
         if n:
+            fill_segment(journal, every)
             loop_beside_write(config, svc, store)
+        store.close()
 
 
 def loop_beside_write(config: Config, svc: OrderService, store: StateStore) -> None:
@@ -147,7 +171,7 @@ def loop_beside_write(config: Config, svc: OrderService, store: StateStore) -> N
     gc.collect()
     end = time.perf_counter() + 1.0
     base = run(lambda i: time.perf_counter() < end)
-    store.save_snapshot_async(svc, 10_000)
+    store.save_snapshot_async(svc, store.journal.last_batch)
     during = run(lambda i: store.busy() or i < 50)
     store.wait()
     for what, samples in (("alone", base), ("beside_write", during)):
