@@ -332,12 +332,11 @@ REPLAY_RUN = 1 << 16          # commands per call when replaying entries whose e
 def _replay(svc: OrderService, ent: Entries, n: int, keep_after: int, rec: Recovery) -> None:
     """Replay entries 0..n-1 of ``ent`` into svc: one call per run of up to REPLAY_RUN
     commands while their events are not wanted, one per entry after ``keep_after``."""
-    kept = int(np.searchsorted(ent.batches[:n], keep_after, "right"))
-    ends, c = ent.ends, 0
-    while c < (int(ends[kept - 1]) if kept else 0):
-        svc.submit(ent.cmds[c:min(c + REPLAY_RUN, int(ends[kept - 1]))])
-        c = min(c + REPLAY_RUN, int(ends[kept - 1]))
-    for i in range(kept, n):
+    batched = int(np.searchsorted(ent.batches[:n], keep_after, "right"))
+    end = int(ent.ends[batched - 1]) if batched else 0      # their commands, back to back
+    for c in range(0, end, REPLAY_RUN):
+        svc.submit(ent.cmds[c:min(c + REPLAY_RUN, end)])
+    for i in range(batched, n):
         cmds = ent.entry(i)
         rec.entries.append((int(ent.batches[i]), cmds, svc.submit(cmds)))
     if n:
