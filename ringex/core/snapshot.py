@@ -29,6 +29,7 @@ still read.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -45,6 +46,9 @@ from ringex.core.journal import J_BYTES, J_ENTRIES, J_FSYNC_NS, Entries, Journal
 from ringex.core.order_service import OrderService
 from ringex.errors import StorageError
 
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY_S = 2.0          # a replay that runs longer says how far it is this often
 FORMAT = fmt.FORMAT            # compact (written)
 FORMAT_FULL = 1                 # every state array whole (read only)
 config_fingerprint = fmt.config_fingerprint
@@ -302,7 +306,14 @@ class StateStore:
         rec.load_s = t1 - t0
         if not keep_events:
             keep_after = 1 << 62
-        for first, path in self.segments():
+        segments = self.segments()
+        said = t1
+        for k, (first, path) in enumerate(segments, 1):
+            if time.perf_counter() - said >= PROGRESS_EVERY_S:
+                said = time.perf_counter()
+                log.info("recovery: replaying journal segment %d/%d (%s), %d entries "
+                         "replayed, %.0f s so far", k, len(segments), path.name,
+                         rec.replayed_batches, said - t1)
             ent, scan = read_entries(path, after=rec.last_batch)
             if scan.torn_bytes:
                 rec.problems.append(f"{path.name}: {scan.reason}; {scan.torn_bytes} bytes cut")

@@ -285,8 +285,8 @@ class Supervisor:
         """The pending transfers whose account exists; the others are logged and dropped
         (``ringex accounts`` refuses them, but a file from an older version, or one edited
         by hand, may hold some)."""
-        assert self._pending is not None
         out = []
+        assert self._pending is not None and self.config is not None
         for t in self._pending.transfers(self.config):
             if repo.has_account(t[1]):
                 out.append(t)
