@@ -205,7 +205,7 @@ def count_losses(run: Run, rep: Replay, seen: Seen) -> tuple[int, int, list[str]
         told = seen.filled.get(oid, Decimal(0)) / LOT[ack.symbol]
         if told > r["filled"]:
             dup += 1
-            what.append(f"order {oid}: client told {told} lots filled, {r['filled']} stored")
+            what.append(f"order {oid}: client told {told:f} lots filled, {r['filled']} stored")
     extra = len(stored) - len(set(stored)) + len(set(stored) - want)
     missing = len(want - set(stored))
     if extra:
