@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import time
+from pathlib import Path
 
 import pytest
 
@@ -87,7 +88,7 @@ class LoginRefused(AssertionError):
     "lost'), so a login whose key is not cached gets 401 'unknown api key' until ringex "
     "restarts; found by chaos seed 1621622913, fault pg_restart (the pg_restart chaos "
     "round fails the same way)"))
-def test_postgres_restart_new_logins_are_accepted_again(tmp_path):
+def test_postgres_restart_new_logins_are_accepted_again(tmp_path: Path) -> None:
     """PostgreSQL stops and starts while ringex runs (one gateway): once it is back, a
     client that never logged in must be able to log in and trade. (Until this passes,
     the PostgreSQL chaos rounds leave out pg_restart.)"""
