@@ -56,6 +56,7 @@ from ringex.client import Ack, Cancelled, ClientError, connect
 from ringex.core.journal import read_journal
 from ringex.core.order_service import OrderService
 from tests.faults.rig import (CONFIG, LOT, MID, Replay, Run, Seen, _trader, archive_journal,
+                              close_noting,
                               ask_engine, check_converged, fund, make_accounts, pg_outage)
 
 FAULTS = ("engine", "writer", "gateway", "supervisor", "group", "writer_stall", "pg_restart")
@@ -413,12 +414,7 @@ class Chaos:
             except ClientError as exc:
                 last = f"place: {exc}"
             finally:
-                try:
-                    await asyncio.wait_for(c.close(), 5)
-                except Exception:                # noqa: BLE001 - the server may be gone
-                    pass
-                for ev in c.pending_events():
-                    self.seen.note(ev)
+                await close_noting(c, self.seen)
             await asyncio.sleep(0.1)
         raise AssertionError(f"no order acknowledged within {timeout:.0f} s of the fault "
                              f"(last: {last})")

@@ -53,6 +53,30 @@ def _alive(pid: int) -> bool:
 
 
 
+def _live_processes():
+    """(pid, /proc/<pid>/stat fields after the name) of every process not a zombie."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] not in ("Z", "X"):
+            yield int(entry), fields
+
+
+async def close_noting(c, seen: "Seen") -> None:
+    """Close a client (the server may be gone) and note the events it still holds."""
+    try:
+        await asyncio.wait_for(c.close(), 5)
+    except Exception:                            # noqa: BLE001 - the server may be gone
+        pass
+    for ev in c.pending_events():
+        seen.note(ev)
+
+
 class Run:
     """``ringex run`` as a subprocess, restartable on the same data dir and database."""
 
@@ -161,22 +185,17 @@ class Run:
         """The live supervisor's children by role (``writer``, ``engine``, ``gateway 0``,
         ...; from their process titles, ``ringex-gateway-0 (run <pid>)``)."""
         out = {}
-        sup = self.pid
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
+        for pid, fields in _live_processes():
+            if int(fields[1]) != self.pid:
                 continue
             try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
                     title = f.read().split(b"\0")[0].decode(errors="replace")
             except OSError:
                 continue
-            if int(fields[1]) != sup or fields[0] in ("Z", "X"):
-                continue
             m = re.match(r"ringex-(writer|engine|gateway-\d+) \(run", title)
             if m:
-                out[m.group(1).replace("-", " ")] = int(entry)
+                out[m.group(1).replace("-", " ")] = pid
         return out
 
     def kill_gateway(self, index: int = 0) -> int:
@@ -204,18 +223,7 @@ class Run:
 
     def _members(self) -> list[int]:
         """Live processes of any of our runs' process groups."""
-        out = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] not in ("Z", "X") and int(fields[2]) in self.pgids:
-                out.append(int(entry))
-        return out
+        return [pid for pid, fields in _live_processes() if int(fields[2]) in self.pgids]
 
     def unlink_rings(self) -> list[str]:
         names = []
@@ -340,12 +348,7 @@ async def _trader(url: str, key: str, account: int, seed: int, seen: Seen,
     except ClientError as exc:
         seen.errors.append(f"{account}: {exc.code}")
     finally:
-        try:
-            await asyncio.wait_for(c.close(), 5)
-        except Exception:                        # noqa: BLE001 - the server may be gone
-            pass
-        for ev in c.pending_events():
-            seen.note(ev)
+        await close_noting(c, seen)
 
 
 async def stream(run: Run, keys: dict[int, str], seen: Seen, fault, *,
