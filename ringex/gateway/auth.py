@@ -6,7 +6,9 @@ with a cache.
 database failed); ``keys.known_account(account)``: True when the cache knows it (no wait).
 
 - The repository (SQLite or PostgreSQL) is opened on the worker thread that uses it (a
-  SQLite connection belongs to its thread), so a slow database never blocks the loop.
+  SQLite connection belongs to its thread), so a slow database never blocks the loop. A
+  failed query drops the connection and is tried once more on a new one, so a restarted
+  database serves logins again at once.
 - Found keys are cached for ``ttl_s`` (keys are random and only ever added); unknown
   keys are not cached, so a key added while the exchange runs works at once.
 - Accounts that exist are cached for good (accounts are never removed); unknown ones
@@ -96,10 +98,32 @@ class KeyLookup:
         """``(True, fn(arg))`` run on the worker thread, or ``(False, None)`` (logged)
         when the database failed."""
         try:
-            return True, await asyncio.get_running_loop().run_in_executor(self._pool, fn, arg)
+            return True, await asyncio.get_running_loop().run_in_executor(
+                self._pool, self._with_fresh_retry, fn, arg)
         except Exception:
             log.exception("gateway: %s lookup failed", what)
             return False, None
+
+    def _with_fresh_retry(self, fn, arg):
+        """``fn(arg)`` on the worker thread; when it fails the connection is dropped and
+        the query tried once more on a new one (a restarted PostgreSQL leaves the old
+        connection dead for good)."""
+        try:
+            return fn(arg)
+        except Exception:
+            self._drop_repo()
+            return fn(arg)
+
+    def _drop_repo(self) -> None:
+        repo = getattr(self._local, "repo", None)
+        if repo is None:
+            return
+        self._local.repo = None
+        self._repos.remove(repo)
+        try:
+            repo.close()
+        except Exception:
+            pass                    # the connection is already gone
 
     def _repo(self):
         repo = getattr(self._local, "repo", None)
