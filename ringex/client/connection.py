@@ -18,7 +18,7 @@ from decimal import Decimal
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect as ws_connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from ringex.client.results import (
     Ack, Balance, CancelAllDone, Cancelled, LoggedIn, Modified, OpenOrder, Reject,
@@ -108,6 +108,8 @@ class Client:
         finally:
             if self._waiting.pop(rid, None) is not None and len(self._abandoned) < 100_000:
                 self._abandoned.add(rid)
+            if fut.done() and not fut.cancelled():
+                fut.exception()     # set by the reader as the send failed: seen, not lost
 
     async def send_raw(self, data: str | bytes) -> None:
         """Send one frame as is (tests, benchmarks); replies arrive on ``events()``."""
@@ -237,8 +239,9 @@ async def connect(url: str, api_key: str | None = None, *, login: str = "header"
                   max_events: int = 1_000_000) -> Client:
     """Open a connection. With ``api_key``, authenticate with the handshake header
     (``login="header"``) or a ``login`` message (``login="message"``); an unknown key
-    raises ClientError("auth_failed"). ``cancel_on_disconnect``: the gateway cancels
-    this connection's orders when it closes."""
+    raises ClientError("auth_failed"), a failed handshake ClientError("handshake_failed")
+    or ("timeout"); OSError when nothing listens at ``url``. ``cancel_on_disconnect``: the
+    gateway cancels this connection's orders when it closes."""
     headers = {}
     if api_key is not None and login == "header":
         headers["Authorization"] = f"Bearer {api_key}"
@@ -251,6 +254,10 @@ async def connect(url: str, api_key: str | None = None, *, login: str = "header"
         code = exc.response.status_code
         raise ClientError("auth_failed" if code == 401 else f"http_{code}",
                           exc.response.body.decode(errors="replace").strip()) from None
+    except InvalidHandshake as exc:     # e.g. the server closed during the handshake
+        raise ClientError("handshake_failed", str(exc)) from None
+    except asyncio.TimeoutError:
+        raise ClientError("timeout", f"no handshake within {timeout} s") from None
     client = Client(ws, timeout, max_events)
     if api_key is not None and login != "header":
         try:

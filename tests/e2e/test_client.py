@@ -158,3 +158,29 @@ def test_admin_transfer_is_synchronous_and_raises_on_refusal(exchange):
                        account, "ETH", "1", timeout=2)
     with pytest.raises(ValueError):
         admin_transfer(exchange.url, exchange.admin_key, "steal", account, "ETH", "1")
+
+
+def test_a_handshake_cut_short_or_never_answered_is_a_client_error():
+    """A server that hangs up during the handshake, or never answers it, raises
+    ClientError (handshake_failed / timeout), not a websockets exception."""
+    async def go():
+        async def hang_up(reader, writer):
+            writer.close()
+
+        async def silent(reader, writer):
+            await reader.read()                  # until the client gives up and closes
+            writer.close()
+
+        codes = []
+        for handler in (hang_up, silent):
+            server = await asyncio.start_server(handler, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            try:
+                with pytest.raises(ClientError) as e:
+                    await connect(f"ws://127.0.0.1:{port}/ws", "key", timeout=0.5)
+                codes.append(e.value.code)
+            finally:
+                server.close()
+                await server.wait_closed()
+        return codes
+    assert asyncio.run(go()) == ["handshake_failed", "timeout"]

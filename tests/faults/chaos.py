@@ -49,7 +49,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
-from websockets.exceptions import WebSocketException
 
 from ringex import records
 from ringex.client import Ack, Cancelled, ClientError, connect
@@ -331,13 +330,8 @@ class Chaos:
         await asyncio.wait_for(asyncio.gather(*traders), 30)
 
     async def _trader(self, account: int, seed: int, stop: asyncio.Event, cod: bool) -> None:
-        """rig._trader; a handshake the fault cuts short is a client error too
-        (``ringex.client.connect`` lets websockets' InvalidMessage through)."""
-        try:
-            await _trader(self.run.url, self.keys[account], account, seed, self.seen, stop,
-                          cancel_on_disconnect=cod)
-        except WebSocketException as exc:
-            self.seen.errors.append(f"{account}: connect: {type(exc).__name__}")
+        await _trader(self.run.url, self.keys[account], account, seed, self.seen, stop,
+                      cancel_on_disconnect=cod)
 
     def _trader_accounts(self) -> list[int]:
         return sorted(a for a in self.keys if a != self.probe_account)
@@ -396,7 +390,7 @@ class Chaos:
         while time.monotonic() < deadline:
             try:
                 c = await connect(self.run.url, self.keys[account], timeout=5)
-            except (ClientError, OSError, WebSocketException) as exc:
+            except (ClientError, OSError) as exc:
                 last = f"connect: {type(exc).__name__} {exc}"
                 await asyncio.sleep(0.1)
                 continue
