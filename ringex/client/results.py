@@ -42,6 +42,8 @@ class Reject:
 
 @dataclass(frozen=True, slots=True)
 class Fill:
+    seq: int
+    trade_id: int                    # the public Trade's trade_id (and its seq)
     symbol: str
     order_id: int
     client_order_id: str | None
@@ -80,6 +82,7 @@ class Trade:
     symbol: str
     seq: int
     prev_seq: int
+    trade_id: int
     price: Decimal
     qty: Decimal
     taker_side: str

@@ -22,6 +22,12 @@ FeeFn = Callable[[Symbol, int, int, bool], int]
 TRANSFER_OPS = ("deposit", "withdraw")     # admin ops answered by one BALANCE (or REJECT)
 
 
+def trade_id(fill_seq: int, maker: bool) -> int:
+    """A trade's id: its taker FILL's seq, which the public ``trade`` carries too; the
+    matcher emits the maker's FILL right after the taker's (docs/rules.md)."""
+    return fill_seq - 1 if maker else fill_seq
+
+
 def with_req_id(msg: dict, req_id: object) -> dict:
     if req_id is not None:
         msg["req_id"] = req_id
@@ -59,7 +65,8 @@ class EventTranslator:
             return []
         sell = bool(info & INFO_SELL)
         if kind == EK.FILL:
-            return [self._fill(s, order_id, sell, price, qty, leaves, bool(info & INFO_MAKER))]
+            return [self._fill(s, seq, order_id, sell, price, qty, leaves,
+                               bool(info & INFO_MAKER))]
         cid = unpack_client_id(other_id)
         if kind == EK.ACK:
             self.orders[order_id] = (symbol, cid, SIDE_NAMES[sell])
@@ -79,11 +86,11 @@ class EventTranslator:
             cast(list, request.items).append(order_fields(s, order_id, cid, sell, price, qty))
         return []
 
-    def _fill(self, s: SymbolInfo, order_id, sell, price, qty, leaves, maker) -> dict:
+    def _fill(self, s: SymbolInfo, seq, order_id, sell, price, qty, leaves, maker) -> dict:
         entry = self.orders.get(order_id)
         if leaves == 0:
             self.orders.pop(order_id, None)
-        return {"type": "fill",
+        return {"type": "fill", "seq": seq, "trade_id": trade_id(seq, maker),
                 **order_fields(s, order_id, entry[1] if entry else None, sell, price, qty),
                 "leaves": s.qty.format(leaves),
                 "liquidity": "maker" if maker else "taker",

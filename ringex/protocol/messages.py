@@ -52,8 +52,10 @@ def _levels(s: SymbolInfo, levels: Iterable[tuple[int, int]]) -> list[list[str]]
 def trade_message(s: SymbolInfo, seq: int, prev_seq: int, price: int, qty: int,
                   taker_sell: bool) -> dict:
     """A public trade. ``prev_seq``: seq of this symbol's previous trade message (0: none
-    seen); a client that saw a different last seq missed trades."""
+    seen); a client that saw a different last seq missed trades. ``trade_id`` is the
+    taker FILL's seq: both sides' ``fill`` pushes carry the same id."""
     return {"type": "trade", "symbol": s.name, "seq": seq, "prev_seq": prev_seq,
+            "trade_id": seq,
             "price": s.price.format(price), "qty": s.qty.format(qty),
             "taker_side": SIDE_NAMES[taker_sell]}
 

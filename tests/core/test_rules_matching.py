@@ -33,6 +33,21 @@ def test_should_fill_at_maker_price():
     assert maker_fill["info"] & INFO_SELL and not taker_fill["info"] & INFO_SELL
 
 
+def test_should_emit_the_makers_fill_right_after_the_takers_at_the_next_seq():
+    """The trade's id on the wire is the taker FILL's seq; the maker's is one more."""
+    ex = Exchange()
+    ex.rest(2, SELL, 100, 1)
+    ex.rest(3, SELL, 101, 1)
+    ex.rest(4, SELL, 101, 2)
+    ev = ex.buy(1, 101, 5, tif=TIF.IOC)
+    assert ex.kinds(ev) == ["ACK"] + ["FILL"] * 6 + ["CANCELLED"]
+    fills = ex.of(ev, EK.FILL)
+    for taker, maker in zip(fills[0::2], fills[1::2]):
+        assert not taker["info"] & INFO_MAKER and maker["info"] & INFO_MAKER
+        assert maker["seq"] == taker["seq"] + 1
+        assert (maker["price"], maker["qty"]) == (taker["price"], taker["qty"])
+
+
 def test_should_fill_in_time_priority_within_a_level():
     ex = Exchange()
     first, second = ex.rest(2, SELL, 100, 3), ex.rest(3, SELL, 100, 3)

@@ -65,7 +65,12 @@ def test_requests_return_typed_results_and_pushes_arrive_as_events(exchange):
                 break
         fill = next(e for e in got if isinstance(e, Fill))
         assert (fill.qty, fill.leaves, fill.client_order_id) == (D("0.004"), D("0.006"), "c1")
-        assert (await b.next_event(Fill)).liquidity == "taker"
+        taker_fill = await b.next_event(Fill)
+        assert taker_fill.liquidity == "taker"
+        # one trade, one id: both fills and the public trade carry it
+        trade = got[-1]
+        assert fill.trade_id == taker_fill.trade_id == trade.trade_id == trade.seq
+        assert (taker_fill.seq, fill.seq) == (trade.seq, trade.seq + 1)
         orders = await a.open_orders()
         assert [(o.order_id, o.qty) for o in orders] == [(ack.order_id, D("0.0060"))]
         bal = await a.balances()

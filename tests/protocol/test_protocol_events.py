@@ -88,19 +88,21 @@ def test_should_map_every_reject_code_and_survive_unknown_ones():
     assert "engine_error" in seen and len(seen) == len(RejectCode)
 
 
-def test_should_report_fills_with_fee_liquidity_and_client_id():
+def test_should_report_fills_with_fee_liquidity_client_id_and_trade_id():
     s = logged_in()
     msgs(s, ack(placed(s)))
     taker = event(EK.FILL, order_id=42, other_id=77, price=2_999_900, qty=2000, leaves=3000,
-                  symbol=BTC.id, ref=1)
+                  symbol=BTC.id, ref=1, seq=7)
     assert msgs(s, taker) == [{
-        "type": "fill", "symbol": "BTC-USD", "order_id": 42, "client_order_id": "mm-1",
+        "type": "fill", "seq": 7, "trade_id": 7, "symbol": "BTC-USD", "order_id": 42,
+        "client_order_id": "mm-1",
         "side": "buy", "price": "29999.00", "qty": "0.2000", "leaves": "0.3000",
         "liquidity": "taker", "fee": "0.004000", "fee_asset": "USD"}]
     maker = event(EK.FILL, order_id=42, other_id=78, price=3_000_000, qty=3000, leaves=0,
-                  symbol=BTC.id, info=INFO_MAKER)
+                  symbol=BTC.id, info=INFO_MAKER, seq=10)
     (m,) = msgs(s, maker)
     assert (m["liquidity"], m["fee"], m["leaves"]) == ("maker", "0.003000", "0.0000")
+    assert (m["seq"], m["trade_id"]) == (10, 9)         # the taker's FILL was seq 9
     assert s.orders == {}                                # fully filled: forgotten
 
 

@@ -27,10 +27,13 @@ def test_should_publish_trades_with_a_prev_seq_chain():
                            (EK.TRADE, ETH.id, 3, 180_000, 500, False)))
     assert out == [
         ("trades", "BTC-USD", {"type": "trade", "symbol": "BTC-USD", "seq": 10, "prev_seq": 0,
+                               "trade_id": 10,
                                "price": "30000.00", "qty": "0.2000", "taker_side": "sell"}),
         ("trades", "BTC-USD", {"type": "trade", "symbol": "BTC-USD", "seq": 14, "prev_seq": 10,
+                               "trade_id": 14,
                                "price": "29999.00", "qty": "0.0001", "taker_side": "buy"}),
         ("trades", "ETH-USD", {"type": "trade", "symbol": "ETH-USD", "seq": 3, "prev_seq": 0,
+                               "trade_id": 3,
                                "price": "1800.00", "qty": "0.500", "taker_side": "buy"})]
 
 
