@@ -134,6 +134,9 @@ class EventKind(IntEnum):
     TRADE = 8              # market data: public trade (account/session 0)
     BOOK_LEVEL = 9         # qty = total lots at (symbol, side, price), leaves = orders there;
                            # seq = the symbol's sequence the level is current as of
+    CLOCK = 10             # rings only: order_id = the engine's wall clock (ns since the
+                           # epoch) of the group whose events follow; session = the
+                           # gateway's own (connection 0); never in the journal or database
 
 
 class RejectCode(IntEnum):

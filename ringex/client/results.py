@@ -2,7 +2,7 @@
 quantities and amounts as ``Decimal``; ``parse(msg)`` picks the class."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 
 
@@ -23,6 +23,7 @@ class OrderFields:
     side: str
     price: Decimal | None
     qty: Decimal
+    ts: int = field(default=0, kw_only=True)   # engine time, ns since the epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,7 @@ class Reject:
     symbol: str | None
     order_id: int | None
     client_order_id: str | None
+    ts: int = field(default=0, kw_only=True)   # engine time, ns since the epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,7 @@ class Fill:
     liquidity: str
     fee: Decimal
     fee_asset: str
+    ts: int = field(default=0, kw_only=True)   # engine time, ns since the epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,7 @@ class Trade:
     price: Decimal
     qty: Decimal
     taker_side: str
+    ts: int = field(default=0, kw_only=True)   # engine time, ns since the epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +98,7 @@ class BookSnapshot:
     seq: int
     bids: list[tuple[Decimal, Decimal]]
     asks: list[tuple[Decimal, Decimal]]
+    ts: int = field(default=0, kw_only=True)   # engine time, ns since the epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +108,13 @@ class BookUpdate:
     prev_seq: int
     bids: list[tuple[Decimal, Decimal]]
     asks: list[tuple[Decimal, Decimal]]
+    ts: int = field(default=0, kw_only=True)   # engine time, ns since the epoch
 
 
 @dataclass(frozen=True, slots=True)
 class CancelAllDone:
     symbol: str | None
+    ts: int = field(default=0, kw_only=True)   # engine time, ns since the epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +144,7 @@ class Transfer:
     amount: Decimal
     available: Decimal
     locked: Decimal
+    ts: int = field(default=0, kw_only=True)   # engine time, ns since the epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +166,8 @@ def _build(cls, msg: dict):
         elif f.name in ("bids", "asks"):
             v = _levels(v or [])
         kw[f.name] = v
+    if "ts" in kw and kw["ts"] is None:
+        kw["ts"] = 0                  # open_orders items carry none
     return cls(**kw)
 
 
@@ -172,13 +182,13 @@ def parse(msg: dict):
     if t == "open_orders":
         return [_build(OpenOrder, o) for o in msg["orders"]]
     if t == "cancel_all":
-        return CancelAllDone(msg.get("symbol"))
+        return CancelAllDone(msg.get("symbol"), ts=msg.get("ts", 0))
     if t == "login":
         return LoggedIn(msg["account"], msg.get("admin", False),
                         msg.get("cancel_on_disconnect", False))
     if t in ("deposit", "withdraw"):
         return Transfer(t, msg["account"], msg["asset"], Decimal(msg["amount"]),
-                        Decimal(msg["available"]), Decimal(msg["locked"]))
+                        Decimal(msg["available"]), Decimal(msg["locked"]), ts=msg.get("ts", 0))
     if t == "error":
         return Error(msg.get("code", ""), msg.get("message", ""))
     return msg

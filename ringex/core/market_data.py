@@ -4,8 +4,9 @@ Two kernels around ``order_service.process`` (docs/architecture.md, section 3):
 
     nk = touched_before(bk, cmds, c0, c1, keys, 0)    before the batch: the level each
                                                       MODIFY's target order rests on now
-    n = publish(bk, mk, ev, e0, e1, keys, nk, md, hdr, stamps, slots)
-                                                      after: TRADEs in order, then one
+    n = publish(bk, mk, ev, e0, e1, keys, nk, md, hdr, stamps, slots, ts)
+                                                      after: a CLOCK of time ts, the
+                                                      TRADEs in order, then one
                                                       BOOK_LEVEL per touched level, written
                                                       to the broadcast ring (hdr, stamps,
                                                       slots) through the buffer ``md``
@@ -33,7 +34,7 @@ from ringex.jit import njit
 from ringex.core.events import sell_info
 from ringex.core.order_book import find_order, level_of
 from ringex.records import (
-    CMD_MODIFY, EV_ACK, EV_BOOK_LEVEL, EV_CANCELLED, EV_FILL, EV_MODIFIED, EV_TRADE,
+    CMD_MODIFY, EV_ACK, EV_BOOK_LEVEL, EV_CANCELLED, EV_CLOCK, EV_FILL, EV_MODIFIED, EV_TRADE,
     INFO_CODE_MASK, INFO_MAKER, INFO_SELL, R_FOK, R_IOC_REMAINDER, R_NO_FUNDS, R_POST_ONLY,
 )
 from ringex.ring.broadcast import bcast_write
@@ -88,11 +89,12 @@ def touched_by_events(bk, ev, e0, e1, keys, nk):
 
 
 @njit(cache=True)
-def publish(bk, mk, ev, e0, e1, keys, nk, md, hdr, stamps, slots):
-    """After the batch: TRADEs of ev[e0:e1], then the touched levels, onto the broadcast
-    ring (through ``md``, written out whenever it fills). keys[:nk] holds the levels from
-    ``touched_before``; keys needs room for nk + (e1 - e0) more. Returns records published.
-    """
+def publish(bk, mk, ev, e0, e1, keys, nk, md, hdr, stamps, slots, ts):
+    """After the batch: a CLOCK (``ts``, the group's time), the TRADEs of ev[e0:e1], then
+    the touched levels, onto the broadcast ring (through ``md``, written out whenever it
+    fills); nothing at all for a group that changed no book. keys[:nk] holds the levels
+    from ``touched_before``; keys needs room for nk + (e1 - e0) more. Returns records
+    published."""
     nk = touched_by_events(bk, ev, e0, e1, keys, nk)
     cap = md.shape[0]
     n, total = 0, 0
@@ -100,6 +102,9 @@ def publish(bk, mk, ev, e0, e1, keys, nk, md, hdr, stamps, slots):
         e = ev[i]
         if e.kind != EV_FILL or (e.info & INFO_MAKER) != 0:
             continue
+        if n == 0 and total == 0:
+            clock_record(ts, 0, md[0])
+            n = 1
         if n == cap:
             total += bcast_write(hdr, stamps, slots, md, n)
             n = 0
@@ -107,6 +112,9 @@ def publish(bk, mk, ev, e0, e1, keys, nk, md, hdr, stamps, slots):
         n += 1
     nk = sort_unique(keys, nk)
     for i in range(nk):
+        if n == 0 and total == 0:
+            clock_record(ts, 0, md[0])
+            n = 1
         if n == cap:
             total += bcast_write(hdr, stamps, slots, md, n)
             n = 0
@@ -115,6 +123,23 @@ def publish(bk, mk, ev, e0, e1, keys, nk, md, hdr, stamps, slots):
     if n > 0:
         total += bcast_write(hdr, stamps, slots, md, n)
     return total
+
+
+@njit(cache=True)
+def clock_record(ts, session, m):
+    """A CLOCK: the events after it (on this ring) belong to a group of time ``ts``."""
+    m.seq = 0
+    m.order_id = ts
+    m.other_id = 0
+    m.price = 0
+    m.qty = 0
+    m.leaves = 0
+    m.account = 0
+    m.session = session
+    m.ref = 0
+    m.symbol = 0
+    m.kind = EV_CLOCK
+    m.info = 0
 
 
 @njit(cache=True)

@@ -23,7 +23,8 @@ from ringex.gateway.pump_wait import PumpWait
 from ringex.protocol.booksync import BookSync
 from ringex.protocol.feed import MarketFeed
 from ringex.ring.broadcast import BroadcastReader
-from ringex.records import EVENT
+from ringex.protocol.events import EngineClock
+from ringex.records import EVENT, EventKind
 from ringex.ring.spsc import SpscRing
 
 log = logging.getLogger("ringex.gateway")
@@ -31,6 +32,7 @@ log = logging.getLogger("ringex.gateway")
 EVT_BATCH = 4096          # event records per read
 MD_BATCH = 8192           # market-data records per read
 COLD_TIMEOUT_S = 0.05     # a cold wait wakes at least this often (stop checks)
+CLOCK = int(EventKind.CLOCK)
 
 
 class EventPump:
@@ -41,8 +43,9 @@ class EventPump:
     records)`` (commands of the gateway's own session)."""
 
     def __init__(self, evt: SpscRing, md: BroadcastReader, feed: MarketFeed, sync: BookSync,
-                 router, wait: PumpWait):
+                 engine_clock: EngineClock, router, wait: PumpWait):
         self.evt, self.md, self.feed, self.sync = evt, md, feed, sync
+        self.engine_clock = engine_clock
         self.router = router
         self.wait = wait
         self._evt_buf = np.zeros(EVT_BATCH, dtype=EVENT)
@@ -100,7 +103,11 @@ class EventPump:
         queue = self.router.queue
         dumps = orjson.dumps
         own = self.sync.session_id
+        engine_clock = self.engine_clock
         for ev in events:
+            if ev[10] == CLOCK:                 # the time of the group whose events follow
+                engine_clock.ts = ev[1]
+                continue
             sid = ev[7]
             conn = conns.get(sid)
             if conn is not None:

@@ -50,6 +50,7 @@ from ringex.protocol.actions import (
 )
 from ringex.protocol.booksync import BookSync
 from ringex.protocol.codes import ERROR_NUMBERS, CloseCode, ErrorCode
+from ringex.protocol.events import EngineClock
 from ringex.protocol.feed import MarketFeed
 from ringex.protocol.ratelimit import Budgets
 from ringex.protocol.session import Session, session_number
@@ -86,6 +87,7 @@ class Gateway:
         self._tasks: set[asyncio.Task] = set()
         self._cmd_signal = wakeups.get("cmd") if wakeups else None
         self.feed = MarketFeed(config)
+        self.engine_clock = EngineClock()         # the pump sets it, sessions read it
         self.sync = BookSync(self.feed, session_number(index, OWN_CONNECTION))
         self.audit = AuditLog(queue, index)
         self.budgets = Budgets(limits)
@@ -93,8 +95,8 @@ class Gateway:
         # what the pump calls (EventPump's ``router``)
         self.subscribers, self.queue = self.fanout.subscribers, self.fanout.queue
         self.flush, self.book_loaded = self.fanout.flush, self.fanout.book_loaded
-        self.pump = EventPump(evt, md.reader(), self.feed, self.sync, self,
-                              make_pump_wait(wait_strategy, wakeups, evt.data_gate))
+        self.pump = EventPump(evt, md.reader(), self.feed, self.sync, self.engine_clock,
+                              self, make_pump_wait(wait_strategy, wakeups, evt.data_gate))
         self._server: asyncio.Server | None = None
         self._pump_task: asyncio.Task | None = None
 
@@ -182,7 +184,8 @@ class Gateway:
         session = Session(self.config, sid, limits=self.limits,
                           cancel_on_disconnect=upgrade.cancel_on_disconnect,
                           budgets=self.budgets, address=addr,
-                          ack_times=self.stats.acks.observe)
+                          ack_times=self.stats.acks.observe,
+                          engine_clock=self.engine_clock)
         if upgrade.api_key is not None:
             wait_ms = session.login_backoff_ms(time.perf_counter_ns())
             if wait_ms:

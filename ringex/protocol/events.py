@@ -22,6 +22,17 @@ FeeFn = Callable[[Symbol, int, int, bool], int]
 TRANSFER_OPS = ("deposit", "withdraw")     # admin ops answered by one BALANCE (or REJECT)
 
 
+class EngineClock:
+    """The engine time (ns since the epoch) of the group whose events are being read,
+    from the CLOCK record before them; one per gateway, shared by its sessions: every
+    message made from an engine event carries it as ``ts``."""
+
+    __slots__ = ("ts",)
+
+    def __init__(self) -> None:
+        self.ts = 0
+
+
 def trade_id(fill_seq: int, maker: bool) -> int:
     """A trade's id: its taker FILL's seq, which the public ``trade`` carries too; the
     matcher emits the maker's FILL right after the taker's (docs/rules.md)."""
@@ -38,8 +49,11 @@ class EventTranslator:
     """Turns event tuples into messages; owns the session's order map."""
 
     def __init__(self, tables: Tables, pending: PendingRequests, fill_fee: FeeFn,
-                 ack_times: tuple[Callable[[], int], Callable[[int], None]] | None = None):
-        """``ack_times``: (clock, record) to time each place to its ack or reject."""
+                 ack_times: tuple[Callable[[], int], Callable[[int], None]] | None = None,
+                 engine_clock: EngineClock | None = None):
+        """``ack_times``: (clock, record) to time each place to its ack or reject;
+        ``engine_clock``: the gateway's (a fresh one, ts 0, when None)."""
+        self._engine_clock = engine_clock if engine_clock is not None else EngineClock()
         self._t = tables
         self._ack_times = ack_times
         self._pending = pending
@@ -49,7 +63,16 @@ class EventTranslator:
         self.orders: dict[int, tuple[int, str | None, str]] = {}
 
     def messages(self, ev: tuple) -> list[dict]:
-        """``ev``: ``EVENT.item()`` of an event already known to be this session's."""
+        """``ev``: ``EVENT.item()`` of an event already known to be this session's. Each
+        message gets the engine's ``ts``."""
+        out = self._messages(ev)
+        if out:
+            ts = self._engine_clock.ts
+            for m in out:
+                m["ts"] = ts
+        return out
+
+    def _messages(self, ev: tuple) -> list[dict]:
         seq, order_id, other_id, price, qty, leaves, _, _, ref, symbol, kind, info = ev
         request = self._pending.get(ref)
         if request is not None and request.op == BARRIER:

@@ -24,7 +24,7 @@ from ringex.protocol.messages import (
 from ringex.protocol.symbols import tables_for
 from ringex.records import INFO_SELL, EventKind
 
-TRADE, BOOK_LEVEL = int(EventKind.TRADE), int(EventKind.BOOK_LEVEL)
+TRADE, BOOK_LEVEL, CLOCK = int(EventKind.TRADE), int(EventKind.BOOK_LEVEL), int(EventKind.CLOCK)
 
 
 class MarketFeed:
@@ -33,6 +33,8 @@ class MarketFeed:
         n = len(config.symbols)
         self._books: list[tuple[dict[int, int], dict[int, int]]] = [({}, {}) for _ in range(n)]
         self._book_seq = [0] * n      # seq of the last book message (or change) per symbol
+        self._book_ts = [0] * n       # engine time of that change
+        self._ts = 0                  # engine time of the group being read (CLOCK records)
         self._trade_seq = [0] * n
         self._base_seq = [0] * n      # book levels at or below this seq are in the mirror
         self._held: dict[int, list[tuple]] = {}   # syncing symbol id -> held-back levels
@@ -40,23 +42,28 @@ class MarketFeed:
         self._frames: dict[int, tuple[int, bytes]] = {}   # symbol id -> (version, snapshot)
 
     def apply(self, events: np.ndarray) -> list[tuple[str, str, dict]]:
-        """Feed one batch of events (any kinds; only TRADE and BOOK_LEVEL are used).
+        """Feed one batch of events (any kinds; only CLOCK, TRADE and BOOK_LEVEL are used).
 
         Returns ``(channel, symbol name, message)`` to send to that channel's
         subscribers: each trade in order, then one ``book_update`` per symbol whose
-        book changed, coalescing the batch (the last value of a level wins).
+        book changed, coalescing the batch (the last value of a level wins). Each message's
+        ``ts`` is the engine time of its group (of the last change, for a book_update).
         """
         out: list[tuple[str, str, dict]] = []
         changed: dict[int, tuple[dict[int, int], dict[int, int], int]] = {}
         for ev in events.tolist():
-            seq, _, _, price, qty, _, _, _, _, symbol, kind, info = ev
+            seq, ts, _, price, qty, _, _, _, _, symbol, kind, info = ev
+            if kind == CLOCK:
+                self._ts = ts
+                continue
             s = self._t.symbols.get(symbol)
             if s is None:
                 continue
             sell = bool(info & INFO_SELL)
             if kind == TRADE:
                 out.append(("trades", s.name,
-                            trade_message(s, seq, self._trade_seq[symbol], price, qty, sell)))
+                            trade_message(s, seq, self._trade_seq[symbol], price, qty, sell,
+                                          self._ts)))
                 self._trade_seq[symbol] = seq
             elif kind == BOOK_LEVEL:
                 held = self._held.get(symbol)
@@ -74,11 +81,12 @@ class MarketFeed:
                 bids, asks, _ = changed.get(symbol) or ({}, {}, 0)
                 (asks if sell else bids)[price] = qty
                 changed[symbol] = (bids, asks, seq)
+                self._book_ts[symbol] = self._ts
         for symbol, (bids, asks, seq) in changed.items():
             s = self._t.symbols[symbol]
             out.append(("book", s.name, book_update_message(
                 s, seq, self._book_seq[symbol], sorted(bids.items(), reverse=True),
-                sorted(asks.items()))))
+                sorted(asks.items()), self._book_ts[symbol])))
             self._book_seq[symbol] = seq
         return out
 
@@ -129,6 +137,7 @@ class MarketFeed:
         self._version[symbol_id] += 1
         self._base_seq[symbol_id] = base or 0
         self._book_seq[symbol_id] = seq
+        self._book_ts[symbol_id] = self._ts       # market data is read up to the answer
 
     def snapshot_frame(self, symbol: str) -> bytes:
         """``encode(snapshot(symbol))``, made once per version of the book: every
@@ -149,4 +158,4 @@ class MarketFeed:
         bids, asks = self._books[s.id]
         return book_snapshot_message(
             s, self._book_seq[s.id], sorted(bids.items(), reverse=True)[:depth],
-            sorted(asks.items())[:depth])
+            sorted(asks.items())[:depth], self._book_ts[s.id])

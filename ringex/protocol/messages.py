@@ -50,27 +50,29 @@ def _levels(s: SymbolInfo, levels: Iterable[tuple[int, int]]) -> list[list[str]]
 
 
 def trade_message(s: SymbolInfo, seq: int, prev_seq: int, price: int, qty: int,
-                  taker_sell: bool) -> dict:
+                  taker_sell: bool, ts: int = 0) -> dict:
     """A public trade. ``prev_seq``: seq of this symbol's previous trade message (0: none
     seen); a client that saw a different last seq missed trades. ``trade_id`` is the
     taker FILL's seq: both sides' ``fill`` pushes carry the same id."""
     return {"type": "trade", "symbol": s.name, "seq": seq, "prev_seq": prev_seq,
             "trade_id": seq,
             "price": s.price.format(price), "qty": s.qty.format(qty),
-            "taker_side": SIDE_NAMES[taker_sell]}
+            "taker_side": SIDE_NAMES[taker_sell], "ts": ts}
 
 
 def book_update_message(s: SymbolInfo, seq: int, prev_seq: int,
-                        bids: Iterable[tuple[int, int]], asks: Iterable[tuple[int, int]]) -> dict:
+                        bids: Iterable[tuple[int, int]], asks: Iterable[tuple[int, int]],
+                        ts: int = 0) -> dict:
     """Changed levels ``(price ticks, total lots)``; 0 lots means the level is gone.
     ``seq`` is the engine sequence of the last change included, ``prev_seq`` that of the
     previous book message (update or snapshot) of the symbol."""
     return {"type": "book_update", "symbol": s.name, "seq": seq, "prev_seq": prev_seq,
-            "bids": _levels(s, bids), "asks": _levels(s, asks)}
+            "bids": _levels(s, bids), "asks": _levels(s, asks), "ts": ts}
 
 
 def book_snapshot_message(s: SymbolInfo, seq: int, bids: Iterable[tuple[int, int]],
-                          asks: Iterable[tuple[int, int]]) -> dict:
-    """The whole book, best level first on each side, as of engine sequence ``seq``."""
+                          asks: Iterable[tuple[int, int]], ts: int = 0) -> dict:
+    """The whole book, best level first on each side, as of engine sequence ``seq`` (of
+    engine time ``ts``)."""
     return {"type": "book_snapshot", "symbol": s.name, "seq": seq,
-            "bids": _levels(s, bids), "asks": _levels(s, asks)}
+            "bids": _levels(s, bids), "asks": _levels(s, asks), "ts": ts}

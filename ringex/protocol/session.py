@@ -35,7 +35,7 @@ from ringex.protocol.actions import (
     Action, Authenticate, Close, Reply, SendCommand, Subscribe, Unsubscribe,
 )
 from ringex.protocol.codes import CloseCode, ErrorCode as E, Refused
-from ringex.protocol.events import EventTranslator, FeeFn, with_req_id
+from ringex.protocol.events import EngineClock, EventTranslator, FeeFn, with_req_id
 from ringex.protocol.messages import error
 from ringex.protocol.pending import BARRIER, PendingRequests, Request
 from ringex.protocol.ratelimit import Budgets, TokenBucket
@@ -92,14 +92,16 @@ class Session:
                  fill_fee: FeeFn = kernel_fill_fee,
                  cancel_on_disconnect: bool = False,
                  budgets: Budgets | None = None, address: bytes = b"",
-                 ack_times: Callable[[int], None] | None = None):
+                 ack_times: Callable[[int], None] | None = None,
+                 engine_clock: EngineClock | None = None):
         """``session_id``: this connection's COMMAND.session (see :func:`session_number`).
         ``clock``: monotonic nanoseconds, for the rate limit and COMMAND.ts_ns.
         ``fill_fee``: fee of one fill side; pass ``lambda *a: 0`` when wallets are off.
         ``budgets``: the gateway's shared budgets (per account, per remote ``address``);
         None: this connection's own limits only.
         ``ack_times``: called with each place's time to its ack or reject (``clock``
-        units), or None."""
+        units), or None. ``engine_clock``: the gateway's EngineClock, which gives each
+        message made from an engine event its ``ts`` (None: a private one, ts 0)."""
         if not 0 <= session_id <= U32_MAX:
             raise ValueError(f"session_id {session_id} does not fit u32")
         self.session_id = session_id
@@ -122,7 +124,8 @@ class Session:
         self._shared_limit = "address"
         self._pending = PendingRequests()
         self._events = EventTranslator(self._t, self._pending, fill_fee,
-                                       (clock, ack_times) if ack_times else None)
+                                       (clock, ack_times) if ack_times else None,
+                                       engine_clock)
         self._login_req_id: object = None
         self._login_cod = False
         self._gone = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -56,7 +57,9 @@ def test_requests_return_typed_results_and_pushes_arrive_as_events(exchange):
         assert isinstance(ack, Ack) and ack.qty == D("0.0200")
         mod = await a.modify("BTC-USD", ack.order_id, "1000", "0.01")
         assert isinstance(mod, Modified) and mod.leaves == D("0.0100")
+        before = time.time_ns()
         sold = await b.place("BTC-USD", "sell", "0.004", type="market")
+        after = time.time_ns()
         assert isinstance(sold, Ack) and sold.price is None
         got = []
         async for ev in a.events():
@@ -71,6 +74,10 @@ def test_requests_return_typed_results_and_pushes_arrive_as_events(exchange):
         trade = got[-1]
         assert fill.trade_id == taker_fill.trade_id == trade.trade_id == trade.seq
         assert (taker_fill.seq, fill.seq) == (trade.seq, trade.seq + 1)
+        # the engine's time of the group that matched, on the ack, both fills and the tape
+        assert {sold.ts, taker_fill.ts, fill.ts, trade.ts} == {sold.ts}
+        assert before <= sold.ts <= after
+        assert ack.ts <= mod.ts <= sold.ts
         orders = await a.open_orders()
         assert [(o.order_id, o.qty) for o in orders] == [(ack.order_id, D("0.0060"))]
         bal = await a.balances()

@@ -1,6 +1,8 @@
 """The engine process through its rings only (no WebSocket): routing, market data, snapshots."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -73,6 +75,33 @@ def test_should_publish_trades_then_touched_levels_with_sequences(rig):
     assert set(levels["seq"]) == {rig_seq_after(rig, 1)}
     rig.send(1, records.cancel_all(2, session=S1, ref=3))
     rig.events(1, 1)
+    rig.md_until_quiet(0.2)
+
+
+def _raw(read, n: int, timeout: float = 10.0) -> np.ndarray:
+    """n records from ``read`` as they are on the ring, CLOCKs included."""
+    got = EngineRig._collect(read, n, timeout)
+    assert len(got) == n, got
+    return got
+
+
+@pytest.mark.timeout(300)
+def test_should_stamp_each_group_with_its_wall_clock_before_its_records_on_every_ring(rig):
+    rig.md_until_quiet(0.1)
+    before = time.time_ns()
+    rig.send(1, records.new_order(BTC_USD, 2, SELL, 3_200_000, 1, session=S1, ref=1))
+    clock, ack = _raw(lambda m: rig.evt[1].read(m), 2)
+    assert (clock["kind"], clock["session"], ack["kind"]) == (EV.CLOCK, 1 << 24, EV.ACK)
+    md_clock, level = _raw(lambda m: rig.md_reader.read(m)[0], 2)
+    after = time.time_ns()
+    assert (md_clock["kind"], level["kind"]) == (EV.CLOCK, EV.BOOK_LEVEL)
+    assert before <= clock["order_id"] == md_clock["order_id"] <= after
+    # a group with nothing for a gateway sends it no CLOCK (routing ends before publishing)
+    assert len(rig.evt[0]) == 0
+    rig.send(1, records.cancel_all(2, session=S1, ref=2))
+    clock2, cancelled = _raw(lambda m: rig.evt[1].read(m), 2)
+    assert (clock2["kind"], cancelled["kind"]) == (EV.CLOCK, EV.CANCELLED)
+    assert clock2["order_id"] >= clock["order_id"]
     rig.md_until_quiet(0.2)
 
 

@@ -13,6 +13,7 @@ from ringex.protocol.actions import (
     Authenticate, Close, Reply, SendCommand, Subscribe, Unsubscribe,
 )
 from ringex.protocol.client_ids import pack_client_id
+from ringex.protocol.events import EngineClock
 from ringex.protocol.messages import encode
 from ringex.protocol.session import Session, State, session_number
 from ringex import records
@@ -23,6 +24,7 @@ BTC, ETH, EB = (CONFIG.symbol(n) for n in ("BTC-USD", "ETH-USD", "ETH-BTC"))
 SID = session_number(1, 7)
 ACCOUNT = 17
 T0 = 1_000_000_000
+ENGINE_TS = 1_764_000_000_123_456_789    # the engine time every test session reads
 
 
 class FakeClock:
@@ -41,8 +43,15 @@ def fake_fee(symbol, price, qty, maker):
     return qty * (1 if maker else 2)
 
 
+def engine_clock(ts: int = ENGINE_TS) -> EngineClock:
+    clock = EngineClock()
+    clock.ts = ts
+    return clock
+
+
 def anon(**kw) -> Session:
     kw.setdefault("clock", FakeClock())
+    kw.setdefault("engine_clock", engine_clock())
     kw.setdefault("fill_fee", fake_fee)
     return Session(CONFIG, kw.pop("sid", SID), **kw)
 

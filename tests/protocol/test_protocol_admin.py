@@ -8,7 +8,7 @@ from ringex.protocol.codes import ERROR_NUMBERS, ErrorCode
 from ringex import records
 from ringex.records import CommandKind as CK, EventKind as EK, RejectCode
 from tests.protocol.test_protocol import (
-    ACCOUNT, PLACE, SID, T0, admin, anon, commands, err, event, expect, logged_in,
+    ACCOUNT, ENGINE_TS, PLACE, SID, T0, admin, anon, commands, err, event, expect, logged_in,
     only_reply, send,
 )
 
@@ -30,7 +30,8 @@ def test_should_answer_a_deposit_with_the_new_balance():
     msgs = s.event_to_messages(event(EK.BALANCE, account=5, ref=cmd["ref"], symbol=0,
                                      qty=300_250_000, leaves=7))
     assert msgs == [{"type": "deposit", "account": 5, "asset": "USD", "amount": "100.250000",
-                     "available": "300.250000", "locked": "0.000007", "req_id": "d1"}]
+                     "available": "300.250000", "locked": "0.000007", "req_id": "d1",
+                     "ts": ENGINE_TS}]
     assert s.event_to_messages(event(EK.BALANCE, account=5, ref=cmd["ref"])) == []
 
 

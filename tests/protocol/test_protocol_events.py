@@ -10,16 +10,18 @@ from ringex.records import (
     INFO_MAKER, INFO_SELL, CancelReason, EventKind as EK, RejectCode,
 )
 from tests.protocol.test_protocol import (
-    ACCOUNT, BTC, EB, ETH, PLACE, SID, anon, commands, logged_in, send, event,
+    ACCOUNT, BTC, EB, ENGINE_TS, ETH, PLACE, SID, anon, commands, logged_in, send, event,
 )
 
 CID = pack_client_id("mm-1")
 
 
 def msgs(s, ev) -> list[dict]:
+    """The messages of ``ev``, each checked to carry the engine's time (then dropped)."""
     out = s.event_to_messages(ev)
     for m in out:
         encode(m)
+        assert m.pop("ts") == ENGINE_TS, m
     return out
 
 

@@ -11,53 +11,66 @@ from tests.protocol.test_protocol import BTC, CONFIG, ETH
 
 
 def batch(*rows) -> np.ndarray:
-    """rows: (kind, symbol, seq, price, qty, sell)."""
+    """rows: (kind, symbol, seq, price, qty, sell); a CLOCK row is clock(ts)."""
     ev = np.zeros(len(rows), dtype=records.EVENT)
     for i, (kind, sym, seq, price, qty, sell) in enumerate(rows):
         ev[i]["kind"], ev[i]["symbol"], ev[i]["seq"] = kind, sym, seq
         ev[i]["price"], ev[i]["qty"], ev[i]["info"] = price, qty, INFO_SELL if sell else 0
+        if kind == EK.CLOCK:
+            ev[i]["order_id"], ev[i]["price"] = price, 0
     return ev
+
+
+def clock(ts: int) -> tuple:
+    return (EK.CLOCK, 0, 0, ts, 0, False)
+
+
+T1, T2 = 1_764_000_000_000_000_001, 1_764_000_000_000_000_002
 
 
 def test_should_publish_trades_with_a_prev_seq_chain():
     feed = MarketFeed(CONFIG)
-    out = feed.apply(batch((EK.TRADE, BTC.id, 10, 3_000_000, 2000, True),
-                           (EK.ACK, BTC.id, 11, 1, 1, False),
+    out = feed.apply(batch(clock(T1), (EK.TRADE, BTC.id, 10, 3_000_000, 2000, True),
+                           (EK.ACK, BTC.id, 11, 1, 1, False), clock(T2),
                            (EK.TRADE, BTC.id, 14, 2_999_900, 1, False),
                            (EK.TRADE, ETH.id, 3, 180_000, 500, False)))
     assert out == [
         ("trades", "BTC-USD", {"type": "trade", "symbol": "BTC-USD", "seq": 10, "prev_seq": 0,
                                "trade_id": 10,
-                               "price": "30000.00", "qty": "0.2000", "taker_side": "sell"}),
+                               "price": "30000.00", "qty": "0.2000", "taker_side": "sell",
+                               "ts": T1}),
         ("trades", "BTC-USD", {"type": "trade", "symbol": "BTC-USD", "seq": 14, "prev_seq": 10,
                                "trade_id": 14,
-                               "price": "29999.00", "qty": "0.0001", "taker_side": "buy"}),
+                               "price": "29999.00", "qty": "0.0001", "taker_side": "buy",
+                               "ts": T2}),
         ("trades", "ETH-USD", {"type": "trade", "symbol": "ETH-USD", "seq": 3, "prev_seq": 0,
                                "trade_id": 3,
-                               "price": "1800.00", "qty": "0.500", "taker_side": "buy"})]
+                               "price": "1800.00", "qty": "0.500", "taker_side": "buy",
+                               "ts": T2})]
 
 
 def test_should_coalesce_book_levels_per_batch_and_snapshot_them():
     feed = MarketFeed(CONFIG)
-    out = feed.apply(batch((EK.BOOK_LEVEL, BTC.id, 1, 3_000_000, 5000, False),
+    out = feed.apply(batch(clock(T1), (EK.BOOK_LEVEL, BTC.id, 1, 3_000_000, 5000, False),
                            (EK.BOOK_LEVEL, BTC.id, 2, 2_999_950, 12000, False),
                            (EK.BOOK_LEVEL, BTC.id, 3, 3_000_100, 7500, True),
                            (EK.BOOK_LEVEL, BTC.id, 4, 3_000_000, 3000, False)))
     assert out == [("book", "BTC-USD", {
         "type": "book_update", "symbol": "BTC-USD", "seq": 4, "prev_seq": 0,
         "bids": [["30000.00", "0.3000"], ["29999.50", "1.2000"]],
-        "asks": [["30001.00", "0.7500"]]})]
+        "asks": [["30001.00", "0.7500"]], "ts": T1})]
     assert feed.snapshot("BTC-USD") == {
         "type": "book_snapshot", "symbol": "BTC-USD", "seq": 4,
         "bids": [["30000.00", "0.3000"], ["29999.50", "1.2000"]],
-        "asks": [["30001.00", "0.7500"]]}
+        "asks": [["30001.00", "0.7500"]], "ts": T1}
     assert feed.snapshot("BTC-USD", depth=1)["bids"] == [["30000.00", "0.3000"]]
-    out = feed.apply(batch((EK.BOOK_LEVEL, BTC.id, 9, 3_000_000, 0, False)))
+    out = feed.apply(batch(clock(T2), (EK.BOOK_LEVEL, BTC.id, 9, 3_000_000, 0, False)))
     assert out[0][2]["prev_seq"] == 4 and out[0][2]["bids"] == [["30000.00", "0.0000"]]
+    assert out[0][2]["ts"] == T2
     snap = feed.snapshot("BTC-USD")
-    assert snap["seq"] == 9 and snap["bids"] == [["29999.50", "1.2000"]]
+    assert snap["seq"] == 9 and snap["bids"] == [["29999.50", "1.2000"]] and snap["ts"] == T2
     assert feed.snapshot("ETH-USD") == {"type": "book_snapshot", "symbol": "ETH-USD",
-                                        "seq": 0, "bids": [], "asks": []}
+                                        "seq": 0, "bids": [], "asks": [], "ts": 0}
 
 
 def test_should_ignore_unknown_symbols_and_empty_batches():

@@ -94,6 +94,7 @@ class Engine:
         )
         self.st = self.arrays.st
         self.st[L.S_EVENTFD] = wait == "eventfd"
+        self.sync_clock()
         self._eb = bundle(self.arrays)
         self._args = (*self.svc._state, self._eb, self.wallets)
         self.handoffs = 0
@@ -124,6 +125,11 @@ class Engine:
         meta = svc.book.meta
         meta[ORDER_SEQ] = max(int(meta[ORDER_SEQ]),
                               (start.last_order_id >> int(meta[SLOT_BITS])) + 1)
+
+    def sync_clock(self) -> None:
+        """The loop stamps groups with monotonic time plus this offset (loop.py): call it
+        now and then so a step of the wall clock shows up within a housekeeping round."""
+        self.st[L.S_CLOCK_OFF] = time.time_ns() - time.monotonic_ns()
 
     def warm_up(self) -> None:
         """Compile (or load) the loop now: one step over the (empty) rings."""

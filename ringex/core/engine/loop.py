@@ -24,9 +24,15 @@ A batch: up to ``BATCH_PER_RING`` commands from each gateway's command ring, rou
                 (ringex/core/journal.py, written from here with one writev) before any
                 result leaves the process; ``grp_end``/``grp_batch`` remember the entries
                 so hand-offs to the writer end on entry boundaries.
-  4. route      each event to the event ring of gateway ``session >> 24``; waits while a
-                live gateway's ring is full, skips gateways marked gone (``eb.alive``)
-  5. publish    market data (market_data.publish) on the broadcast ring
+  4. route      each event to the event ring of gateway ``session >> 24``, after a CLOCK
+                record (the group's time) before a gateway's first event of the group;
+                waits while a live gateway's ring is full, skips gateways marked gone
+                (``eb.alive``)
+  5. publish    market data (market_data.publish, after its own CLOCK) on the broadcast ring
+
+The group's time is the wall clock when its processing began: the monotonic clock the
+group-time histogram reads anyway, plus ``st[S_CLOCK_OFF]`` (wall minus monotonic, kept
+fresh by Python at every housekeeping), so stamping costs no clock read.
 """
 from __future__ import annotations
 
@@ -35,7 +41,7 @@ from collections import namedtuple
 
 from ringex.jit import njit
 from ringex.core.journal import J_FD, append_entry
-from ringex.core.market_data import publish, touched_before
+from ringex.core.market_data import clock_record, publish, touched_before
 from ringex.core.sysio import clock_ns
 from ringex.core.order_service import process
 from ringex.ring.atomics import (
@@ -65,8 +71,10 @@ RET_NONE, RET_IDLE, RET_FLUSH, RET_BUDGET, RET_BLOCKED, RET_SIGNAL, RET_JOURNAL_
 # st[] words
 (S_BATCH_N, S_BATCH_I, S_ACC_NC, S_ACC_NEV, S_GROUP, S_G_E0, S_G_E1, S_KEYS_N, S_RR,
  S_BLOCKED, S_SIGNAL, S_EVENTFD, S_BATCHES, S_COMMANDS, S_EVENTS, S_MD, S_ACC_NG,
- S_WORDS) = range(18)
-# S_GROUP: 0 nothing pending, 1 a processed group awaits routing, 2 awaits publishing
+ S_CLOCK_OFF, S_TS, S_CLOCKED, S_WORDS) = range(21)
+# S_GROUP: 0 nothing pending, 1 a processed group awaits routing, 2 awaits publishing;
+# S_TS: the pending group's time (ns since the epoch); S_CLOCKED: bit g set once gateway g
+# got the group's CLOCK
 
 EngineBuffers = namedtuple("EngineBuffers", [
     "cmd_hdr", "cmd_slots",            # tuples, one per gateway: its command ring (we read)
@@ -162,6 +170,7 @@ def run_group(bk, wl, mk, eb, st, wallets):
     st[S_G_E0], st[S_G_E1], st[S_KEYS_N] = e0, e, nk
     if i > i0:
         st[S_GROUP] = 1
+        st[S_TS], st[S_CLOCKED] = t0 + st[S_CLOCK_OFF], 0
         eb.rpos[:] = e0
         st[S_COMMANDS] += i - i0
         st[S_EVENTS] += e - e0
@@ -171,8 +180,10 @@ def run_group(bk, wl, mk, eb, st, wallets):
 @njit(cache=True)
 def route(eb, e0, e1):
     """Stage 4, one pass: copy each gateway's events of out[e0:e1] into its event ring as
-    far as there is room. Returns the first gateway still waiting for room, or -1."""
+    far as there is room, each gateway's first one after the group's CLOCK. Returns the
+    first gateway still waiting for room, or -1."""
     out, hdrs, slots, rpos, alive = eb.out, eb.evt_hdr, eb.evt_slots, eb.rpos, eb.alive
+    st = eb.st
     waiting = -1
     for g in range(len(hdrs)):
         j = rpos[g]
@@ -192,6 +203,14 @@ def route(eb, e0, e1):
             if s == 0 or (s >> 24) != g:
                 j += 1
                 continue
+            if (st[S_CLOCKED] >> g) & 1 == 0:
+                if head - tail >= cap:
+                    tail = load_acquire(hdr, TAIL)
+                    if head - tail >= cap:
+                        break
+                clock_record(st[S_TS], g << 24, ring[head & mask])
+                head += 1
+                st[S_CLOCKED] |= 1 << g
             if head - tail >= cap:
                 tail = load_acquire(hdr, TAIL)
                 if head - tail >= cap:
@@ -223,7 +242,7 @@ def finish_group(bk, mk, eb, st):
             waiting = route(eb, e0, e1)
         st[S_GROUP] = 2
     st[S_MD] += publish(bk, mk, eb.out, e0, e1, eb.keys, st[S_KEYS_N], eb.md,
-                        eb.md_hdr, eb.md_stamps, eb.md_slots)
+                        eb.md_hdr, eb.md_stamps, eb.md_slots, st[S_TS])
     st[S_GROUP] = 0
     st[S_BATCHES] += 1
     if st[S_EVENTFD] != 0:

@@ -196,6 +196,7 @@ def _loop(eng: Engine, ctl, ppid: int, drain_timeout_s: float) -> int:
             continue
         next_house = now + HOUSEKEEPING_NS
         eng.snapshot_if_due()
+        eng.sync_clock()
         ctl[Ctl.HEARTBEAT_NS] = now
         c = eng.counters()
         ctl[Ctl.BATCHES], ctl[Ctl.COMMANDS], ctl[Ctl.EVENTS] = (c["batches"], c["commands"],
