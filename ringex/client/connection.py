@@ -210,12 +210,15 @@ class Client:
             msg["symbol"] = symbol
         return await self.request(msg)
 
-    async def subscribe(self, channel: str, symbol: str) -> Subscribed:
-        """``book`` subscriptions are followed by a BookSnapshot on ``events()``."""
-        return await self.request({"op": "subscribe", "channel": channel, "symbol": symbol})
+    async def subscribe(self, channel: str, symbol: str | list[str]) -> Subscribed:
+        """One symbol or a list of them; ``book`` subscriptions are followed by a
+        BookSnapshot per symbol on ``events()``."""
+        return await self.request({"op": "subscribe", "channel": channel,
+                                   **_symbols(symbol)})
 
-    async def unsubscribe(self, channel: str, symbol: str) -> Unsubscribed:
-        return await self.request({"op": "unsubscribe", "channel": channel, "symbol": symbol})
+    async def unsubscribe(self, channel: str, symbol: str | list[str]) -> Unsubscribed:
+        return await self.request({"op": "unsubscribe", "channel": channel,
+                                   **_symbols(symbol)})
 
     async def balances(self) -> dict[str, Balance]:
         return await self.request({"op": "balances"})
@@ -232,6 +235,10 @@ class Client:
         """Admin only."""
         return await self.request({"op": "withdraw", "account": account, "asset": asset,
                                    "amount": plain(amount)})
+
+
+def _symbols(symbol: str | list[str]) -> dict:
+    return {"symbol": symbol} if isinstance(symbol, str) else {"symbols": list(symbol)}
 
 
 async def connect(url: str, api_key: str | None = None, *, login: str = "header",

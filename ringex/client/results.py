@@ -98,6 +98,7 @@ class BookSnapshot:
     seq: int
     bids: list[tuple[Decimal, Decimal]]
     asks: list[tuple[Decimal, Decimal]]
+    checksum: int = field(default=0, kw_only=True)   # docs/protocol.md, book channel
     ts: int = field(default=0, kw_only=True)   # engine time, ns since the epoch
 
 
@@ -108,6 +109,7 @@ class BookUpdate:
     prev_seq: int
     bids: list[tuple[Decimal, Decimal]]
     asks: list[tuple[Decimal, Decimal]]
+    checksum: int = field(default=0, kw_only=True)   # docs/protocol.md, book channel
     ts: int = field(default=0, kw_only=True)   # engine time, ns since the epoch
 
 
@@ -120,13 +122,15 @@ class CancelAllDone:
 @dataclass(frozen=True, slots=True)
 class Subscribed:
     channel: str
-    symbol: str
+    symbol: str | None               # None when the request gave a list
+    symbols: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Unsubscribed:
     channel: str
-    symbol: str
+    symbol: str | None
+    symbols: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

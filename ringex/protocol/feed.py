@@ -15,11 +15,14 @@ absolute totals, so replaying one the snapshot already reflects changes nothing.
 """
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 
 from ringex.config import Config
 from ringex.protocol.messages import (
-    book_snapshot_message, book_update_message, encode, trade_message,
+    CHECKSUM_LEVELS, book_checksum, book_snapshot_message, book_update_message, encode,
+    trade_message,
 )
 from ringex.protocol.symbols import tables_for
 from ringex.records import INFO_SELL, EventKind
@@ -86,7 +89,7 @@ class MarketFeed:
             s = self._t.symbols[symbol]
             out.append(("book", s.name, book_update_message(
                 s, seq, self._book_seq[symbol], sorted(bids.items(), reverse=True),
-                sorted(asks.items()), self._book_ts[symbol])))
+                sorted(asks.items()), self._book_ts[symbol], self.checksum(symbol))))
             self._book_seq[symbol] = seq
         return out
 
@@ -158,4 +161,12 @@ class MarketFeed:
         bids, asks = self._books[s.id]
         return book_snapshot_message(
             s, self._book_seq[s.id], sorted(bids.items(), reverse=True)[:depth],
-            sorted(asks.items())[:depth], self._book_ts[s.id])
+            sorted(asks.items())[:depth], self._book_ts[s.id], self.checksum(s.id))
+
+    def checksum(self, symbol_id: int) -> int:
+        """``book_checksum`` of the mirrored book's top levels (two partial selections,
+        not a sort of the whole book: it runs for every book update)."""
+        bids, asks = self._books[symbol_id]
+        return book_checksum(self._t.symbols[symbol_id],
+                             heapq.nlargest(CHECKSUM_LEVELS, bids.items()),
+                             heapq.nsmallest(CHECKSUM_LEVELS, asks.items()))

@@ -6,7 +6,9 @@ which any gateway code may call (the :class:`~ringex.protocol.feed.MarketFeed` d
 """
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable
+from itertools import islice
 
 import orjson
 
@@ -60,19 +62,37 @@ def trade_message(s: SymbolInfo, seq: int, prev_seq: int, price: int, qty: int,
             "taker_side": SIDE_NAMES[taker_sell], "ts": ts}
 
 
+CHECKSUM_LEVELS = 10      # levels a side that a book message's checksum covers
+
+
+def book_checksum(s: SymbolInfo, bids: Iterable[tuple[int, int]],
+                  asks: Iterable[tuple[int, int]]) -> int:
+    """CRC-32 (zlib's) of the top of a book, best first on each side (at most
+    CHECKSUM_LEVELS levels each), as ASCII ``price:qty`` pairs in the wire's decimals,
+    joined by ``,``, bids then ``|`` then asks: ``"30000.00:0.3000,29999.50:1.2000|
+    30001.00:0.7500"``. A client computes it over its own book after each message."""
+    text = "|".join(",".join(f"{s.price.format(p)}:{s.qty.format(q)}"
+                             for p, q in islice(side, CHECKSUM_LEVELS))
+                    for side in (bids, asks))
+    return zlib.crc32(text.encode("ascii"))
+
+
 def book_update_message(s: SymbolInfo, seq: int, prev_seq: int,
                         bids: Iterable[tuple[int, int]], asks: Iterable[tuple[int, int]],
-                        ts: int = 0) -> dict:
+                        ts: int = 0, checksum: int = 0) -> dict:
     """Changed levels ``(price ticks, total lots)``; 0 lots means the level is gone.
     ``seq`` is the engine sequence of the last change included, ``prev_seq`` that of the
     previous book message (update or snapshot) of the symbol."""
     return {"type": "book_update", "symbol": s.name, "seq": seq, "prev_seq": prev_seq,
-            "bids": _levels(s, bids), "asks": _levels(s, asks), "ts": ts}
+            "bids": _levels(s, bids), "asks": _levels(s, asks), "checksum": checksum,
+            "ts": ts}
 
 
 def book_snapshot_message(s: SymbolInfo, seq: int, bids: Iterable[tuple[int, int]],
-                          asks: Iterable[tuple[int, int]], ts: int = 0) -> dict:
+                          asks: Iterable[tuple[int, int]], ts: int = 0,
+                          checksum: int = 0) -> dict:
     """The whole book, best level first on each side, as of engine sequence ``seq`` (of
     engine time ``ts``)."""
     return {"type": "book_snapshot", "symbol": s.name, "seq": seq,
-            "bids": _levels(s, bids), "asks": _levels(s, asks), "ts": ts}
+            "bids": _levels(s, bids), "asks": _levels(s, asks), "checksum": checksum,
+            "ts": ts}

@@ -50,18 +50,18 @@ class TokenBucket:
         self._level -= _ONE
         return self._level >= 0
 
-    def try_take(self, now_ns: int) -> bool:
-        """Spend one token if there is one; a refusal costs nothing (no debt)."""
+    def try_take(self, now_ns: int, n: int = 1) -> bool:
+        """Spend ``n`` tokens if there are; a refusal costs nothing (no debt)."""
         self._refill(now_ns)
-        if self._level < _ONE:
+        if self._level < n * _ONE:
             return False
-        self._level -= _ONE
+        self._level -= n * _ONE
         return True
 
-    def retry_after_ms(self, now_ns: int) -> int:
-        """Milliseconds until a token is there again (0: now), rounded up."""
+    def retry_after_ms(self, now_ns: int, n: int = 1) -> int:
+        """Milliseconds until ``n`` tokens are there again (0: now), rounded up."""
         self._refill(now_ns)
-        missing = _ONE - self._level
+        missing = n * _ONE - self._level
         if missing <= 0:
             return 0
         ns = -(-missing * self._den // self._num)

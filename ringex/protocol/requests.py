@@ -41,8 +41,8 @@ FIELDS: dict[str, frozenset[str]] = {op: frozenset(_COMMON + extra) for op, extr
     "cancel_all": ("symbol",),
     "balances": (),
     "open_orders": (),
-    "subscribe": ("channel", "symbol", "resync"),
-    "unsubscribe": ("channel", "symbol"),
+    "subscribe": ("channel", "symbol", "symbols", "resync"),
+    "unsubscribe": ("channel", "symbol", "symbols"),
     "login": ("api_key", "cancel_on_disconnect"),
     "ping": (),
     "deposit": ("account", "asset", "amount"),
@@ -233,12 +233,32 @@ def cancel_all(msg: dict, t: Tables) -> SymbolInfo | None:
     return None if msg.get("symbol") is None else symbol_field(msg, t)
 
 
-def subscription(msg: dict, t: Tables) -> tuple[str, str]:
+def subscription(msg: dict, t: Tables) -> tuple[str, list[str], bool]:
+    """``(channel, symbol names, many)``: ``symbol`` names one (many False), ``symbols``
+    a list of distinct known ones (many True); exactly one of the two."""
     channel = required(msg, "channel")
     if type(channel) is not str or channel not in CHANNELS:
         raise Refused(E.UNKNOWN_CHANNEL,
                       f"channel must be one of {', '.join(CHANNELS)}, not {show(channel)}")
-    return channel, symbol_field(msg, t).name
+    names = msg.get("symbols")
+    if names is None:
+        return channel, [symbol_field(msg, t).name], False
+    if msg.get("symbol") is not None:
+        raise Refused(E.BAD_REQUEST, "give symbol or symbols, not both")
+    if type(names) is not list or not names:
+        raise Refused(E.BAD_REQUEST, f"symbols must be a non-empty list of symbol names, "
+                      f"not {show(names)}")
+    if len(names) > len(t.by_name):
+        raise Refused(E.BAD_REQUEST, f"symbols lists {len(names)} names; there are only "
+                      f"{len(t.by_name)} symbols")
+    for name in names:
+        if type(name) is not str:
+            raise Refused(E.BAD_REQUEST, f"symbols must hold strings, not {show(name)}")
+        if name not in t.by_name:
+            raise Refused(E.UNKNOWN_SYMBOL, f"unknown symbol {show(name)}")
+    if len(set(names)) != len(names):
+        raise Refused(E.BAD_REQUEST, "symbols lists a symbol twice")
+    return channel, list(names), True
 
 
 def transfer(msg: dict, t: Tables) -> dict[str, int]:

@@ -76,6 +76,14 @@ def _req_id_of(data: str | bytes) -> object:
     return req_id if req_id is not None and rq.valid_req_id(req_id) else None
 
 
+
+def _subscription_reply(kind: str, channel: str, symbols: list[str], many: bool) -> dict:
+    """``subscribed``/``unsubscribed``: ``symbols`` when the request gave a list."""
+    if many:
+        return {"type": kind, "channel": channel, "symbols": symbols}
+    return {"type": kind, "channel": channel, "symbol": symbols[0]}
+
+
 class Session:
     """Protocol state of one connection. Public, read-only for the adapter:
 
@@ -236,26 +244,32 @@ class Session:
         """A new subscription (for ``book``, a snapshot follows); a repeated one is only
         answered, unless it asks for ``resync`` (a fresh snapshot). Book snapshots are
         budgeted per connection: they are the gateway's most expensive answer."""
-        channel, symbol = rq.subscription(msg, self._t)
-        reply = Reply(with_req_id({"type": "subscribed", "channel": channel,
-                                   "symbol": symbol}, req_id))
-        known = (channel, symbol) in self.subscriptions
-        if known and not rq.bool_field(msg, "resync"):
+        channel, symbols, many = rq.subscription(msg, self._t)
+        reply = Reply(with_req_id(_subscription_reply("subscribed", channel, symbols, many),
+                                  req_id))
+        resync = rq.bool_field(msg, "resync")
+        new = [s for s in symbols if resync or (channel, s) not in self.subscriptions]
+        if not new:
             return [reply]
-        if channel == "book" and not self._snapshots.try_take(now):
+        # all or nothing: a list of book symbols needs a snapshot token for each
+        if channel == "book" and len(new) > self._snapshots.burst:
+            raise Refused(E.BAD_REQUEST, f"at most {self._snapshots.burst} book symbols "
+                          "in one subscribe (each costs a snapshot)")
+        if channel == "book" and not self._snapshots.try_take(now, len(new)):
             raise Refused(E.RATE_LIMITED, f"at most {self.limits.snapshots_per_min} book "
                           "snapshots a minute per connection",
                           limit="book_snapshots",
-                          retry_after_ms=self._snapshots.retry_after_ms(now))
-        self.subscriptions.add((channel, symbol))
-        return [reply, Subscribe(channel, symbol)]
+                          retry_after_ms=self._snapshots.retry_after_ms(now, len(new)))
+        self.subscriptions.update((channel, s) for s in new)
+        return [reply, *(Subscribe(channel, s) for s in new)]
 
     def _unsubscribe(self, msg, req_id, now):
-        channel, symbol = rq.subscription(msg, self._t)
-        self.subscriptions.discard((channel, symbol))
-        return [Unsubscribe(channel, symbol),
-                Reply(with_req_id({"type": "unsubscribed", "channel": channel,
-                                         "symbol": symbol}, req_id))]
+        channel, symbols, many = rq.subscription(msg, self._t)
+        for s in symbols:
+            self.subscriptions.discard((channel, s))
+        return [*(Unsubscribe(channel, s) for s in symbols),
+                Reply(with_req_id(_subscription_reply("unsubscribed", channel, symbols, many),
+                                  req_id))]
 
     def _ping(self, msg, req_id, now):
         return [Reply(with_req_id({"type": "pong"}, req_id))]

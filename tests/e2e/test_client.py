@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import zlib
 from decimal import Decimal
 from pathlib import Path
 
@@ -196,3 +197,29 @@ def test_a_handshake_cut_short_or_never_answered_is_a_client_error():
                 await server.wait_closed()
         return codes
     assert asyncio.run(go()) == ["handshake_failed", "timeout"]
+
+
+def test_a_list_subscribe_sends_a_checksummed_snapshot_per_symbol(exchange):
+    async def go():
+        a = await trader(exchange, USD="10000", BTC="1")
+        try:
+            ack = await a.place("BTC-USD", "buy", "0.01", "1000")
+            sub = await a.subscribe("book", ["BTC-USD", "ETH-USD"])
+            assert (sub.symbol, sub.symbols) == (None, ["BTC-USD", "ETH-USD"])
+            snaps = {}
+            while len(snaps) < 2:
+                snap = await a.next_event(BookSnapshot)
+                snaps[snap.symbol] = snap
+            btc = snaps["BTC-USD"]
+            assert (D("1000.00"), D("0.0100")) in btc.bids
+            top = ",".join(f"{p}:{q}" for p, q in btc.bids[:10]) + "|" + \
+                ",".join(f"{p}:{q}" for p, q in btc.asks[:10])
+            assert btc.checksum == zlib.crc32(top.encode())
+            await a.cancel("BTC-USD", ack.order_id)
+            update = await a.next_event(BookUpdate)
+            assert update.bids == [(D("1000.00"), D("0.0000"))] and update.ts >= ack.ts
+            assert isinstance(await a.unsubscribe("book", ["ETH-USD", "BTC-USD"]),
+                              Unsubscribed)
+        finally:
+            await a.close()
+    run(go())

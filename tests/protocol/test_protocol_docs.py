@@ -89,7 +89,9 @@ def _produced() -> list[dict]:
     out.extend(s.event_to_messages(event(EK.BALANCE, ref=b)))
     for msg in ({"op": "ping", "req_id": 8}, {"op": "price"},
                 {"op": "subscribe", "channel": "book", "symbol": "BTC-USD", "req_id": 9},
-                {"op": "unsubscribe", "channel": "book", "symbol": "BTC-USD", "req_id": 9}):
+                {"op": "unsubscribe", "channel": "book", "symbol": "BTC-USD", "req_id": 9},
+                {"op": "subscribe", "channel": "trades", "symbols": ["BTC-USD", "ETH-USD"]},
+                {"op": "unsubscribe", "channel": "trades", "symbols": ["ETH-USD"]}):
         out.extend(a.message for a in send(s, msg) if isinstance(a, Reply))
     snapshots = anon()                   # more book snapshots than the budget: refused
     for _ in range(GatewayLimits().snapshot_burst + 1):

@@ -1,6 +1,8 @@
 """Market data: trades, coalesced book updates, snapshots, prev_seq chains."""
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 
 from ringex.protocol.feed import MarketFeed
@@ -26,6 +28,7 @@ def clock(ts: int) -> tuple:
 
 
 T1, T2 = 1_764_000_000_000_000_001, 1_764_000_000_000_000_002
+TOP = zlib.crc32(b"30000.00:0.3000,29999.50:1.2000|30001.00:0.7500")
 
 
 def test_should_publish_trades_with_a_prev_seq_chain():
@@ -58,19 +61,38 @@ def test_should_coalesce_book_levels_per_batch_and_snapshot_them():
     assert out == [("book", "BTC-USD", {
         "type": "book_update", "symbol": "BTC-USD", "seq": 4, "prev_seq": 0,
         "bids": [["30000.00", "0.3000"], ["29999.50", "1.2000"]],
-        "asks": [["30001.00", "0.7500"]], "ts": T1})]
+        "asks": [["30001.00", "0.7500"]], "checksum": TOP, "ts": T1})]
     assert feed.snapshot("BTC-USD") == {
         "type": "book_snapshot", "symbol": "BTC-USD", "seq": 4,
         "bids": [["30000.00", "0.3000"], ["29999.50", "1.2000"]],
-        "asks": [["30001.00", "0.7500"]], "ts": T1}
+        "asks": [["30001.00", "0.7500"]], "checksum": TOP, "ts": T1}
     assert feed.snapshot("BTC-USD", depth=1)["bids"] == [["30000.00", "0.3000"]]
     out = feed.apply(batch(clock(T2), (EK.BOOK_LEVEL, BTC.id, 9, 3_000_000, 0, False)))
     assert out[0][2]["prev_seq"] == 4 and out[0][2]["bids"] == [["30000.00", "0.0000"]]
-    assert out[0][2]["ts"] == T2
+    after = zlib.crc32(b"29999.50:1.2000|30001.00:0.7500")
+    assert (out[0][2]["ts"], out[0][2]["checksum"]) == (T2, after)
     snap = feed.snapshot("BTC-USD")
     assert snap["seq"] == 9 and snap["bids"] == [["29999.50", "1.2000"]] and snap["ts"] == T2
+    assert snap["checksum"] == after
     assert feed.snapshot("ETH-USD") == {"type": "book_snapshot", "symbol": "ETH-USD",
-                                        "seq": 0, "bids": [], "asks": [], "ts": 0}
+                                        "seq": 0, "bids": [], "asks": [],
+                                        "checksum": zlib.crc32(b"|"), "ts": 0}
+
+
+def test_should_checksum_the_top_ten_levels_of_each_side_after_every_change():
+    """A client's own book gives the same checksum (the rule in docs/protocol.md) only
+    from the ten best levels a side, in the wire's decimals."""
+    feed = MarketFeed(CONFIG)
+    rows = [(EK.BOOK_LEVEL, BTC.id, i + 1, 3_000_000 - 100 * i, 1000 + i, False)
+            for i in range(12)]
+    rows += [(EK.BOOK_LEVEL, BTC.id, 13, 3_000_100, 5, True)]
+    (_, _, update), = feed.apply(batch(*rows))
+    bids = ",".join(f"{(3_000_000 - 100 * i) // 100}.00:0.{1000 + i:04d}" for i in range(10))
+    assert update["checksum"] == zlib.crc32(f"{bids}|30001.00:0.0005".encode())
+    assert feed.snapshot("BTC-USD")["checksum"] == update["checksum"]
+    # a change below the top ten leaves the checksum as it was
+    (_, _, deeper), = feed.apply(batch((EK.BOOK_LEVEL, BTC.id, 14, 2_998_900, 0, False)))
+    assert deeper["checksum"] == update["checksum"]
 
 
 def test_should_ignore_unknown_symbols_and_empty_batches():
