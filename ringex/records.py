@@ -98,6 +98,8 @@ class CommandKind(IntEnum):
     QUERY_BALANCES = 7     # answered with one BALANCE event per asset
     QUERY_ORDERS = 8       # answered with one OPEN_ORDER event per live order
     QUERY_BOOK = 9         # answered with one BOOK_LEVEL event per level of `symbol`
+    ACCOUNT_STREAM = 10    # gateway ``session >> 24`` wants (qty 1) or no longer wants
+                           # (qty 0) every event of ``account``; no event, never journaled
 
 
 class Side(IntEnum):
@@ -267,6 +269,12 @@ def query_balances(account: int, *, session: int = 0, ref: int = 0) -> np.ndarra
 
 def query_orders(account: int, *, session: int = 0, ref: int = 0) -> np.ndarray:
     return _one(CommandKind.QUERY_ORDERS, 0, account, session=session, ref=ref)
+
+
+def account_stream(account: int, on: bool, *, session: int) -> np.ndarray:
+    """Gateway ``session >> 24`` starts (``on``) or stops getting every event of
+    ``account``, whichever gateway's session it is for."""
+    return _one(CommandKind.ACCOUNT_STREAM, 0, account, session=session, qty=int(on))
 
 
 def query_book(symbol: int, *, session: int = 0, ref: int = 0) -> np.ndarray:

@@ -105,6 +105,28 @@ def test_should_stamp_each_group_with_its_wall_clock_before_its_records_on_every
     rig.md_until_quiet(0.2)
 
 
+@pytest.mark.timeout(300)
+def test_should_copy_an_accounts_events_to_the_gateways_streaming_it(rig):
+    g0_own = EngineRig.session(0, 0)
+    rig.send(0, records.account_stream(2, True, session=g0_own))
+    rig.send(1, records.new_order(BTC_USD, 2, SELL, 3_300_000, 2, session=S1, ref=1))
+    ack = rig.events(1, 1)[0]
+    copy = rig.events(0, 1)[0]                       # the same ACK, on gateway 0 too
+    assert (copy["kind"], copy["session"], copy["order_id"]) == \
+        (EV.ACK, S1, ack["order_id"])
+    # a trade of account 3 against it: only account 2's events are copied to gateway 0
+    rig.send(1, records.new_order(BTC_USD, 3, BUY, 3_300_000, 1, session=S1, ref=2))
+    assert len(rig.events(1, 3)) == 3                # ACK, taker FILL, maker FILL
+    (maker,) = rig.events(0, 1)
+    assert (maker["kind"], maker["account"], maker["info"] & records.INFO_MAKER) == \
+        (EV.FILL, 2, records.INFO_MAKER)
+    rig.send(0, records.account_stream(2, False, session=g0_own))
+    rig.send(1, records.cancel_all(2, session=S1, ref=3))
+    assert rig.events(1, 1)[0]["kind"] == EV.CANCELLED
+    assert rig.events_until_quiet(0, 0.1).size == 0  # not copied any more
+    rig.md_until_quiet(0.2)
+
+
 def rig_seq_after(rig, g: int) -> int:
     """The symbol's current seq, from a QUERY_BOOK answered on gateway g."""
     rig.send(g, records.query_book(BTC_USD, session=EngineRig.session(g, 99), ref=77))

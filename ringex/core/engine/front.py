@@ -91,6 +91,7 @@ class Engine:
             grp_batch=np.zeros(L.ACC_COMMANDS, np.int64),
             st=np.zeros(L.S_WORDS, np.int64),
             hist=np.zeros(L.HIST_WORDS, np.int64),
+            acct_gw=np.zeros(config.limits.max_accounts, np.int64),
         )
         self.st = self.arrays.st
         self.st[L.S_EVENTFD] = wait == "eventfd"

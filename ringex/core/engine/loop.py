@@ -24,10 +24,12 @@ A batch: up to ``BATCH_PER_RING`` commands from each gateway's command ring, rou
                 (ringex/core/journal.py, written from here with one writev) before any
                 result leaves the process; ``grp_end``/``grp_batch`` remember the entries
                 so hand-offs to the writer end on entry boundaries.
-  4. route      each event to the event ring of gateway ``session >> 24``, after a CLOCK
-                record (the group's time) before a gateway's first event of the group;
-                waits while a live gateway's ring is full, skips gateways marked gone
-                (``eb.alive``)
+  4. route      each event to the event ring of gateway ``session >> 24`` and of every
+                gateway streaming its account (``eb.acct_gw``, set by ACCOUNT_STREAM
+                commands, which the loop takes itself: no event, not journaled), after
+                a CLOCK record (the group's time) before a gateway's first event of the
+                group; waits while a live gateway's ring is full, skips gateways marked
+                gone (``eb.alive``)
   5. publish    market data (market_data.publish, after its own CLOCK) on the broadcast ring
 
 The group's time is the wall clock when its processing began: the monotonic clock the
@@ -38,6 +40,8 @@ from __future__ import annotations
 
 from collections import namedtuple
 
+
+import numpy as np
 
 from ringex.jit import njit
 from ringex.core.journal import J_FD, append_entry
@@ -51,6 +55,7 @@ from ringex.ring.atomics import (
     load_relaxed,
     store_release,
 )
+from ringex.records import CMD_ACCOUNT_STREAM
 from ringex.ring.shm import CONSUMER_SLEEPING, HEAD, TAIL
 from ringex.ring.spsc import ring_read_into
 
@@ -95,6 +100,7 @@ EngineBuffers = namedtuple("EngineBuffers", [
     "grp_batch",    # int64[ACC_COMMANDS]: that group's journal batch number
     "st",           # int64[S_WORDS]: loop state and counters (S_* above)
     "hist",         # int64[HIST_WORDS]: time of each group's process + journal stages
+    "acct_gw",      # int64[max_accounts]: bit g set while gateway g streams the account
 ])
 
 
@@ -149,6 +155,10 @@ def run_group(bk, wl, mk, eb, st, wallets):
     c, e, i = c0, e0, i0
     t0 = clock_ns()
     while i < i1:
+        if batch[i].kind == CMD_ACCOUNT_STREAM:
+            account_stream(eb.acct_gw, batch[i])
+            i += 1
+            continue
         done, n = process(bk, wl, mk, batch[i:i + 1], 0, out[e:], wallets)
         if done == 0:
             break
@@ -178,12 +188,27 @@ def run_group(bk, wl, mk, eb, st, wallets):
 
 
 @njit(cache=True)
+def account_stream(acct_gw, cmd):
+    """ACCOUNT_STREAM: gateway ``cmd.session >> 24`` starts (qty 1) or stops (qty 0)
+    getting every event of ``cmd.account``; out-of-range accounts are ignored."""
+    a = cmd.account
+    if a >= acct_gw.shape[0]:
+        return
+    bit = np.int64(1) << np.int64(cmd.session >> 24)
+    if cmd.qty != 0:
+        acct_gw[a] |= bit
+    else:
+        acct_gw[a] &= ~bit
+
+
+@njit(cache=True)
 def route(eb, e0, e1):
     """Stage 4, one pass: copy each gateway's events of out[e0:e1] into its event ring as
     far as there is room, each gateway's first one after the group's CLOCK. Returns the
     first gateway still waiting for room, or -1."""
     out, hdrs, slots, rpos, alive = eb.out, eb.evt_hdr, eb.evt_slots, eb.rpos, eb.alive
-    st = eb.st
+    st, acct_gw = eb.st, eb.acct_gw
+    n_acct = acct_gw.shape[0]
     waiting = -1
     for g in range(len(hdrs)):
         j = rpos[g]
@@ -200,7 +225,8 @@ def route(eb, e0, e1):
         start = head
         while j < e1:
             s = out[j].session
-            if s == 0 or (s >> 24) != g:
+            if s == 0 or ((s >> 24) != g and (out[j].account >= n_acct
+                                              or (acct_gw[out[j].account] >> g) & 1 == 0)):
                 j += 1
                 continue
             if (st[S_CLOCKED] >> g) & 1 == 0:
