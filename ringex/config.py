@@ -19,6 +19,7 @@ from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
+from ringex.cluster.settings import ClusterOptions, parse_cluster
 from ringex.errors import ConfigError
 from ringex.units import Step
 
@@ -126,6 +127,7 @@ class Config:
     # change what the engine's state means
     gateway: GatewayLimits = field(default_factory=GatewayLimits, repr=False)
     state: StateOptions = field(default_factory=StateOptions, repr=False)
+    cluster: ClusterOptions = field(default_factory=ClusterOptions, repr=False)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "Config":
@@ -157,7 +159,7 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> "Config":
-        unknown = set(data) - {"assets", "symbols", "limits", "gateway", "state"}
+        unknown = set(data) - {"assets", "symbols", "limits", "gateway", "state", "cluster"}
         if unknown:
             raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}")
         assets = _parse_assets(data.get("assets") or {}, source)
@@ -173,7 +175,8 @@ class Config:
         return cls(assets, symbols, _parse_limits(data.get("limits") or {}, source),
                    _parse_positive_ints(GatewayLimits, "gateway", data.get("gateway") or {},
                                         source),
-                   parse_state(data.get("state") or {}, source))
+                   parse_state(data.get("state") or {}, source),
+                   parse_cluster(data.get("cluster") or {}, source))
 
     # -- lookups
     def symbol(self, name: str) -> Symbol:

@@ -5,7 +5,8 @@
     │   └── InexactAmount  a decimal that is not a whole number of its tick, lot or unit
     ├── RingError          shared-memory ring misuse
     │   └── RingNotFound   attaching to a ring that does not exist
-    └── StorageError       database or journal problem
+    ├── StorageError       database or journal problem
+    └── Fenced             another writer appended to the replicated journal
 
 The hot path never raises: kernels return RejectCode values instead.
 """
@@ -43,3 +44,8 @@ class CommandRejected(RingexError):
     def __init__(self, code):
         super().__init__(f"rejected: {getattr(code, 'name', code)}")
         self.code = code
+
+
+class Fenced(RingexError):
+    """Another writer appended to the replicated journal: this primary is deposed and must
+    stop (docs/cluster.md, "Fencing")."""

@@ -14,8 +14,8 @@ from ringex.ring.wait import CLI_WAITS
 
 
 def run_options(f):
-    """--host, --port, --http-port, --gateways, --wait, --fsync and --log-level, shared by
-    run and demo."""
+    """--host, --port, --http-port, --gateways, --wait, --fsync, --cluster, --durability and
+    --log-level, shared by run and demo."""
     for option in reversed((
         click.option("--host", default="127.0.0.1", show_default=True,
                      help="Address the gateways listen on."),
@@ -36,6 +36,15 @@ def run_options(f):
                      help="Journal durability: none (survives any process crash, not a "
                           "power cut) or batch (fsync every journal entry: survives a power "
                           "cut, costs a disk flush per batch)."),
+        click.option("--cluster", "cluster_url", metavar="URL", default=None,
+                     help="NATS servers (nats://host:port, comma-separated) holding the "
+                          "replicated journal (docs/cluster.md).  [default: [cluster] url "
+                          "of the config: none]"),
+        click.option("--durability", type=click.Choice(["local", "replicated"]),
+                     default=None,
+                     help="When an order is acknowledged: local (in the local journal) or "
+                          "replicated (also stored by the NATS stream's quorum).  [default: "
+                          "[cluster] durability of the config: local]"),
         click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False),
                      default="info", show_default=True,
                      help="Log level of every process of the exchange."),
@@ -57,24 +66,26 @@ def _supervisor(log_level: str, **options) -> Supervisor:
 @store_options
 @run_options
 def run(config_path, data_dir, db_url, host, port, http_port, gateways, wait, fsync,
-        log_level):
+        cluster_url, durability, log_level):
     """Run the exchange until SIGINT/SIGTERM (then drain, flush and stop cleanly)."""
     sys.exit(_supervisor(log_level, data_dir=data_dir, config_path=config_path,
                          db_url=db_url, host=host, port=port, http_port=http_port,
-                         gateways=gateways, wait=wait, journal_fsync=fsync).run())
+                         gateways=gateways, wait=wait, journal_fsync=fsync,
+                         cluster_url=cluster_url, durability=durability).run())
 
 
 @click.command()
 @store_options
 @run_options
 def demo(config_path, data_dir, db_url, host, port, http_port, gateways, wait, fsync,
-         log_level):
+         cluster_url, durability, log_level):
     """Run the exchange with demo market-maker and taker bots and a live view.
 
     Logs go to DATA_DIR/ringex.log; Ctrl-C stops everything."""
     supervisor = _supervisor(log_level, data_dir=data_dir, config_path=config_path,
                              db_url=db_url, host=host, port=port, http_port=http_port,
-                             gateways=gateways, wait=wait, journal_fsync=fsync, demo=True)
+                             gateways=gateways, wait=wait, journal_fsync=fsync,
+                             cluster_url=cluster_url, durability=durability, demo=True)
     log_path = Path(data_dir) / "ringex.log"
     click.echo(f"ringex demo: logs in {log_path}; Ctrl-C to stop", err=True)
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)

@@ -285,6 +285,28 @@ def read_entries(path: str | Path, after: int = 0) -> tuple[Entries, JournalScan
     return _scan(np.fromfile(path, np.uint8), path, after)
 
 
+def check_entry(data: bytes) -> tuple[int, np.ndarray]:
+    """(batch, commands) of ``data``, which must be exactly one whole, valid RXJ3 entry (as
+    the replicated journal carries them); StorageError says what is wrong otherwise."""
+    # a writable copy: the kernels are compiled for writable arrays only
+    entries, scan = _scan(np.frombuffer(bytearray(data), np.uint8), Path("<entry>"), 0)
+    if scan.reason or scan.entries != 1 or scan.good_bytes != len(data):
+        raise StorageError(f"not one whole journal entry ({len(data)} bytes): "
+                           f"{scan.reason or f'{scan.entries} entries'}")
+    if HEADER.unpack_from(data)[0] != MAGIC:
+        raise StorageError("not an RXJ3 entry")
+    return int(entries.batches[0]), entries.cmds
+
+
+def entry_bounds(buf: bytes | memoryview, pos: int = 0) -> int:
+    """Where the entry that starts at ``pos`` of ``buf`` ends, or -1 when ``buf`` does not
+    hold all of it yet (a journal being written; nothing here checks the entry)."""
+    if len(buf) - pos < HEADER.size:
+        return -1
+    end = pos + HEADER.size + HEADER.unpack_from(buf, pos)[2] * REC
+    return end if end <= len(buf) else -1
+
+
 def read_journal(path: str | Path,
                  after: int = 0) -> tuple[list[tuple[int, np.ndarray]], JournalScan]:
     """``read_entries`` as a list of (batch, commands), one per entry."""

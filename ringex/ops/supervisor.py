@@ -34,7 +34,10 @@ from pathlib import Path
 
 from ringex import records
 from ringex.config import Config
+from ringex.cluster.replicator import ReplicatorProcess
+from ringex.cluster.settings import ClusterOptions
 from ringex.core.engine.process import Ctl, EngineProcess, EngineSpec, State
+from ringex.core.engine.replication import replication_words
 from ringex.core.engine.start import load_start_state
 from ringex.errors import RingexError
 from ringex.logs import setup_logging
@@ -75,6 +78,8 @@ class RunOptions:
     gateways: int = 1
     wait: str = "spin"                      # busy | spin | eventfd (CLI_WAITS)
     journal_fsync: str = "none"             # none | batch (ringex/core/journal.py)
+    cluster_url: str | None = None          # NATS servers (--cluster); None: [cluster] url
+    durability: str | None = None           # local | replicated; None: [cluster] durability
     gateway_entry: str = GATEWAY_ENTRY      # "module:function" with run_gateway's signature
     demo: bool = False                      # also run the demo (section 8) ...
     demo_entry: str = DEMO_ENTRY            # ... this "module:function"
@@ -102,6 +107,10 @@ class Supervisor:
         self.queue: TradeQueue | None = None
         self.writer: WriterProcess | None = None
         self.engine: EngineProcess | None = None
+        self.cluster = ClusterOptions()
+        self.replicator: ReplicatorProcess | None = None
+        self.replication_words = None            # shared by the engine and the replicator
+        self._replicator_restart_at = 0.0
         self.gateways: list[SpawnProcess] = []
         self.gateway_stats: list[GatewayStats] = []
         self.ring_names: dict = {}
@@ -215,12 +224,20 @@ class Supervisor:
             self.writer.start(timeout=o.start_timeout_s)
         self._check_interrupted()
         log.info("writer started (pid %d) on %s", self.writer.process.pid, o.db)
+        self.cluster = self.config.cluster.with_overrides(o.cluster_url, o.durability)
+        if self.cluster.enabled:
+            self.replication_words = replication_words(self.ctx)
+            self._start_replicator()
+            self._check_interrupted()
         spec = EngineSpec(cmd_rings=[g["cmd"] for g in names["gateways"]],
                           evt_rings=[g["evt"] for g in names["gateways"]], md_ring=names["md"],
                           config_path=o.config_path, wait=wait, start=start,
                           cmd_wakeups=cmd_w, evt_wakeups=evt_w,
                           state_dir=str(self.data_dir / STATE_DIR),
-                          journal_fsync=o.journal_fsync)
+                          journal_fsync=o.journal_fsync,
+                          replication=self.replication_words,
+                          durability=self.cluster.durability if self.cluster.enabled
+                          else "local")
         self.engine = EngineProcess(spec, self.queue, self.ctx)
         try:
             with _sigint_blocked():
@@ -240,6 +257,48 @@ class Supervisor:
                  self.data_dir)
         if self.http is not None:
             log.info("web view and metrics: %s (/metrics, /healthz)", self.http.url)
+
+    def _start_replicator(self) -> None:
+        """Start the replicator (before the engine: with durability replicated the engine's
+        first group waits for it); a fenced stream ends the start-up here."""
+        c = self.cluster
+        self.replicator = ReplicatorProcess(c, self.data_dir / STATE_DIR,
+                                            self.replication_words, self.ctx)
+        try:
+            with _sigint_blocked():
+                self.replicator.start(timeout=c.connect_timeout_ms / 1000 + 30)
+        except RuntimeError:
+            if self.replicator.fenced:
+                raise RingexError(f"fenced: the stream {c.stream_name} belongs to another "
+                                  "primary (see the replicator's error above)") from None
+            raise RingexError(f"the replicator did not start: is NATS at {c.url} up with "
+                              "JetStream?") from None
+        log.info("replicator started (pid %d): %s, durability %s",
+                 self.replicator.process.pid, c.stream_name, c.durability)
+
+    def _replicator_died(self) -> bool:
+        """The replicator exited while running: a fenced one stops ringex (True); any other
+        is started again (the engine waits meanwhile: nothing unreplicated leaves)."""
+        rep = self.replicator
+        assert rep is not None
+        if rep.fenced:
+            log.error("fenced: another writer appended to the stream %s; stopping ringex",
+                      self.cluster.stream_name)
+            return True
+        now = time.monotonic()
+        if now < self._replicator_restart_at:
+            return False
+        self._replicator_restart_at = now + 1.0
+        log.warning("replicator (pid %s) exited with code %s; starting a new one",
+                    rep.process.pid, rep.process.exitcode)
+        rep.kill()
+        try:
+            self._start_replicator()
+        except RingexError as exc:
+            if self.replicator is not None and self.replicator.fenced:
+                return True
+            log.error("%s; trying again", exc)
+        return False
 
     def _start_gateways(self, names, wait, cmd_w, evt_w) -> None:
         o = self.opt
@@ -352,7 +411,13 @@ class Supervisor:
         assert engine is not None                                       # started
         stale_logged = False
         while not self._stop_reason:
-            multiprocessing.connection.wait([p.sentinel for _, p in children], timeout=0.25)
+            rep = self.replicator
+            sentinels = [p.sentinel for _, p in children]
+            if rep is not None and rep.process.is_alive():
+                sentinels.append(rep.process.sentinel)
+            multiprocessing.connection.wait(sentinels, timeout=0.25)
+            if rep is not None and not rep.process.is_alive() and self._replicator_died():
+                return 1
             for name, p in children:
                 if p is self.demo and p.exitcode == 0:
                     self.request_stop("the demo finished")
@@ -387,6 +452,12 @@ class Supervisor:
                 clean &= code == 0 and self.engine.state == State.STOPPED
             else:
                 clean &= _reap(self.engine.process, "engine")
+        if self.replicator is not None:         # after the engine: its last groups too
+            code = self.replicator.stop(timeout=t) if self.replicator.process.is_alive() \
+                else self.replicator.process.exitcode
+            if code != 0:
+                log.error("replicator exited with code %s", code)
+                clean = False
         if self.writer is not None:
             code = self.writer.stop(timeout=2 * t) if self.writer.process.is_alive() else \
                 self.writer.process.exitcode

@@ -80,8 +80,10 @@ async def close_noting(c, seen: "Seen") -> None:
 class Run:
     """``ringex run`` as a subprocess, restartable on the same data dir and database."""
 
-    def __init__(self, data_dir: Path, db: str | None = None, gateways: int = 1):
+    def __init__(self, data_dir: Path, db: str | None = None, gateways: int = 1,
+                 args: tuple[str, ...] = ()):
         self.data_dir = Path(data_dir)
+        self.args = args                    # more ``ringex run`` options (--cluster ...)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = db or str(self.data_dir / "ringex.db")
         self.gateways = gateways
@@ -101,7 +103,7 @@ class Run:
         self.log_path = self.data_dir / f"run-{self.starts}.log"
         cmd = [sys.executable, "-c", "from ringex.cli import main; main()", "run",
                "--data-dir", str(self.data_dir), "--db", self.db, "--port", "0",
-               "--gateways", str(self.gateways), "--wait", "spin"]
+               "--gateways", str(self.gateways), "--wait", "spin", *self.args]
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, cwd=REPO,

@@ -28,6 +28,7 @@ import numpy as np
 from ringex import records
 from ringex.config import Config
 from ringex.core.engine import loop as L
+from ringex.core.engine.replication import DURABILITIES, Repl, as_array
 from ringex.core.engine.snapshots import PeriodicSnapshots
 from ringex.core.engine.start import ENGINE_PRODUCER, StartState
 from ringex.core.journal import J_FD, Journal
@@ -35,7 +36,7 @@ from ringex.core.order_book import ORDER_SEQ, SLOT_BITS
 from ringex.core.order_service import OrderService
 from ringex.core.snapshot import StateStore
 from ringex.core.structs import bundle
-from ringex.errors import StorageError
+from ringex.errors import Fenced, StorageError
 from ringex.ring.atomics import atomic_store, store_then_fence
 from ringex.ring.broadcast import BroadcastRing
 from ringex.ring.shm import CONSUMER_SLEEPING
@@ -51,6 +52,8 @@ IDLE_RECHECK_POLLS = 16      # the same once idle (spin_then_sleep, eventfd): mo
 MAX_BATCHES = 256            # batches per step call under load
 IDLE_SLEEP = SleepSchedule(spin=0, min_sleep=50e-6, max_sleep=500e-6)  # per idle step
 EVENTFD_BLOCK_S = 0.05       # eventfd: longest block (the loop's housekeeping needs a turn)
+REPL_SLEEP = SleepSchedule(spin=2, min_sleep=20e-6, max_sleep=200e-6)  # per RET_REPLICATING
+REPL_SILENT_NS = 2_000_000_000   # a wait this long on a silent replicator is logged
 
 
 class Engine:
@@ -60,13 +63,25 @@ class Engine:
                  md_ring: BroadcastRing, queue=None, *, wait: str = "spin_then_sleep",
                  wallets: bool = True, first_batch: int = 1,
                  cmd_wakeups: list[EventfdWait] | None = None,
-                 evt_wakeups: list[EventfdWait] | None = None):
+                 evt_wakeups: list[EventfdWait] | None = None,
+                 replication=None, durability: str = "local"):
         if wait not in WAITS:
             raise ValueError(f"wait must be one of {sorted(WAITS)}, got {wait!r}")
         if not cmd_rings or len(cmd_rings) != len(evt_rings) or len(cmd_rings) > 63:
             raise ValueError("need 1..63 gateways, one command and one event ring each")
         if wait == "eventfd" and (not cmd_wakeups or not evt_wakeups):
             raise ValueError("wait='eventfd' needs cmd_wakeups and evt_wakeups")
+        if durability not in DURABILITIES or (durability != "local" and replication is None):
+            raise ValueError(f"durability must be one of {DURABILITIES} ('replicated' needs "
+                             f"the replicator's words), got {durability!r}")
+        # the replicator's shared words (ringex/core/engine/replication.py); kept alive here
+        # because the kernels borrow them
+        self.replication = replication
+        self.repl = as_array(replication) if replication is not None \
+            else np.zeros(Repl.WORDS, np.int64)
+        self._repl_waits = 0
+        self._repl_wait_since = 0
+        self._repl_logged_ns = 0
         self.svc = OrderService(config, wallets=wallets)
         self.wallets = wallets
         self.cmd_rings, self.evt_rings, self.md_ring = cmd_rings, evt_rings, md_ring
@@ -92,9 +107,11 @@ class Engine:
             st=np.zeros(L.S_WORDS, np.int64),
             hist=np.zeros(L.HIST_WORDS, np.int64),
             acct_gw=np.zeros(config.limits.max_accounts, np.int64),
+            repl=self.repl,
         )
         self.st = self.arrays.st
         self.st[L.S_EVENTFD] = wait == "eventfd"
+        self.st[L.S_REPL_WAIT] = durability == "replicated"
         self.sync_clock()
         self._eb = bundle(self.arrays)
         self._args = (*self.svc._state, self._eb, self.wallets)
@@ -222,6 +239,10 @@ class Engine:
         if r == L.RET_JOURNAL_FAILED:
             raise StorageError("engine: the journal write failed; stopping (nothing of the "
                                "unjournaled batch left the process)")
+        if r == L.RET_REPLICATING:
+            self._await_replication()
+            return r
+        self._repl_waits = 0
         if r == L.RET_BLOCKED:
             self._check_gateway(int(self.st[L.S_BLOCKED]))
         elif r == L.RET_SIGNAL:
@@ -232,6 +253,33 @@ class Engine:
                 if mask >> g & 1:
                     os.eventfd_write(w.fileno(), 1)
         return r
+
+    def check_fenced(self) -> None:
+        """Raise Fenced once the replicator found another writer on the stream."""
+        if self.repl[Repl.FENCED]:
+            raise Fenced("engine: fenced: another writer appended to the replicated journal "
+                         f"(replicated through batch {int(self.repl[Repl.THROUGH])}); this "
+                         "primary stops without acknowledging anything the stream lacks")
+
+    def _await_replication(self) -> None:
+        """The pending group is journaled but not yet replicated: nothing of it may leave.
+        Sleep a little (the kernel has spun already); say so if the replicator is silent."""
+        self.check_fenced()
+        now = time.monotonic_ns()
+        if self._repl_waits == 0:
+            self._repl_wait_since = now
+        self._repl_waits += 1
+        beat = int(self.repl[Repl.HEARTBEAT_NS])
+        if now - self._repl_wait_since > REPL_SILENT_NS and now - beat > REPL_SILENT_NS \
+                and now - self._repl_logged_ns > 5 * REPL_SILENT_NS:
+            self._repl_logged_ns = now
+            log.warning("engine: batch %d waits for replication for %.1f s and the replicator "
+                        "is silent (last heartbeat %.1f s ago); nothing is acknowledged "
+                        "until the stream's quorum stores it", int(self.st[L.S_G_BATCH]),
+                        (now - self._repl_wait_since) / 1e9, (now - beat) / 1e9 if beat else -1)
+        pause = REPL_SLEEP.sleep_for(self._repl_waits - 1)
+        if pause:
+            time.sleep(pause)
 
     def finish_batch(self) -> None:
         """Process, route and publish what is left of the current batch (polls nothing new

@@ -12,6 +12,9 @@ One call runs batches until there is something only Python can do, and says what
     RET_SIGNAL   (eventfd mode) gateways in bitmask st[S_SIGNAL] sleep: write their eventfd
     RET_JOURNAL_FAILED  the journal write failed: the engine must stop (its state is ahead
                  of its journal; nothing of the group has left the process)
+    RET_REPLICATING  (durability replicated) the journaled group is not yet stored by the
+                 stream's quorum after REPL_SPINS spins (Python checks the replicator,
+                 waits a little; calling again resumes: nothing of the group has left)
 
 A batch: up to ``BATCH_PER_RING`` commands from each gateway's command ring, round robin
 (the ring read first rotates every batch, so no gateway is always first). Its stages:
@@ -24,6 +27,8 @@ A batch: up to ``BATCH_PER_RING`` commands from each gateway's command ring, rou
                 (ringex/core/journal.py, written from here with one writev) before any
                 result leaves the process; ``grp_end``/``grp_batch`` remember the entries
                 so hand-offs to the writer end on entry boundaries.
+     replicated  with st[S_REPL_WAIT] set: wait until the replicator's shared word
+                ``repl[THROUGH]`` reaches the group's batch (ringex/core/engine/replication.py)
   4. route      each event to the event ring of gateway ``session >> 24`` and of every
                 gateway streaming its account (``eb.acct_gw``, set by ACCOUNT_STREAM
                 commands, which the loop takes itself: no event, not journaled), after
@@ -44,6 +49,7 @@ from collections import namedtuple
 import numpy as np
 
 from ringex.jit import njit
+from ringex.core.engine.replication import Repl
 from ringex.core.journal import J_FD, append_entry
 from ringex.core.market_data import clock_record, publish, touched_before
 from ringex.core.sysio import clock_ns
@@ -64,6 +70,9 @@ ACC_COMMANDS = 8192          # commands between two hand-offs (at most)
 FLUSH_EVENTS = 16384         # hand off once this many events are waiting
 MD_BUFFER = 4096             # market-data staging records
 ROUTE_SPINS = 20000          # spins on a full event ring before asking Python to check it
+REPL_SPINS = 2000            # spins (~0.1 ms) for the replicator before Python waits: a
+                             # quorum round trip is ~1 ms and 2 cores host the NATS nodes too
+REPL_THROUGH = int(Repl.THROUGH)
 
 # group-time histogram: bucket b counts groups that took < HIST_FIRST_NS << b (the last
 # one: any longer), then the sum of their times; a clock read before and after a group
@@ -71,13 +80,15 @@ HIST_FIRST_NS = 512
 HIST_BUCKETS = 16
 HIST_WORDS = HIST_BUCKETS + 1
 
-RET_NONE, RET_IDLE, RET_FLUSH, RET_BUDGET, RET_BLOCKED, RET_SIGNAL, RET_JOURNAL_FAILED = range(7)
+(RET_NONE, RET_IDLE, RET_FLUSH, RET_BUDGET, RET_BLOCKED, RET_SIGNAL, RET_JOURNAL_FAILED,
+ RET_REPLICATING) = range(8)
 
 # st[] words
 (S_BATCH_N, S_BATCH_I, S_ACC_NC, S_ACC_NEV, S_GROUP, S_G_E0, S_G_E1, S_KEYS_N, S_RR,
  S_BLOCKED, S_SIGNAL, S_EVENTFD, S_BATCHES, S_COMMANDS, S_EVENTS, S_MD, S_ACC_NG,
- S_CLOCK_OFF, S_TS, S_CLOCKED, S_WORDS) = range(21)
+ S_REPL_WAIT, S_G_BATCH, S_CLOCK_OFF, S_TS, S_CLOCKED, S_WORDS) = range(23)
 # S_GROUP: 0 nothing pending, 1 a processed group awaits routing, 2 awaits publishing;
+# S_REPL_WAIT: 1 = durability replicated; S_G_BATCH: the pending group's journal batch;
 # S_TS: the pending group's time (ns since the epoch); S_CLOCKED: bit g set once gateway g
 # got the group's CLOCK
 
@@ -101,6 +112,7 @@ EngineBuffers = namedtuple("EngineBuffers", [
     "st",           # int64[S_WORDS]: loop state and counters (S_* above)
     "hist",         # int64[HIST_WORDS]: time of each group's process + journal stages
     "acct_gw",      # int64[max_accounts]: bit g set while gateway g streams the account
+    "repl",         # int64[Repl.WORDS]: the words shared with the replicator
 ])
 
 
@@ -177,7 +189,7 @@ def run_group(bk, wl, mk, eb, st, wallets):
         eb.grp_end[g], eb.grp_batch[g] = c, jb
         st[S_ACC_NG] = g + 1
     st[S_BATCH_I], st[S_ACC_NC], st[S_ACC_NEV] = i, c, e
-    st[S_G_E0], st[S_G_E1], st[S_KEYS_N] = e0, e, nk
+    st[S_G_E0], st[S_G_E1], st[S_KEYS_N], st[S_G_BATCH] = e0, e, nk, jb
     if i > i0:
         st[S_GROUP] = 1
         st[S_TS], st[S_CLOCKED] = t0 + st[S_CLOCK_OFF], 0
@@ -257,6 +269,13 @@ def finish_group(bk, mk, eb, st):
     """Stages 4-5 for the pending group; RET_NONE when done."""
     e0, e1 = st[S_G_E0], st[S_G_E1]
     if st[S_GROUP] == 1:
+        if st[S_REPL_WAIT] != 0 and load_acquire(eb.repl, REPL_THROUGH) < st[S_G_BATCH]:
+            spins = 0
+            while load_acquire(eb.repl, REPL_THROUGH) < st[S_G_BATCH]:
+                if spins == REPL_SPINS:
+                    return RET_REPLICATING
+                cpu_relax()
+                spins += 1
         waiting = route(eb, e0, e1)
         spins = 0
         while waiting >= 0:
@@ -293,7 +312,7 @@ def step(bk, wl, mk, eb, wallets, max_idle, max_batches):
     while True:
         if st[S_GROUP] != 0:
             r = finish_group(bk, mk, eb, st)
-            if r == RET_BLOCKED:
+            if r == RET_BLOCKED or r == RET_REPLICATING:
                 return r
             batches += 1
             if r == RET_SIGNAL:

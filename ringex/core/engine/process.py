@@ -33,6 +33,7 @@ from ringex.core.engine.front import Engine
 from ringex.core.engine.start import StartState
 from ringex.core.journal import J_BYTES, J_ENTRIES, J_FSYNC_NS
 from ringex.core.snapshot import StateStore
+from ringex.errors import Fenced
 from ringex.process import ChildProcess, title_process
 from ringex.ring.broadcast import BroadcastRing
 from ringex.ring.spsc import SpscRing
@@ -86,6 +87,8 @@ class EngineSpec:
     evt_wakeups: list[EventfdWait] | None = None   # eventfd: one per event ring
     state_dir: str | None = None         # journal + snapshots (None: no journal)
     journal_fsync: str = "none"          # "none" | "batch" (ringex/core/journal.py)
+    replication: object | None = None    # the replicator's shared words (RawArray), or None
+    durability: str = "local"            # "local" | "replicated" (docs/cluster.md)
 
     def config(self) -> Config:
         return Config.load(self.config_path)
@@ -108,7 +111,8 @@ def attach(spec: EngineSpec, queue=None) -> Engine:
     ng = len(spec.cmd_rings)
     return Engine(spec.config(), opened[:ng], opened[ng:2 * ng], opened[-1], queue,
                   wait=spec.wait, wallets=spec.wallets, first_batch=spec.start.first_batch,
-                  cmd_wakeups=spec.cmd_wakeups, evt_wakeups=spec.evt_wakeups)
+                  cmd_wakeups=spec.cmd_wakeups, evt_wakeups=spec.evt_wakeups,
+                  replication=spec.replication, durability=spec.durability)
 
 
 def run_engine(spec: EngineSpec, queue, ctl) -> int:
@@ -136,8 +140,8 @@ def run_engine(spec: EngineSpec, queue, ctl) -> int:
         gc.collect()
         gc.freeze()         # a full collection over numba's ~10^5 objects would stall ~15 ms
         ctl[Ctl.STATE] = State.RUNNING
-        log.info("engine: running (%d gateways, wait %s, journal %s)", len(spec.cmd_rings),
-                 spec.wait, spec.state_dir or "off")
+        log.info("engine: running (%d gateways, wait %s, journal %s, durability %s)",
+                 len(spec.cmd_rings), spec.wait, spec.state_dir or "off", spec.durability)
         code = _loop(eng, ctl, ppid, spec.drain_timeout_s)
         if code != 0:
             return code
@@ -155,6 +159,10 @@ def run_engine(spec: EngineSpec, queue, ctl) -> int:
         log.info("engine: stopped; %s", eng.counters())
         ctl[Ctl.STATE] = State.STOPPED
         return 0
+    except Fenced as exc:           # deposed: stop at once, with one clear line
+        log.error("%s", exc)
+        ctl[Ctl.STATE] = State.FAILED
+        return 1
     except BaseException:
         ctl[Ctl.STATE] = State.FAILED
         raise
@@ -197,6 +205,7 @@ def _loop(eng: Engine, ctl, ppid: int, drain_timeout_s: float) -> int:
         next_house = now + HOUSEKEEPING_NS
         eng.snapshot_if_due()
         eng.sync_clock()
+        eng.check_fenced()
         ctl[Ctl.HEARTBEAT_NS] = now
         c = eng.counters()
         ctl[Ctl.BATCHES], ctl[Ctl.COMMANDS], ctl[Ctl.EVENTS] = (c["batches"], c["commands"],

@@ -1,0 +1,193 @@
+"""The replicator process: the local journal, entry by entry, onto the stream.
+
+    rep = ReplicatorProcess(opts, state_dir, words, stop).start()   # in the supervisor
+    ...                          # words[Repl.THROUGH]: replicated through this batch
+    rep.stop()                   # after the engine stopped: every journaled entry sent
+
+It keeps nats and asyncio out of the matcher: the engine journals a group (one writev),
+then, with durability ``replicated``, waits for ``words[THROUGH]`` to reach that group's
+batch before anything of it leaves (``ringex/core/engine/loop.py``). Here an inotify
+watch on the journal folder wakes the loop, ``JournalTail`` gives the new entries, and
+``StreamAppender`` appends them, ``window`` in flight, acknowledged in order.
+
+At start the stream's last entry must be ours: the same bytes as the local journal's
+entry of that batch. A stream that is ahead of the local journal, or holds another
+entry there, means another writer owns it: the replicator sets ``words[FENCED]``, logs
+why, and exits with FENCED_EXIT; the engine sees the word and stops too. Any other failure
+exits 1 and the supervisor starts a new replicator (the engine keeps waiting meanwhile).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
+
+from ringex.cluster.appender import NeedsResync, StreamAppender
+from ringex.cluster.settings import ClusterOptions
+from ringex.cluster.stream import (connect, ensure_stream, retrying, stored_entry,
+                                   stream_end)
+from ringex.cluster.tail import JournalTail
+from ringex.core.engine.replication import Repl, ReplState, as_array
+from ringex.errors import Fenced
+from ringex.logs import setup_logging
+from ringex.process import ChildProcess, StopFlag, title_process
+
+log = logging.getLogger("ringex.cluster.replicator")
+
+FENCED_EXIT = 3
+IDLE_WAKE_S = 0.05           # a turn at least this often (heartbeat, acks' timeouts, stop)
+
+
+async def _verify_start(js, opts: ClusterOptions, folder: Path):
+    """(stream end, tail after it): the stream's last entry must be the local journal's."""
+    end = await retrying("stream state", lambda: stream_end(js, opts),
+                         opts.connect_timeout_ms / 1000)
+    if not end.last_seq:
+        return end, JournalTail(folder, 0)
+    tail = JournalTail(folder, end.last_batch - 1)
+    mine = tail.read(1)
+    theirs = await stored_entry(js, opts, end.last_seq)
+    if not mine or mine[0][0] != end.last_batch:
+        local = max((b for b, _ in mine), default=end.last_batch - 1)
+        raise Fenced(f"cluster: fenced: the stream {opts.stream_name} is at batch "
+                     f"{end.last_batch}, past this data dir's journal (batch {local}): "
+                     "another primary wrote it")
+    if mine[0][1] != theirs:
+        raise Fenced(f"cluster: fenced: the stream's entry at batch {end.last_batch} is "
+                     "not this journal's: another primary wrote it")
+    return end, tail
+
+
+class Replicator:
+    def __init__(self, opts: ClusterOptions, state_dir: str | Path, words, stop: StopFlag):
+        self.opts, self.words, self.stop = opts, as_array(words), stop
+        self.folder = Path(state_dir) / "journal"
+        self.wake = asyncio.Event()
+
+    async def run(self) -> None:
+        w, opts = self.words, self.opts
+        nc = await retrying("connect", lambda: connect(opts, "ringex-replicator"),
+                            opts.connect_timeout_ms / 1000)
+        try:
+            js = nc.jetstream(timeout=opts.ack_timeout_ms / 1000)
+            await retrying("stream set-up", lambda: ensure_stream(js, opts),
+                           opts.connect_timeout_ms / 1000)
+            end, tail = await _verify_start(js, opts, self.folder)
+            app = StreamAppender(nc, opts, end.last_batch, end.offset)
+            app.on_reply = self.wake.set
+            await app.start()
+            w[Repl.THROUGH] = end.last_batch
+            w[Repl.STATE] = ReplState.RUNNING
+            log.info("replicator: %s on %s, stream %s at batch %d (durability %s)",
+                     opts.subject, opts.url, opts.stream_name, end.last_batch,
+                     opts.durability)
+            loop = asyncio.get_running_loop()
+            loop.add_reader(tail.wait_fd(), self._journal_changed, tail)
+            try:
+                await self._pump(app, tail)
+            finally:
+                loop.remove_reader(tail.wait_fd())
+                tail.close()
+        finally:
+            await nc.close()
+
+    def _journal_changed(self, tail: JournalTail) -> None:
+        tail.drain_wait_fd()
+        self.wake.set()
+
+    async def _pump(self, app: StreamAppender, tail: JournalTail) -> None:
+        w = self.words
+        ppid = os.getppid()
+        while True:
+            self.wake.clear()
+            w[Repl.HEARTBEAT_NS] = time.monotonic_ns()
+            try:
+                stored = app.settle()
+                if stored:
+                    w[Repl.THROUGH] = app.through
+                    w[Repl.PUBLISHED] += stored
+            except NeedsResync as why:
+                log.warning("replicator: %s; asking the stream where it stands", why)
+                await app.resync(self.stop)
+                w[Repl.THROUGH], w[Repl.RESYNCS] = app.through, app.resyncs
+                continue
+            new = tail.read(app.room) if app.room > 0 else []
+            for batch, data in new:
+                await app.send(batch, data)
+            if new:
+                continue
+            if self.stop.is_set() and not app.in_flight:
+                log.info("replicator: stopped; stream at batch %d", app.through)
+                return
+            if os.getppid() != ppid:
+                log.error("replicator: the supervisor died; exiting")
+                return
+            try:
+                await asyncio.wait_for(self.wake.wait(), IDLE_WAKE_S)
+            except asyncio.TimeoutError:
+                pass
+
+
+def run_replicator(opts: ClusterOptions, state_dir: str, words, stop: StopFlag) -> int:
+    """Main of the replicator process; its exit code (0 clean, FENCED_EXIT, 1 failed)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    w = as_array(words)
+    w[Repl.PID] = os.getpid()
+    try:
+        asyncio.run(Replicator(opts, state_dir, words, stop).run())
+        w[Repl.STATE] = ReplState.STOPPED
+        return 0
+    except Fenced as exc:
+        # the engine reads this word and stops; never cleared by a restart
+        w[Repl.FENCED] = max(1, int(w[Repl.THROUGH]))
+        w[Repl.STATE] = ReplState.FAILED
+        log.error("%s; this primary stops", exc)
+        return FENCED_EXIT
+    except Exception as exc:                        # noqa: BLE001 - report; a new one starts
+        w[Repl.STATE] = ReplState.FAILED
+        log.error("replicator: %s", exc, exc_info=not isinstance(exc, RuntimeError))
+        return 1
+
+
+def _replicator_main(opts, state_dir, words, stop) -> None:
+    setup_logging()
+    title_process()
+    raise SystemExit(run_replicator(opts, state_dir, words, stop))
+
+
+class ReplicatorProcess(ChildProcess):
+    """A started replicator (spawned): ``start()`` waits until it appends."""
+
+    def __init__(self, opts: ClusterOptions, state_dir: str | Path, words, ctx=None):
+        ctx = ctx or multiprocessing.get_context("spawn")
+        self.words = words
+        self.stop_flag = StopFlag(ctx)
+        self.process = ctx.Process(target=_replicator_main, name="ringex-replicator",
+                                   args=(opts, str(state_dir), words, self.stop_flag))
+
+    def start(self, timeout: float = 60.0) -> "ReplicatorProcess":
+        w = as_array(self.words)
+        w[Repl.STATE] = ReplState.STARTING
+        self._start_and_wait(lambda: w[Repl.STATE] == ReplState.RUNNING, timeout,
+                             "replicator")
+        return self
+
+    @property
+    def fenced(self) -> bool:
+        return self.process.exitcode == FENCED_EXIT or bool(as_array(self.words)[Repl.FENCED])
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """Send what the journal still holds, then exit; killed after ``timeout``."""
+        self.stop_flag.set()
+        if self.process.pid is None:
+            return None
+        self.process.join(timeout)
+        if self.process.is_alive():
+            log.error("replicator: did not stop within %.0f s; killing it", timeout)
+        self.kill()
+        return self.process.exitcode

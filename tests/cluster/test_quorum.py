@@ -1,0 +1,89 @@
+"""With durability replicated nothing is acknowledged that the stream's quorum does not
+hold: not while 2 of 3 NATS nodes are down, not while the replicator is dead; once the
+quorum (or a new replicator) is back the orders are acknowledged and nothing is lost."""
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+from decimal import Decimal
+
+from ringex.client import Ack, connect
+from ringex.cluster.reader import stream_entries
+from tests.cluster.conftest import cluster_options, replicated_run
+from tests.cluster.test_replicated_journal import journal_entries
+from tests.faults.rig import Seen, fund, make_accounts, run_async
+
+HELD_S = 2.0           # how long an order must stay unacknowledged while the fault lasts
+
+
+async def _held_then_acked(run, key: str, fault, repair) -> Ack:
+    """Place an order while ``fault()`` holds: no ack for HELD_S; after ``repair()``, the
+    ack. Both run in a thread (they block)."""
+    c = await connect(run.url, key, timeout=60)
+    try:
+        first = await c.place("BTC-USD", "buy", Decimal("0.0001"), Decimal("80.00"))
+        assert isinstance(first, Ack), first
+        await asyncio.to_thread(fault)
+        order = asyncio.create_task(
+            c.place("BTC-USD", "buy", Decimal("0.0002"), Decimal("81.00")))
+        done, _ = await asyncio.wait({order}, timeout=HELD_S)
+        assert not done, f"acknowledged without a quorum: {order.result()}"
+        await asyncio.to_thread(repair)
+        res = await asyncio.wait_for(order, 60)
+        assert isinstance(res, Ack), res
+        assert res.order_id != first.order_id
+        return res
+    finally:
+        await c.close()
+
+
+def _check_nothing_lost(run, opts) -> None:
+    assert run.stop() == 0, run.log()
+    local = journal_entries(run.data_dir)
+    assert [e.data for e in stream_entries(opts)] == local
+
+
+def test_no_ack_while_the_replicator_is_dead(nats_cluster, tmp_path):
+    run = replicated_run(tmp_path, nats_cluster, "dead-replicator")
+    try:
+        run.start()
+        keys = make_accounts(run, 1)
+        run_async(fund(run, keys, Seen()))
+        pid = int(re.search(r"replicator started \(pid (\d+)\)", run.log()).group(1))
+        gate = {"stopped": False}
+
+        def stop_replicator() -> None:       # a stopped replicator answers no append
+            os.kill(pid, signal.SIGSTOP)
+            gate["stopped"] = True
+
+        def kill_replicator() -> None:       # ... and a dead one is started again
+            os.kill(pid, signal.SIGKILL)
+
+        run_async(_held_then_acked(run, next(iter(keys.values())), stop_replicator,
+                                   kill_replicator), timeout=90)
+        assert gate["stopped"]
+        assert "starting a new one" in run.log(), run.log()
+        _check_nothing_lost(run, cluster_options(nats_cluster, "dead-replicator"))
+    finally:
+        run.cleanup()
+
+
+def test_no_ack_without_the_streams_quorum(nats_cluster, tmp_path):
+    run = replicated_run(tmp_path, nats_cluster, "quorum")
+    try:
+        run.start()
+        keys = make_accounts(run, 1)
+        run_async(fund(run, keys, Seen()))
+
+        def two_nodes_down() -> None:
+            nats_cluster.stop_node(1)
+            nats_cluster.stop_node(2)
+
+        run_async(_held_then_acked(run, next(iter(keys.values())), two_nodes_down,
+                                   lambda: nats_cluster.start_node(1)), timeout=120)
+        nats_cluster.start_node(2)
+        _check_nothing_lost(run, cluster_options(nats_cluster, "quorum"))
+    finally:
+        run.cleanup()
