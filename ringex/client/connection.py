@@ -210,13 +210,15 @@ class Client:
             msg["symbol"] = symbol
         return await self.request(msg)
 
-    async def subscribe(self, channel: str, symbol: str | list[str]) -> Subscribed:
-        """One symbol or a list of them; ``book`` subscriptions are followed by a
-        BookSnapshot per symbol on ``events()``."""
+    async def subscribe(self, channel: str, symbol: str | list[str] | None = None) -> Subscribed:
+        """One symbol or a list of them (none for ``orders``, the account's order events
+        whoever placed them); ``book`` subscriptions are followed by a BookSnapshot per
+        symbol on ``events()``."""
         return await self.request({"op": "subscribe", "channel": channel,
                                    **_symbols(symbol)})
 
-    async def unsubscribe(self, channel: str, symbol: str | list[str]) -> Unsubscribed:
+    async def unsubscribe(self, channel: str,
+                          symbol: str | list[str] | None = None) -> Unsubscribed:
         return await self.request({"op": "unsubscribe", "channel": channel,
                                    **_symbols(symbol)})
 
@@ -237,7 +239,9 @@ class Client:
                                    "amount": plain(amount)})
 
 
-def _symbols(symbol: str | list[str]) -> dict:
+def _symbols(symbol: str | list[str] | None) -> dict:
+    if symbol is None:
+        return {}
     return {"symbol": symbol} if isinstance(symbol, str) else {"symbols": list(symbol)}
 
 

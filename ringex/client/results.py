@@ -122,7 +122,7 @@ class CancelAllDone:
 @dataclass(frozen=True, slots=True)
 class Subscribed:
     channel: str
-    symbol: str | None               # None when the request gave a list
+    symbol: str | None               # None when the request gave a list, and for orders
     symbols: list[str] | None = None
 
 

@@ -7,7 +7,9 @@ sockets are served; after ``wait.spin`` empty polls it waits cold (``pump_wait``
 
 Routing: an event goes to the connection whose session number it carries; events of a
 connection that is gone are dropped (the writer persisted them anyway). Events of the
-gateway's own session (connection 0) answer its book queries (``BookSync``). Market data
+gateway's own session (connection 0) answer its book queries (``BookSync``). An order
+event of an account that connections here stream (``orders`` channel, AccountStreams)
+also goes to each of them, whichever session it carries. Market data
 goes through the gateway's ``MarketFeed`` to the subscribers of each (channel, symbol),
 each message encoded once.
 """
@@ -19,6 +21,7 @@ import logging
 import numpy as np
 import orjson
 
+from ringex.gateway.account_streams import AccountStreams
 from ringex.gateway.pump_wait import PumpWait
 from ringex.protocol.booksync import BookSync
 from ringex.protocol.feed import MarketFeed
@@ -43,9 +46,10 @@ class EventPump:
     records)`` (commands of the gateway's own session)."""
 
     def __init__(self, evt: SpscRing, md: BroadcastReader, feed: MarketFeed, sync: BookSync,
-                 engine_clock: EngineClock, router, wait: PumpWait):
+                 engine_clock: EngineClock, streams: AccountStreams, router, wait: PumpWait):
         self.evt, self.md, self.feed, self.sync = evt, md, feed, sync
         self.engine_clock = engine_clock
+        self.streams = streams
         self.router = router
         self.wait = wait
         self._evt_buf = np.zeros(EVT_BATCH, dtype=EVENT)
@@ -117,6 +121,11 @@ class EventPump:
                 self._drain_md()
                 for name in self.sync.finish():
                     self.router.book_loaded(name)
+            streaming = self.streams.get(ev[6])     # the orders channel of its account
+            if streaming:
+                for other in streaming:
+                    for msg in other.session.account_event_to_messages(ev):
+                        queue(other, dumps(msg))
 
     def _drain_md(self) -> int:
         total = 0

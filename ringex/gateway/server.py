@@ -37,6 +37,7 @@ import orjson
 from websockets.http11 import Request, Response
 
 from ringex.config import Config, GatewayLimits
+from ringex.gateway.account_streams import AccountStreams
 from ringex.gateway.audit import AuditLog
 from ringex.gateway.auth import KeyLookup
 from ringex.gateway.connection import Connection
@@ -55,6 +56,7 @@ from ringex.protocol.feed import MarketFeed
 from ringex.protocol.ratelimit import Budgets
 from ringex.protocol.session import Session, session_number
 from ringex.records import COMMAND, AuditKind, CommandKind
+from ringex.records import account_stream as records_account_stream
 from ringex.ring.broadcast import BroadcastRing
 from ringex.ring.spsc import SpscRing
 
@@ -88,6 +90,7 @@ class Gateway:
         self._cmd_signal = wakeups.get("cmd") if wakeups else None
         self.feed = MarketFeed(config)
         self.engine_clock = EngineClock()         # the pump sets it, sessions read it
+        self.streams = AccountStreams()           # orders channel subscribers by account
         self.sync = BookSync(self.feed, session_number(index, OWN_CONNECTION))
         self.audit = AuditLog(queue, index)
         self.budgets = Budgets(limits)
@@ -96,7 +99,8 @@ class Gateway:
         self.subscribers, self.queue = self.fanout.subscribers, self.fanout.queue
         self.flush, self.book_loaded = self.fanout.flush, self.fanout.book_loaded
         self.pump = EventPump(evt, md.reader(), self.feed, self.sync, self.engine_clock,
-                              self, make_pump_wait(wait_strategy, wakeups, evt.data_gate))
+                              self.streams, self,
+                              make_pump_wait(wait_strategy, wakeups, evt.data_gate))
         self._server: asyncio.Server | None = None
         self._pump_task: asyncio.Task | None = None
 
@@ -232,6 +236,7 @@ class Gateway:
         self.conns.pop(session.session_id, None)
         self.budgets.address(conn.addr, time.perf_counter_ns()).connections -= 1
         self.fanout.forget(conn)
+        self._stream_account(conn, False)
         conn.backlog = None
         records = [a.record for a in session.disconnected() if type(a) is SendCommand]
         if records and not await self._write(records, INTERNAL_PATIENCE_S):
@@ -282,10 +287,16 @@ class Gateway:
                 elif type(a) is Reply:
                     self.fanout.queue(conn, orjson.dumps(a.message))
                 elif type(a) is Subscribe:
+                    if a.channel == "orders":
+                        self._stream_account(conn, True)
+                        continue
                     self.pump.catch_up()   # a snapshot no older than what was published
                     self.fanout.subscribe(conn, a.channel, a.symbol)
                 elif type(a) is Unsubscribe:
-                    self.fanout.unsubscribe(conn, a.channel, a.symbol)
+                    if a.channel == "orders":
+                        self._stream_account(conn, False)
+                    else:
+                        self.fanout.unsubscribe(conn, a.channel, a.symbol)
                 elif type(a) is Close:
                     self._abusive(conn, a, actions, pending + ([records] if records else []))
                     return
@@ -414,6 +425,17 @@ class Gateway:
         conn.out.clear()
         conn.close_now(CloseCode.INTERNAL_ERROR, "internal error", CLOSE_TIMEOUT_S)
 
+
+    def _stream_account(self, conn: Connection, on: bool) -> None:
+        """``orders`` channel: the engine copies the account's events here while one of
+        its connections here streams it (the first one asks, the last one stops)."""
+        account = conn.session.account
+        if account is None:
+            return
+        change = self.streams.add(conn, account) if on else self.streams.remove(conn, account)
+        if change:
+            self.write_internal([records_account_stream(account, on,
+                                                        session=self.sync.session_id)])
 
     # ================================================================ command ring
     def write_internal(self, records: list[np.ndarray]) -> None:

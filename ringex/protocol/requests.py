@@ -28,7 +28,7 @@ STPS = {"none": int(STP.NONE), "cancel_taker": int(STP.CANCEL_TAKER),
         "cancel_maker": int(STP.CANCEL_MAKER), "cancel_both": int(STP.CANCEL_BOTH)}
 LIMIT, MARKET, GTC, IOC = TYPES["limit"], TYPES["market"], TIFS["gtc"], TIFS["ioc"]
 DEFAULT_STP = STPS["cancel_taker"]
-CHANNELS = ("book", "trades")
+CHANNELS = ("book", "trades", "orders")     # orders: the account's own, no symbol
 MAX_REQ_ID_CHARS = 64
 MAX_API_KEY_CHARS = 256
 
@@ -240,6 +240,11 @@ def subscription(msg: dict, t: Tables) -> tuple[str, list[str], bool]:
     if type(channel) is not str or channel not in CHANNELS:
         raise Refused(E.UNKNOWN_CHANNEL,
                       f"channel must be one of {', '.join(CHANNELS)}, not {show(channel)}")
+    if channel == "orders":
+        if msg.get("symbol") is not None or msg.get("symbols") is not None:
+            raise Refused(E.BAD_REQUEST, "the orders channel takes no symbol: it streams "
+                          "every order of your account")
+        return channel, [], False
     names = msg.get("symbols")
     if names is None:
         return channel, [symbol_field(msg, t).name], False

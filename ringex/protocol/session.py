@@ -40,7 +40,7 @@ from ringex.protocol.messages import error
 from ringex.protocol.pending import BARRIER, PendingRequests, Request
 from ringex.protocol.ratelimit import Budgets, TokenBucket
 from ringex.protocol.symbols import tables_for
-from ringex.records import ALL_SYMBOLS, CMD_DISCONNECT, U32_MAX, CommandKind as CK
+from ringex.records import ALL_SYMBOLS, CMD_DISCONNECT, U32_MAX, CommandKind as CK, EventKind as EK
 
 
 _NEW, _CANCEL, _MODIFY, _CANCEL_ALL, _QUERY_BALANCES, _QUERY_ORDERS = map(int, (
@@ -75,6 +75,10 @@ def _req_id_of(data: str | bytes) -> object:
     req_id = msg.get("req_id") if type(msg) is dict else None
     return req_id if req_id is not None and rq.valid_req_id(req_id) else None
 
+
+
+ORDERS = ("orders", "")           # the orders channel as a subscription (no symbol)
+STREAMED_KINDS = frozenset((EK.ACK, EK.FILL, EK.CANCELLED, EK.MODIFIED))
 
 
 def _subscription_reply(kind: str, channel: str, symbols: list[str], many: bool) -> dict:
@@ -134,6 +138,8 @@ class Session:
         self._events = EventTranslator(self._t, self._pending, fill_fee,
                                        (clock, ack_times) if ack_times else None,
                                        engine_clock)
+        self._fill_fee, self._engine_clock = fill_fee, engine_clock
+        self._stream: EventTranslator | None = None      # orders channel, once subscribed
         self._login_req_id: object = None
         self._login_cod = False
         self._gone = False
@@ -245,6 +251,8 @@ class Session:
         answered, unless it asks for ``resync`` (a fresh snapshot). Book snapshots are
         budgeted per connection: they are the gateway's most expensive answer."""
         channel, symbols, many = rq.subscription(msg, self._t)
+        if channel == "orders":
+            return self._subscribe_orders(req_id)
         reply = Reply(with_req_id(_subscription_reply("subscribed", channel, symbols, many),
                                   req_id))
         resync = rq.bool_field(msg, "resync")
@@ -263,8 +271,36 @@ class Session:
         self.subscriptions.update((channel, s) for s in new)
         return [reply, *(Subscribe(channel, s) for s in new)]
 
+    def _subscribe_orders(self, req_id) -> list[Action]:
+        """The account's order events, whoever placed them (``account_event_to_messages``);
+        logged-in connections only."""
+        if self.state is not State.AUTHENTICATED:
+            raise Refused(E.NOT_AUTHENTICATED, "log in before subscribing to orders")
+        reply = Reply(with_req_id({"type": "subscribed", "channel": "orders"}, req_id))
+        if ORDERS in self.subscriptions:
+            return [reply]
+        self.subscriptions.add(ORDERS)
+        self._stream = EventTranslator(self._t, PendingRequests(), self._fill_fee, None,
+                                       self._engine_clock)
+        return [reply, Subscribe(*ORDERS)]
+
+    def account_event_to_messages(self, event) -> list[dict]:
+        """Messages for an order event of this account that another session caused
+        (``orders`` channel): the pushes of docs/protocol.md section 4, never a
+        ``req_id``. Only ACK, FILL, CANCELLED and MODIFIED are streamed."""
+        ev = event if isinstance(event, tuple) else cast(tuple, event.item())
+        if self._stream is None or ev[6] != self.account or ev[7] == self.session_id \
+                or ev[10] not in STREAMED_KINDS:
+            return []
+        return self._stream.messages(ev)
+
     def _unsubscribe(self, msg, req_id, now):
         channel, symbols, many = rq.subscription(msg, self._t)
+        if channel == "orders":
+            self.subscriptions.discard(ORDERS)
+            self._stream = None
+            return [Unsubscribe(*ORDERS),
+                    Reply(with_req_id({"type": "unsubscribed", "channel": "orders"}, req_id))]
         for s in symbols:
             self.subscriptions.discard((channel, s))
         return [*(Unsubscribe(channel, s) for s in symbols),

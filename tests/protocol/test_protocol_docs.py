@@ -91,7 +91,9 @@ def _produced() -> list[dict]:
                 {"op": "subscribe", "channel": "book", "symbol": "BTC-USD", "req_id": 9},
                 {"op": "unsubscribe", "channel": "book", "symbol": "BTC-USD", "req_id": 9},
                 {"op": "subscribe", "channel": "trades", "symbols": ["BTC-USD", "ETH-USD"]},
-                {"op": "unsubscribe", "channel": "trades", "symbols": ["ETH-USD"]}):
+                {"op": "unsubscribe", "channel": "trades", "symbols": ["ETH-USD"]},
+                {"op": "subscribe", "channel": "orders", "req_id": 16},
+                {"op": "unsubscribe", "channel": "orders", "req_id": 16}):
         out.extend(a.message for a in send(s, msg) if isinstance(a, Reply))
     snapshots = anon()                   # more book snapshots than the budget: refused
     for _ in range(GatewayLimits().snapshot_burst + 1):
