@@ -14,11 +14,13 @@ from ringex.client.admin import admin_transfer
 from ringex.client.connection import Client, ClientError, Number, connect
 from ringex.client.results import (
     Ack, Balance, BookSnapshot, BookUpdate, CancelAllDone, Cancelled, Error, Fill, LoggedIn,
-    Modified, OpenOrder, Reject, Subscribed, Trade, Transfer, Unsubscribed, parse,
+    Modified, MyTrade, OpenOrder, OrderState, Reject, Subscribed, Trade, Transfer, Unsubscribed,
+    parse,
 )
 
 __all__ = [
     "Ack", "Balance", "BookSnapshot", "BookUpdate", "CancelAllDone", "Cancelled", "Client",
-    "ClientError", "Error", "Fill", "LoggedIn", "Modified", "Number", "OpenOrder", "Reject",
+    "ClientError", "Error", "Fill", "LoggedIn", "Modified", "MyTrade", "Number", "OpenOrder",
+    "OrderState", "Reject",
     "Subscribed", "Trade", "Transfer", "Unsubscribed", "admin_transfer", "connect", "parse",
 ]

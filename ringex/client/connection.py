@@ -21,8 +21,8 @@ from websockets.asyncio.client import ClientConnection, connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from ringex.client.results import (
-    Ack, Balance, CancelAllDone, Cancelled, LoggedIn, Modified, OpenOrder, Reject,
-    Subscribed, Transfer, Unsubscribed, parse,
+    Ack, Balance, CancelAllDone, Cancelled, LoggedIn, Modified, MyTrade, OpenOrder,
+    OrderState, Reject, Subscribed, Transfer, Unsubscribed, parse,
 )
 from ringex.units import plain
 
@@ -227,6 +227,23 @@ class Client:
 
     async def open_orders(self) -> list[OpenOrder]:
         return await self.request({"op": "open_orders"})
+
+    async def order_status(self, order_id: int | None = None, *,
+                           client_order_id: str | None = None) -> OrderState:
+        """One of your orders now, whatever its state (ClientError ``unknown_order``)."""
+        msg: dict[str, object] = {"op": "order_status"}
+        if order_id is not None:
+            msg["order_id"] = order_id
+        if client_order_id is not None:
+            msg["client_order_id"] = client_order_id
+        return await self.request(msg)
+
+    async def my_trades(self, symbol: str, from_trade_id: int = 0, since_ts: int = 0,
+                        limit: int = 100) -> list[MyTrade]:
+        """Your trades in ``symbol``, oldest first; next page from the last trade_id + 1."""
+        return await self.request({"op": "my_trades", "symbol": symbol,
+                                   "from_trade_id": from_trade_id, "since_ts": since_ts,
+                                   "limit": limit})
 
     async def deposit(self, account: int, asset: str, amount: Number) -> Transfer | Reject:
         """Admin only."""

@@ -75,6 +75,29 @@ class OpenOrder(OrderFields):
 
 
 @dataclass(frozen=True, slots=True)
+class OrderState(OrderFields):
+    """``order_status``: the order now, live (from the engine) or ended (as stored)."""
+    leaves: Decimal
+    filled: Decimal
+    status: str                      # open, partially_filled, filled, cancelled
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MyTrade:
+    """One of ``my_trades``: your side of a trade."""
+    trade_id: int
+    order_id: int
+    side: str
+    price: Decimal
+    qty: Decimal
+    liquidity: str
+    fee: Decimal
+    fee_asset: str
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
 class Balance:
     available: Decimal
     locked: Decimal
@@ -158,7 +181,7 @@ class Error:
     message: str
 
 
-_DECIMALS = {"price", "qty", "leaves", "fee", "amount", "available", "locked"}
+_DECIMALS = {"price", "qty", "leaves", "fee", "amount", "available", "locked", "filled"}
 
 
 def _build(cls, msg: dict):
@@ -185,6 +208,8 @@ def parse(msg: dict):
                 for a, b in msg["balances"].items()}
     if t == "open_orders":
         return [_build(OpenOrder, o) for o in msg["orders"]]
+    if t == "my_trades":
+        return [_build(MyTrade, tr) for tr in msg["trades"]]
     if t == "cancel_all":
         return CancelAllDone(msg.get("symbol"), ts=msg.get("ts", 0))
     if t == "login":
@@ -199,5 +224,6 @@ def parse(msg: dict):
 
 
 _TYPES = {"ack": Ack, "reject": Reject, "fill": Fill, "cancelled": Cancelled,
+          "order_status": OrderState,
           "modified": Modified, "trade": Trade, "book_snapshot": BookSnapshot,
           "book_update": BookUpdate, "subscribed": Subscribed, "unsubscribed": Unsubscribed}

@@ -5,10 +5,8 @@ with a cache.
 ``await keys.account_exists(account)`` -> True, False, or None (cannot tell: the
 database failed); ``keys.known_account(account)``: True when the cache knows it (no wait).
 
-- The repository (SQLite or PostgreSQL) is opened on the worker thread that uses it (a
-  SQLite connection belongs to its thread), so a slow database never blocks the loop. A
-  failed query drops the connection and is tried once more on a new one, so a restarted
-  database serves logins again at once.
+- The repository is queried on a worker thread (``RepoWorker``), so a slow database
+  never blocks the loop and a restarted one serves logins again at once.
 - Found keys are cached for ``ttl_s`` (keys are random and only ever added); unknown
   keys are not cached, so a key added while the exchange runs works at once.
 - Accounts that exist are cached for good (accounts are never removed); unknown ones
@@ -22,15 +20,13 @@ database failed); ``keys.known_account(account)``: True when the cache knows it 
 """
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ringex.gateway.repo_worker import RepoWorker
 from ringex.ops.accounts import ADMIN_ACCOUNT, ADMIN_KEY_FILE
 
 log = logging.getLogger("ringex.gateway")
@@ -44,9 +40,7 @@ class KeyLookup:
         self.ttl_s = ttl_s
         self._cache: dict[str, tuple[float, int]] = {}
         self._accounts: set[int] = set()           # accounts known to exist
-        self._local = threading.local()
-        self._repos: list = []
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="ringex-auth")
+        self._worker = RepoWorker(db_url, "auth") if db_url is not None else None
         self._admin_key: str | None = None
         if data_dir is not None:
             path = Path(data_dir) / ADMIN_KEY_FILE
@@ -95,60 +89,23 @@ class KeyLookup:
         return found
 
     async def _on_worker(self, fn, arg, what: str) -> tuple[bool, Any]:
-        """``(True, fn(arg))`` run on the worker thread, or ``(False, None)`` (logged)
-        when the database failed."""
+        """``(True, fn(repo, arg))`` run on the worker thread, or ``(False, None)``
+        (logged) when the database failed."""
+        assert self._worker is not None             # queries run only with a database
         try:
-            return True, await asyncio.get_running_loop().run_in_executor(
-                self._pool, self._with_fresh_retry, fn, arg)
+            return True, await self._worker.run(fn, arg)
         except Exception:
             log.exception("gateway: %s lookup failed", what)
             return False, None
 
-    def _with_fresh_retry(self, fn, arg):
-        """``fn(arg)`` on the worker thread; when it fails the connection is dropped and
-        the query tried once more on a new one (a restarted PostgreSQL leaves the old
-        connection dead for good)."""
-        try:
-            return fn(arg)
-        except Exception:
-            self._drop_repo()
-            return fn(arg)
+    @staticmethod
+    def _query(repo, key: str) -> int | None:
+        return repo.account_for_key(key)
 
-    def _drop_repo(self) -> None:
-        repo = getattr(self._local, "repo", None)
-        if repo is None:
-            return
-        self._local.repo = None
-        self._repos.remove(repo)
-        try:
-            repo.close()
-        except Exception:
-            pass                    # the connection is already gone
-
-    def _repo(self):
-        repo = getattr(self._local, "repo", None)
-        if repo is None:
-            from ringex.storage.stores import open_repository
-            assert self.db_url is not None          # queries run only with a database
-            repo = self._local.repo = open_repository(self.db_url)
-            self._repos.append(repo)
-        return repo
-
-    def _query(self, key: str) -> int | None:
-        return self._repo().account_for_key(key)
-
-    def _has_account(self, account: int) -> bool:
-        return bool(self._repo().has_account(account))
+    @staticmethod
+    def _has_account(repo, account: int) -> bool:
+        return bool(repo.has_account(account))
 
     def close(self) -> None:
-        def _close_all():
-            for repo in self._repos:
-                try:
-                    repo.close()
-                except Exception:
-                    pass
-        try:
-            self._pool.submit(_close_all).result(5)
-        except Exception:
-            pass
-        self._pool.shutdown(wait=True)
+        if self._worker is not None:
+            self._worker.close()

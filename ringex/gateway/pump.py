@@ -26,7 +26,7 @@ from ringex.gateway.pump_wait import PumpWait
 from ringex.protocol.booksync import BookSync
 from ringex.protocol.feed import MarketFeed
 from ringex.ring.broadcast import BroadcastReader
-from ringex.protocol.events import EngineClock
+from ringex.protocol.events import LOOKUP, EngineClock
 from ringex.records import EVENT, EventKind
 from ringex.ring.spsc import SpscRing
 
@@ -116,7 +116,10 @@ class EventPump:
             conn = conns.get(sid)
             if conn is not None:
                 for msg in conn.session.event_to_messages(ev):
-                    queue(conn, dumps(msg))
+                    if msg["type"] == LOOKUP:       # order_status: the database's turn
+                        self.router.order_lookup(conn, msg)
+                    else:
+                        queue(conn, dumps(msg))
             elif sid == own and self.sync.on_event(ev):
                 self._drain_md()
                 for name in self.sync.finish():

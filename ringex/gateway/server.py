@@ -45,9 +45,10 @@ from ringex.gateway.fanout import CLOSE_TIMEOUT_S, Fanout
 from ringex.gateway.handshake import read_upgrade
 from ringex.gateway.pump import EventPump
 from ringex.gateway.pump_wait import make_pump_wait
+from ringex.gateway.reconciler import Reconciler
 from ringex.gateway.stats import GatewayStat, GatewayStats
 from ringex.protocol.actions import (
-    Authenticate, Close, Reply, SendCommand, Subscribe, Unsubscribe,
+    Authenticate, Close, Reply, SendCommand, StoreQuery, Subscribe, Unsubscribe,
 )
 from ringex.protocol.booksync import BookSync
 from ringex.protocol.codes import ERROR_NUMBERS, CloseCode, ErrorCode
@@ -95,6 +96,7 @@ class Gateway:
         self.audit = AuditLog(queue, index)
         self.budgets = Budgets(limits)
         self.fanout = Fanout(self.feed, limits, self.audit, self.stats)
+        self.reconciler = Reconciler(keys.db_url, config, self._send_one, self._spawn)
         # what the pump calls (EventPump's ``router``)
         self.subscribers, self.queue = self.fanout.subscribers, self.fanout.queue
         self.flush, self.book_loaded = self.fanout.flush, self.fanout.book_loaded
@@ -143,6 +145,7 @@ class Gateway:
         await self.audit.close()
         self.pump.wait.close()
         self.keys.close()
+        self.reconciler.close()
 
     def keepalive(self) -> None:
         """Ping every open client; close one whose previous ping is still unanswered
@@ -155,6 +158,14 @@ class Gateway:
                 self.fanout.close_slow(conn, "no answer to pings")
             elif not conn.ping_sent_ns:
                 conn.ping(now)
+
+    def _send_one(self, conn: Connection, frame: bytes) -> None:
+        self.fanout.queue(conn, frame)
+        self.fanout.send(conn)
+
+    def order_lookup(self, conn: Connection, msg: dict) -> None:
+        """The pump's hand-off of an order_status the engine has answered."""
+        self.reconciler.order_status(conn, msg)
 
     def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)
@@ -297,6 +308,8 @@ class Gateway:
                         self._stream_account(conn, False)
                     else:
                         self.fanout.unsubscribe(conn, a.channel, a.symbol)
+                elif type(a) is StoreQuery:
+                    self.reconciler.store_query(conn, a)
                 elif type(a) is Close:
                     self._abusive(conn, a, actions, pending + ([records] if records else []))
                     return

@@ -60,4 +60,14 @@ class Close:
     reason: str
 
 
-Action = SendCommand | Reply | Subscribe | Unsubscribe | Authenticate | Close
+@dataclass(frozen=True, slots=True)
+class StoreQuery:
+    """Answer ``req_id`` from the database (``my_trades``): the adapter runs the query
+    and sends ``reconcile.my_trades_message`` of its rows."""
+
+    op: str
+    req_id: object
+    params: tuple
+
+
+Action = SendCommand | Reply | Subscribe | Unsubscribe | Authenticate | Close | StoreQuery

@@ -54,6 +54,7 @@ class ErrorCode(StrEnum):
     SLOW_CONSUMER = "slow_consumer"                # the client does not read its messages
     UNKNOWN_ACCOUNT = "unknown_account"            # deposit/withdraw: no such account (the
                                                    # gateway looks it up in the database)
+    UNKNOWN_ORDER = "unknown_order"                # order_status: no such order of yours
 
 
 # Numbers for AUDIT.code (one byte): 1-based declaration order, so append new codes only.

@@ -15,11 +15,13 @@ from ringex.protocol.codes import (
 from ringex.protocol.messages import SIDE_NAMES, order_fields
 from ringex.protocol.client_ids import unpack_client_id
 from ringex.protocol.pending import BARRIER, PendingRequests, Request
+from ringex.protocol.reconcile import OrderLookup
 from ringex.protocol.symbols import SymbolInfo, Tables
 from ringex.records import INFO_CODE_MASK, INFO_MAKER, INFO_SELL, EventKind as EK
 
 FeeFn = Callable[[Symbol, int, int, bool], int]
 TRANSFER_OPS = ("deposit", "withdraw")     # admin ops answered by one BALANCE (or REJECT)
+LOOKUP = "_order_lookup"        # not a wire message: an order_status for the gateway to finish
 
 
 class EngineClock:
@@ -107,6 +109,9 @@ class EventTranslator:
         if kind == EK.OPEN_ORDER and request is not None and request.op == "open_orders":
             # an open_orders request gathers into a list (Session._send)
             cast(list, request.items).append(order_fields(s, order_id, cid, sell, price, qty))
+        elif kind == EK.OPEN_ORDER and request is not None and request.op == "order_status":
+            cast(OrderLookup, request.items).offer(symbol, order_id, other_id, sell, price,
+                                                   leaves)
         return []
 
     def _fill(self, s: SymbolInfo, seq, order_id, sell, price, qty, leaves, maker) -> dict:
@@ -171,7 +176,10 @@ class EventTranslator:
         target = self._pending.close_barrier(ref)
         if target is None:
             return []
-        if target.op == "open_orders":
+        if target.op == "order_status":
+            # the engine's part: the gateway finishes it (Session.order_lookup)
+            msg = {"type": LOOKUP, "lookup": target.items}
+        elif target.op == "open_orders":
             msg = {"type": "open_orders", "orders": target.items}
         else:
             s = self._t.symbols.get(cast(int, target.items))     # cancel_all: a symbol id

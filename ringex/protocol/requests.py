@@ -43,6 +43,8 @@ FIELDS: dict[str, frozenset[str]] = {op: frozenset(_COMMON + extra) for op, extr
     "open_orders": (),
     "subscribe": ("channel", "symbol", "symbols", "resync"),
     "unsubscribe": ("channel", "symbol", "symbols"),
+    "order_status": ("order_id", "client_order_id"),
+    "my_trades": ("symbol", "from_trade_id", "since_ts", "limit"),
     "login": ("api_key", "cancel_on_disconnect"),
     "ping": (),
     "deposit": ("account", "asset", "amount"),
@@ -50,7 +52,7 @@ FIELDS: dict[str, frozenset[str]] = {op: frozenset(_COMMON + extra) for op, extr
 }.items()}
 ADMIN_OPS = frozenset({"deposit", "withdraw"})
 PRIVATE_OPS = frozenset({"place", "cancel", "modify", "cancel_all", "balances",
-                         "open_orders"}) | ADMIN_OPS
+                         "open_orders", "order_status", "my_trades"}) | ADMIN_OPS
 
 
 # The integers the JSON parser (orjson) keeps exact; it reads a larger integer literal

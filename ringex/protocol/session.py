@@ -32,13 +32,14 @@ import orjson
 from ringex.config import Config, GatewayLimits, Symbol
 import ringex.protocol.requests as rq
 from ringex.protocol.actions import (
-    Action, Authenticate, Close, Reply, SendCommand, Subscribe, Unsubscribe,
+    Action, Authenticate, Close, Reply, SendCommand, StoreQuery, Subscribe, Unsubscribe,
 )
 from ringex.protocol.codes import CloseCode, ErrorCode as E, Refused
 from ringex.protocol.events import EngineClock, EventTranslator, FeeFn, with_req_id
 from ringex.protocol.messages import error
 from ringex.protocol.pending import BARRIER, PendingRequests, Request
 from ringex.protocol.ratelimit import Budgets, TokenBucket
+from ringex.protocol.reconcile import my_trades_request, order_status_request
 from ringex.protocol.symbols import tables_for
 from ringex.records import ALL_SYMBOLS, CMD_DISCONNECT, U32_MAX, CommandKind as CK, EventKind as EK
 
@@ -148,6 +149,7 @@ class Session:
             "place": self._place, "cancel": self._cancel, "modify": self._modify,
             "cancel_all": self._cancel_all, "balances": self._balances,
             "open_orders": self._open_orders, "subscribe": self._subscribe,
+            "order_status": self._order_status, "my_trades": self._my_trades,
             "unsubscribe": self._unsubscribe, "login": self._login, "ping": self._ping,
             "deposit": self._transfer, "withdraw": self._transfer,
         }
@@ -231,6 +233,14 @@ class Session:
 
     def _open_orders(self, msg, req_id, now):
         return self._send(now, (req_id, "open_orders", _QUERY_ORDERS, {}), barrier=True)
+
+    def _order_status(self, msg, req_id, now):
+        lookup = order_status_request(msg)
+        return self._send(now, (req_id, "order_status", _QUERY_ORDERS, {}), barrier=True,
+                          items=lookup)
+
+    def _my_trades(self, msg, req_id, now):
+        return [StoreQuery("my_trades", req_id, my_trades_request(msg, self._t))]
 
     def _cancel_all(self, msg, req_id, now):
         s = rq.cancel_all(msg, self._t)
@@ -326,7 +336,8 @@ class Session:
         self._login_req_id = req_id
         return [Authenticate(key)]
 
-    def _send(self, now: int, request: tuple, barrier: bool = False) -> list[Action]:
+    def _send(self, now: int, request: tuple, barrier: bool = False,
+              items: object = None) -> list[Action]:
         """Queue a command (and, when ``barrier``, a QUERY_BALANCES after it whose first
         event proves every event of the command has arrived: the engine handles one
         gateway's commands in order and answers a balance query with >= 1 event)."""
@@ -335,7 +346,9 @@ class Session:
         account = self.account
         assert account is not None          # private ops run only once authenticated
         req_id, op, kind, fields = request
-        items = {} if op == "balances" else [] if op == "open_orders" else fields.get("symbol")
+        if items is None:
+            items = {} if op == "balances" else [] if op == "open_orders" \
+                else fields.get("symbol")
         ref = self._pending.add(Request(req_id, op, items, sent_ns=now))
         actions: list[Action] = [SendCommand(rq.command(
             kind, account, self.session_id, ref, now, **fields))]

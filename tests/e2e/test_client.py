@@ -14,8 +14,8 @@ import pytest
 
 from ringex.client import (
     Ack, Balance, BookSnapshot, BookUpdate, CancelAllDone, Cancelled, ClientError, Error,
-    Fill, LoggedIn, Modified, OpenOrder, Reject, Subscribed, Trade, Transfer, Unsubscribed,
-    admin_transfer, connect, parse,
+    Fill, LoggedIn, Modified, MyTrade, OpenOrder, OrderState, Reject, Subscribed, Trade,
+    Transfer, Unsubscribed, admin_transfer, connect, parse,
 )
 from tests.e2e.live_exchange import free_port
 from tests.e2e.live_fixtures import funded, run, trader
@@ -30,7 +30,8 @@ def test_every_documented_reply_parses_to_a_typed_result():
              "book_update": BookUpdate, "subscribed": Subscribed,
              "unsubscribed": Unsubscribed, "login": LoggedIn, "deposit": Transfer,
              "withdraw": Transfer, "cancel_all": CancelAllDone, "error": Error,
-             "balances": dict, "open_orders": list, "pong": dict}
+             "balances": dict, "open_orders": list, "pong": dict,
+             "order_status": OrderState, "my_trades": list}
     replies = [orjson.loads(b) for b in re.findall(r"^```json reply\n(.*?)^```",
                                                    DOC.read_text(), re.S | re.M)]
     assert {r["type"] for r in replies} == set(kinds)
@@ -42,6 +43,10 @@ def test_every_documented_reply_parses_to_a_typed_result():
     assert bal["USD"] == Balance(D("98499.25"), D("1500.75"))
     (order,) = parse(next(r for r in replies if r["type"] == "open_orders"))
     assert isinstance(order, OpenOrder) and order.qty == D("0.3")
+    (mine,) = parse(next(r for r in replies if r["type"] == "my_trades"))
+    assert isinstance(mine, MyTrade) and (mine.trade_id, mine.fee) == (1043, D("0.6"))
+    state = parse(next(r for r in replies if r["type"] == "order_status"))
+    assert (state.status, state.filled, state.reason) == ("partially_filled", D("0.2"), None)
     snap = parse(next(r for r in replies if r["type"] == "book_snapshot"))
     assert snap.bids[0] == (D("30000"), D("0.5"))
 

@@ -12,12 +12,14 @@ import orjson
 import pytest
 
 from ringex.config import GatewayLimits
-from ringex.protocol.actions import Authenticate, Reply, SendCommand
+from ringex.protocol.actions import Authenticate, Reply, SendCommand, StoreQuery
 from ringex.protocol.codes import CANCEL_REASONS, REJECT_CODES, CloseCode, ErrorCode
 from ringex.protocol.feed import MarketFeed
 from ringex.protocol.codes import UNKNOWN_REASON, UNKNOWN_REJECT
 from ringex.records import INFO_MAKER, CancelReason, EventKind as EK, RejectCode
+from ringex.protocol.reconcile import OrderLookup, my_trades_message, order_status_message
 from ringex.protocol.requests import ADMIN_OPS
+from ringex.protocol.symbols import tables_for
 from tests.protocol.test_protocol import (
     BTC, CONFIG, PLACE, admin, anon, commands, event, logged_in, send,
 )
@@ -53,6 +55,8 @@ def test_request_examples_are_accepted(req):
         assert not (isinstance(a, Reply) and a.message["type"] == "error"), a
     if req["op"] == "login":
         assert actions == [Authenticate(req["api_key"])]
+    elif req["op"] == "my_trades":
+        assert [type(a) for a in actions] == [StoreQuery]        # the database answers
     elif req["op"] not in ("ping", "subscribe", "unsubscribe"):
         assert commands([a for a in actions if isinstance(a, SendCommand)])
 
@@ -111,6 +115,16 @@ def _produced() -> list[dict]:
     out.extend(m for _, _, m in feed.apply(batch((EK.TRADE, BTC.id, 1, 1, 1, False),
                                                  (EK.BOOK_LEVEL, BTC.id, 2, 1, 1, False))))
     out.append(feed.snapshot("BTC-USD"))
+    # the gateway finishes these two from the database (ringex/gateway/reconciler.py)
+    t = tables_for(CONFIG)
+    row = {"order_id": 1, "symbol": BTC.id, "side": 0, "price": 1, "qty": 2, "leaves": 1,
+           "filled": 1, "status": 2, "reason": 0, "client_order_id": 0}
+    live = OrderLookup(1, None, (BTC.id, 1, 0, False, 1, 1))
+    out.append({**order_status_message(t, live, row), "req_id": 17, "ts": 1})
+    trade = {"seq": 1, "price": 1, "qty": 1, "taker_order_id": 1, "maker_order_id": 2,
+             "taker_account": 5, "maker_account": 6, "taker_side": 0, "taker_fee": 0,
+             "maker_fee": 0, "ts_ns": 1}
+    out.append({**my_trades_message(t, 5, BTC.id, [trade]), "req_id": 18})
     return out
 
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from ringex.config import GatewayLimits
 from ringex.protocol.actions import (
-    Authenticate, Close, Reply, SendCommand, Subscribe, Unsubscribe,
+    Authenticate, Close, Reply, SendCommand, StoreQuery, Subscribe, Unsubscribe,
 )
 from ringex.protocol.codes import CloseCode, ErrorCode
 from ringex.protocol.messages import encode
@@ -26,7 +26,8 @@ FAST = GatewayLimits(rate_per_s=10**9, burst=10**9)
 def check(session, actions, authenticated: bool) -> None:
     """Every action is well-formed; every command is one the engine can take as is."""
     for a in actions:
-        assert isinstance(a, (SendCommand, Reply, Subscribe, Unsubscribe, Authenticate, Close))
+        assert isinstance(a, (SendCommand, Reply, Subscribe, Unsubscribe, Authenticate, Close,
+                              StoreQuery))
         if isinstance(a, Reply):
             encode(a.message)
             assert a.message["type"] in REPLY_TYPES, a.message
