@@ -51,6 +51,7 @@ from ringex.process import StopFlag, title_process
 from ringex.ring.broadcast import BroadcastRing
 from ringex.ring.spsc import SpscRing
 from ringex.ring.wait import CLI_WAITS, EventfdWait
+from ringex.storage.queue_lock import dead_owner
 from ringex.storage.stores import open_repository
 from ringex.storage.trade_queue import TradeQueue
 from ringex.storage.writer import WriterOptions, WriterProcess
@@ -382,7 +383,15 @@ class Supervisor:
             p.join(max(0.0, deadline - time.monotonic()))
             clean &= _reap(p, name)
         if self.engine is not None:
-            if self.engine.process.is_alive():
+            owner = dead_owner(self.queue) if self.queue is not None else None
+            if owner is not None and self.engine.process.is_alive():
+                # its last hand-off would block for good; the journal has every batch
+                log.error("the trade queue is locked by thread %d, which died inside a put "
+                          "or get; killing the engine without a clean stop (the next start "
+                          "recovers from the journal and refills the database)", owner)
+                self.engine.kill()
+                clean = False
+            elif self.engine.process.is_alive():
                 code = self.engine.stop(timeout=t)
                 clean &= code == 0 and self.engine.state == State.STOPPED
             else:

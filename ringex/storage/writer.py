@@ -40,6 +40,7 @@ from ringex.logs import setup_logging
 from ringex.process import ChildProcess, title_process
 from ringex.storage.db_errors import is_disk_full
 from ringex.storage.projection import Projector
+from ringex.storage.queue_lock import dead_owner
 from ringex.storage.repository import Repository
 from ringex.storage.stores import open_repository
 from ringex.storage.trade_queue import Payload, PayloadKind, TradeQueue
@@ -48,6 +49,8 @@ from ringex.storage.writer_stats import (
 )
 
 log = logging.getLogger(__name__)
+
+LOCK_CHECK_S = 0.1           # stop: how often to look for a queue locked by a dead process
 
 
 @dataclass
@@ -313,16 +316,24 @@ class WriterProcess(ChildProcess):
         """STOP through the queue (after everything already queued), join; kill if stuck.
 
         Bounded by ``timeout`` even when STOP cannot be queued: a full queue nobody drains,
-        or a queue left locked by a producer killed mid-put (faster-fifo's mutex is not
-        robust; every later put/get blocks for good). The put then runs in a daemon thread
-        that is abandoned, and the writer is killed."""
+        or a queue left locked by a process killed inside put/get (faster-fifo's mutex is
+        not robust; every later put/get blocks for good). The put then runs in a daemon
+        thread that is abandoned, and the writer is killed: at once when the queue's lock
+        is held by a dead process (``queue_lock``), which nothing can release."""
         if self.process.is_alive():
             deadline = time.monotonic() + timeout
             put = threading.Thread(target=self.queue.put_stop, name="ringex-writer-stop",
                                    daemon=True)
             put.start()
-            put.join(timeout)
-            if put.is_alive():
+            owner = None
+            while put.is_alive() and time.monotonic() < deadline and owner is None:
+                put.join(LOCK_CHECK_S)
+                owner = dead_owner(self.queue)
+            if owner is not None:
+                log.error("writer: the trade queue is locked by thread %d, which died inside "
+                          "a put or get; killing the writer now (the journal refills the "
+                          "database at the next start)", owner)
+            elif put.is_alive():
                 log.error("writer: STOP could not be queued within %.0f s (queue full or "
                           "locked by a dead producer); killing the writer", timeout)
             else:
