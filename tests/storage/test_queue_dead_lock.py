@@ -1,21 +1,25 @@
-"""A producer killed inside faster-fifo's ``put`` leaves the queue locked for good; the
-supervisor's side sees it (``queue_lock.dead_owner``) and a writer stop no longer waits
-out its timeout. Deterministic: the producer is killed while the queue's lock is held by
-it, copying in a payload large enough to be caught there; three rounds, each on a new
-queue and writer, as a restart makes them."""
+"""A producer killed inside faster-fifo's ``put`` while it holds the queue's lock (copying
+its payload in) leaves the queue locked for good; the supervisor's side sees it
+(``queue_lock.dead_owner``) and a writer stop no longer waits out its timeout.
+Deterministic: the producer is killed once the lock is seen held by it, copying a payload
+large enough to be caught there; three rounds, each on a new queue and writer, as a
+restart makes them. Producers killed while they *wait* in ``put`` for room (a full queue)
+hold no lock: the queue stays usable."""
 from __future__ import annotations
 
 import multiprocessing
 import os
 import signal
 import time
+from queue import Full
 
 import numpy as np
 import pytest
 
+from ringex import records
 from ringex.config import Config
 from ringex.storage.queue_lock import dead_owner, lock_owner
-from ringex.storage.trade_queue import TradeQueue
+from ringex.storage.trade_queue import PayloadKind, TradeQueue, encode
 from ringex.storage.writer import start_writer
 
 BIG = 96 << 20               # a payload whose copy into the queue takes tens of ms
@@ -59,3 +63,50 @@ def test_producer_killed_inside_put_is_seen_and_the_writer_stop_is_quick(tmp_pat
             writer.kill()
             queue.close()
     print("writer stop with a dead lock holder, s:", [round(s, 2) for s in stops])
+
+
+def _put_small(queue: TradeQueue) -> None:
+    queue.put_payload(encode(PayloadKind.EVENTS, 5, 1, np.zeros(100, records.EVENT)))
+
+
+@pytest.mark.timeout(120)
+def test_producers_killed_while_waiting_for_room_leave_the_queue_usable():
+    queue = TradeQueue(1 << 20)
+    payload = encode(PayloadKind.EVENTS, 5, 1, np.zeros(100, records.EVENT))
+    try:
+        with pytest.raises(Full):
+            for _ in range(100_000):
+                queue._q.put_nowait(payload)
+        queued = queue.qsize()
+        ctx = multiprocessing.get_context("spawn")
+        waiting = [ctx.Process(target=_put_small, args=(queue,), daemon=True)
+                   for _ in range(3)]
+        for p in waiting:
+            p.start()
+        deadline = time.monotonic() + 60          # each is in put's loop of timed waits
+        while not all(_in_put(p.pid) for p in waiting):
+            assert time.monotonic() < deadline, "the producers never waited in put"
+            time.sleep(0.05)
+        for p in waiting:
+            os.kill(p.pid, signal.SIGKILL)
+            p.join(10)
+        assert dead_owner(queue) is None
+        got = 0                                   # drain, put, get: nothing blocks
+        for _ in range(50):
+            got += len(queue.get(timeout=1.0))
+            if got >= queued:
+                break
+        assert got == queued                      # the dead producers' puts never landed
+        assert queue.put_payload(payload) == 0.0
+        assert [p.batch for p in queue.get(timeout=1.0)] == [1]
+    finally:
+        queue.close()
+
+
+def _in_put(pid: int) -> bool:
+    """Blocked in a futex wait (faster-fifo's timed condition wait)."""
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            return "futex" in f.read()
+    except OSError:
+        return False
