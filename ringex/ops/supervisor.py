@@ -370,6 +370,24 @@ class Supervisor:
         return 0
 
     # ------------------------------------------------------------------ stop
+    def _stop_engine(self, timeout: float) -> bool:
+        """Stop the engine (drain, hand off, snapshot); True if it stopped cleanly. Killed
+        at once when the trade queue is locked by a dead process: its last hand-off would
+        block for good, and the journal has every batch."""
+        engine = self.engine
+        assert engine is not None
+        owner = dead_owner(self.queue) if self.queue is not None else None
+        if owner is not None and engine.process.is_alive():
+            log.error("the trade queue is locked by thread %d, which died inside a put or "
+                      "get; killing the engine without a clean stop (the next start "
+                      "recovers from the journal and refills the database)", owner)
+            engine.kill()
+            return False
+        if engine.process.is_alive():
+            code = engine.stop(timeout=timeout)
+            return code == 0 and engine.state == State.STOPPED
+        return _reap(engine.process, "engine")
+
     def _shutdown(self) -> bool:
         """Stop in order (gateways, engine, writer), unlink rings; True if all went clean."""
         clean = True
@@ -383,19 +401,7 @@ class Supervisor:
             p.join(max(0.0, deadline - time.monotonic()))
             clean &= _reap(p, name)
         if self.engine is not None:
-            owner = dead_owner(self.queue) if self.queue is not None else None
-            if owner is not None and self.engine.process.is_alive():
-                # its last hand-off would block for good; the journal has every batch
-                log.error("the trade queue is locked by thread %d, which died inside a put "
-                          "or get; killing the engine without a clean stop (the next start "
-                          "recovers from the journal and refills the database)", owner)
-                self.engine.kill()
-                clean = False
-            elif self.engine.process.is_alive():
-                code = self.engine.stop(timeout=t)
-                clean &= code == 0 and self.engine.state == State.STOPPED
-            else:
-                clean &= _reap(self.engine.process, "engine")
+            clean &= self._stop_engine(t)
         if self.writer is not None:
             code = self.writer.stop(timeout=2 * t) if self.writer.process.is_alive() else \
                 self.writer.process.exitcode

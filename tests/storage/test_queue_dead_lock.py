@@ -110,3 +110,37 @@ def _in_put(pid: int) -> bool:
             return "futex" in f.read()
     except OSError:
         return False
+
+
+class _StuckEngine:
+    """An engine process whose clean stop would block for good (its hand-off waits on the
+    locked queue): ``stop`` must not be called."""
+
+    def __init__(self) -> None:
+        self.process = multiprocessing.get_context("spawn").Process(
+            target=time.sleep, args=(600,), daemon=True)
+        self.process.start()
+
+    def stop(self, timeout: float) -> int:
+        raise AssertionError("a clean stop was tried on a locked queue")
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join(10)
+
+
+@pytest.mark.timeout(120)
+def test_supervisor_kills_the_engine_at_once_when_the_queue_is_locked(tmp_path):
+    from ringex.ops.supervisor import RunOptions, Supervisor
+    queue = TradeQueue(BIG + (32 << 20))
+    engine = _StuckEngine()
+    try:
+        sup = Supervisor(RunOptions(data_dir=tmp_path / "data"))
+        sup.queue, sup.engine = queue, engine          # type: ignore[assignment]
+        _kill_inside_put(queue)
+        t0 = time.monotonic()
+        assert sup._stop_engine(30.0) is False          # not a clean stop
+        assert not engine.process.is_alive() and time.monotonic() - t0 < 10
+    finally:
+        engine.kill()
+        queue.close()
