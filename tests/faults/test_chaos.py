@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from pathlib import Path
 
 import pytest
 
-from ringex.client import Ack, ClientError, Reject, connect
+from ringex.client import Ack, Reject, connect
 from tests.db import PG_BIN, throwaway_cluster
 from tests.faults.chaos import Chaos, Knobs
 from tests.faults.rig import LOT, MID, Run, make_accounts, pg_outage, run_async
