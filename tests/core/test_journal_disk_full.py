@@ -8,10 +8,14 @@ import os
 
 import pytest
 
-from ringex.core.journal import J_RESERVED, J_SIZE, PREALLOC, Journal, read_journal
+from ringex.core.journal import J_LAST, J_RESERVED, J_SIZE, PREALLOC, Journal, read_journal
+from ringex.core.snapshot import STATE_ENV
 from ringex.errors import StorageError
 from tests.core.test_journal import command_stream
-from tests.util.tmpfs import fill, small_tmpfs
+from tests.core.test_snapshot_periodic import ENTRY, Rig, funding
+from tests.core.test_snapshot_format import Flow
+from tests.util.exchange import rule_config
+from tests.util.tmpfs import fill, fill_inodes, small_tmpfs
 
 
 @pytest.mark.timeout(60)
@@ -49,3 +53,30 @@ def test_full_disk_append_is_cut_back_and_retried(tmp_path, leave, size, n):
         assert [b for b, _ in entries] == list(range(1, len(batches) + 1))
         assert all((c == want).all() for (_, c), want in zip(entries, batches))
         assert scan.torn_bytes == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_snapshot_the_full_disk_refuses_is_postponed_and_the_journal_goes_on(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv(STATE_ENV, f"snapshot_every_bytes={8 * ENTRY - 100}")
+    root = tmp_path / "state"
+    with small_tmpfs(root, 8 << 20, inodes=64):
+        rig = Rig(root, rule_config(), "pf")
+        try:
+            flow = Flow(13)
+            rig.feed(funding())
+            fillers = fill_inodes(root)              # no room for the next segment's file
+            for _ in range(8):
+                rig.feed(flow.batch())
+            assert rig.eng.snapshots.taken == 0 and rig.store.snapshots() == []
+            assert len(rig.store.segments()) == 1    # journaling on in the same segment
+            assert int(rig.journal[J_LAST]) == 9 and not rig.eng.disk_full.active
+            fillers[-1].unlink()
+            fillers[-2].unlink()                     # room for a segment and a snapshot
+            for _ in range(8):                       # the next try: one interval later
+                rig.feed(flow.batch())
+            assert rig.eng.snapshots.taken == 1
+            rig.store.wait()
+            assert "error" not in rig.eng.snapshots.reports[-1]
+        finally:
+            rig.close()

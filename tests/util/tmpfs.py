@@ -22,9 +22,10 @@ def free_bytes(path: Path) -> int:
 
 
 @contextmanager
-def small_tmpfs(path: Path, size: int):
-    """Mount a tmpfs of ``size`` bytes on ``path`` (created); unmount it afterwards, even
-    after a failure (lazily if something still holds a file open on it)."""
+def small_tmpfs(path: Path, size: int, inodes: int | None = None):
+    """Mount a tmpfs of ``size`` bytes (and at most ``inodes`` files) on ``path``
+    (created); unmount it afterwards, even after a failure (lazily if something still
+    holds a file open on it)."""
     if os.geteuid() != 0:
         msg = "mounting a tmpfs needs root"
         if os.environ.get("CI", "").lower() == "true":
@@ -32,8 +33,8 @@ def small_tmpfs(path: Path, size: int):
         pytest.skip(msg)
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                   check=True)
+    options = f"size={size}" + (f",nr_inodes={inodes}" if inodes else "")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], check=True)
     try:
         yield path
     finally:
@@ -57,3 +58,15 @@ def fill(path: Path, leave: int = 0, name: str = "filler") -> Path:
             except OSError:
                 break
     return filler
+
+
+def fill_inodes(path: Path) -> list[Path]:
+    """Empty files in ``path`` until no more can be made (a file system out of inodes)."""
+    made = []
+    while True:
+        f = Path(path) / f"inode-filler-{len(made)}"
+        try:
+            f.touch()
+        except OSError:
+            return made
+        made.append(f)
