@@ -30,6 +30,11 @@ payloads asked for back to back into one COMMAND array, about 1 µs an entry whe
 Python loop took ~20 (recovery replays up to a snapshot interval of journal at start);
 RXJ2 entries are read in Python, one at a time.
 
+A full disk (ENOSPC, EDQUOT; a short write counts as one) is the one failure worth
+waiting out: ``append_entry`` returns -1 and notes why (``J_FAILED``, ``J_ERRNO``),
+``Journal.cut_back`` removes whatever part of the entry reached the file, and the same
+entry can be appended again later (the engine does that: core/engine/disk_full.py).
+
 Disk blocks are reserved ``PREALLOC`` bytes at a time past the end of the file
 (fallocate, keeping the file's size): a write into reserved blocks skips ext4's per-block
 delayed-allocation work (4-6 µs of ~45 µs per 64 KiB entry here). The file ends at its
@@ -37,6 +42,7 @@ last entry; ``Journal.open`` and ``close`` give back what is left of the reserva
 """
 from __future__ import annotations
 
+import errno
 import os
 import struct
 from dataclasses import dataclass
@@ -47,7 +53,7 @@ import numpy as np
 from ringex.jit import njit
 from ringex import records
 from ringex.core.checksum import CRC_INIT, crc32c_update
-from ringex.core.sysio import clock_ns, sys_fallocate, sys_fsync, sys_writev
+from ringex.core.sysio import clock_ns, sys_errno, sys_fallocate, sys_fsync, sys_writev
 from ringex.errors import StorageError
 
 MAGIC = 0x334A5852           # "RXJ3", written
@@ -58,9 +64,14 @@ REC = records.COMMAND.itemsize
 PREALLOC = 16 << 20          # bytes of disk reserved past the end at a time
 FALLOC_FL_KEEP_SIZE = 1
 
-# kernel state, one int64 array of 8 per open journal; J_SIZE: the file's size,
-# J_RESERVED: where the fallocate reservation ends, J_FSYNC_NS: time spent in fsync
-J_FD, J_LAST, J_FSYNC, J_BYTES, J_ENTRIES, J_SIZE, J_RESERVED, J_FSYNC_NS = range(8)
+# kernel state, one int64 array of J_WORDS per open journal; J_SIZE: the file's size
+# (where the last whole entry ends), J_RESERVED: where the fallocate reservation ends,
+# J_FSYNC_NS: time spent in fsync; after a failed append, J_FAILED says which call failed
+# (FAILED_WRITE, FAILED_FSYNC) and J_ERRNO why
+(J_FD, J_LAST, J_FSYNC, J_BYTES, J_ENTRIES, J_SIZE, J_RESERVED, J_FSYNC_NS, J_FAILED,
+ J_ERRNO, J_WORDS) = range(11)
+FAILED_WRITE, FAILED_FSYNC = 1, 2
+ENOSPC = errno.ENOSPC        # a short write to a regular file: its space ran out
 
 
 @njit(cache=True)
@@ -90,9 +101,19 @@ def fnv_check(words):
 
 
 @njit(cache=True)
+def append_failed(jst, call, written):
+    """Note why an append failed (J_FAILED, J_ERRNO); -1. Out of the hot path."""
+    jst[J_FAILED] = call
+    # a short write sets no errno: on a regular file it means the space ran out
+    jst[J_ERRNO] = sys_errno() if written < 0 else ENOSPC
+    return -1
+
+
+@njit(cache=True)
 def append_entry(jst, head, iov, cmds, c0, c1):
     """Append cmds[c0:c1] as the next entry; returns its batch number, or -1 on a failed
-    or short write (the caller must stop: the journal no longer matches the engine).
+    or short write (J_FAILED and J_ERRNO say why). The file may then hold part of the
+    entry past J_SIZE: cut it back (``Journal.cut_back``) before writing again, or stop.
 
     ``head`` is a 20-byte scratch buffer and ``iov`` an int64[4] scratch array."""
     n = c1 - c0
@@ -113,12 +134,13 @@ def append_entry(jst, head, iov, cmds, c0, c1):
         # best effort: where fallocate fails the write still allocates (or fails) itself
         sys_fallocate(jst[J_FD], FALLOC_FL_KEEP_SIZE, jst[J_SIZE], PREALLOC)
         jst[J_RESERVED] = jst[J_SIZE] + PREALLOC
-    if sys_writev(jst[J_FD], iov.ctypes.data, 2) != want:
-        return -1
+    written = sys_writev(jst[J_FD], iov.ctypes.data, 2)
+    if written != want:
+        return append_failed(jst, FAILED_WRITE, written)
     if jst[J_FSYNC] != 0:
         t0 = clock_ns()
         if sys_fsync(jst[J_FD]) != 0:
-            return -1
+            return append_failed(jst, FAILED_FSYNC, -1)
         jst[J_FSYNC_NS] += clock_ns() - t0
     jst[J_LAST] = batch
     jst[J_BYTES] += want
@@ -321,7 +343,7 @@ class Journal:
 
     def __init__(self, path: Path, fd: int, fsync: str, scan: JournalScan, last_batch: int):
         self.path, self.fsync, self.scan = path, fsync, scan
-        self.state = np.zeros(8, np.int64)
+        self.state = np.zeros(J_WORDS, np.int64)
         self.state[J_FD], self.state[J_LAST] = fd, last_batch
         self.state[J_FSYNC] = fsync == "batch"
         self.state[J_SIZE] = self.state[J_RESERVED] = scan.good_bytes
@@ -354,8 +376,28 @@ class Journal:
         cmds = np.ascontiguousarray(cmds, dtype=records.COMMAND)
         batch = append_entry(self.state, self.head, self.iov, cmds, 0, len(cmds))
         if batch < 0:
-            raise StorageError(f"{self.path}: journal write failed")
+            if self.disk_full():
+                self.cut_back()
+            raise StorageError(f"{self.path}: journal {self.failure()}")
         return int(batch)
+
+    def disk_full(self) -> bool:
+        """The last append's write failed for want of space (ENOSPC, EDQUOT): it can be
+        tried again once there is room. A failed fsync is not: its data may be lost."""
+        return int(self.state[J_FAILED]) == FAILED_WRITE and \
+            int(self.state[J_ERRNO]) in (errno.ENOSPC, errno.EDQUOT)
+
+    def failure(self) -> str:
+        """What the last failed append met, in words."""
+        call = "write" if int(self.state[J_FAILED]) == FAILED_WRITE else "fsync"
+        return f"{call} failed: {os.strerror(int(self.state[J_ERRNO]))}"
+
+    def cut_back(self) -> None:
+        """Cut what a failed append left past the last whole entry, and the reservation
+        with it (the next append reserves again: a full disk may refuse that first)."""
+        fd, size = int(self.state[J_FD]), int(self.state[J_SIZE])
+        os.ftruncate(fd, size)
+        self.state[J_RESERVED] = size
 
     def sync(self) -> None:
         os.fsync(int(self.state[J_FD]))

@@ -253,9 +253,9 @@ class StateStore:
         old = self.journal
         if old is None:
             return None
-        old.state = old.state.copy()
         new = Journal.open(self.journal_dir / f"seg-{batch + 1:020d}.rxj", self.fsync,
-                           batch + 1)
+                           batch + 1)             # (a full disk may refuse it: nothing changed)
+        old.state = old.state.copy()
         for word in (J_BYTES, J_ENTRIES, J_FSYNC_NS):          # counters of the whole run
             new.state[word] = old.state[word]
         self.journal = new

@@ -1,10 +1,11 @@
-"""libc calls usable inside numba kernels: writev(2), fsync(2), fallocate(2) and
-clock_gettime(2) (CLOCK_MONOTONIC, through the vDSO: about 20 ns, no system call).
+"""libc calls usable inside numba kernels: writev(2), fsync(2), fallocate(2),
+clock_gettime(2) (CLOCK_MONOTONIC, through the vDSO: about 20 ns, no system call) and
+the calling thread's errno.
 
 Each is an intrinsic that declares the C function by name, so the machine code refers
 to the symbol (resolved in this process at load time) rather than to an address: the
-kernels that use them stay cacheable on disk. Errors come back as -1 (errno is not
-read here); callers treat any short or failed write as fatal.
+kernels that use them stay cacheable on disk. Errors come back as -1; ``sys_errno`` reads
+why, right after the failed call (the journal tells a full disk from other failures).
 """
 from __future__ import annotations
 
@@ -49,6 +50,15 @@ def sys_fallocate(typingctx, fd, mode, offset, length):
                   [builder.trunc(args[0], _I32), builder.trunc(args[1], _I32), args[2], args[3]])
         return builder.sext(r, _I64)
     return types.int64(types.int64, types.int64, types.int64, types.int64), codegen
+
+
+@intrinsic
+def sys_errno(typingctx):
+    """The calling thread's errno (glibc's ``__errno_location``)."""
+    def codegen(context, builder, sig, args):
+        where = _call(builder, "__errno_location", _I32.as_pointer(), [], [])
+        return builder.sext(builder.load(where), _I64)
+    return types.int64(), codegen
 
 
 CLOCK_MONOTONIC = 1

@@ -44,6 +44,8 @@ _ENGINE_COUNTERS = (
     (Ctl.HANDOFFS, "handoffs", "Hand-offs of processed batches to the writer"),
     (Ctl.JOURNAL_BYTES, "journal_bytes", "Journal bytes written by this run"),
     (Ctl.JOURNAL_ENTRIES, "journal_entries", "Journal entries written by this run"),
+    (Ctl.JOURNAL_DISK_FULL_PAUSES, "journal_disk_full_pauses",
+     "Times acknowledgements paused because the journal's disk was full"),
 )
 _WRITER_COUNTERS = (
     (Stat.GROUPS, "transactions", "Database transactions committed"),
@@ -98,13 +100,18 @@ class Probe:
         for name, p in sup.children():
             if not p.is_alive():
                 problems.append(f"{name} is not running")
+        if sup.engine.ctl[Ctl.JOURNAL_DISK_FULL]:
+            problems.append("journal disk full: acknowledgements paused")
         state = State(sup.engine.ctl[Ctl.STATE])
         if state != State.RUNNING:
             problems.append(f"engine is {state.name.lower()}")
         age = _age_s(sup.engine.ctl[Ctl.HEARTBEAT_NS], time.monotonic_ns())
         if age > HEARTBEAT_STALE_S:
             problems.append(f"engine heartbeat is {age:.1f} s old")
-        if not sup.writer.stats()["connected"]:
+        writer = sup.writer.stats()
+        if writer["disk_full"]:
+            problems.append("database disk full: the writer is retrying")
+        elif not writer["connected"]:
             problems.append("writer is not connected to its database")
         return not problems, {"problems": problems, "engine_heartbeat_age_s": round(age, 3)}
 
@@ -136,6 +143,12 @@ class Probe:
         yield GaugeMetricFamily("ringex_engine_dropped_gateways",
                                 "Gateways whose rings the engine stopped serving",
                                 value=ctl[Ctl.DROPPED_GATEWAYS])
+        yield GaugeMetricFamily("ringex_engine_journal_disk_full",
+                                "1 while acknowledgements wait for space on the journal's disk",
+                                value=ctl[Ctl.JOURNAL_DISK_FULL])
+        yield CounterMetricFamily("ringex_engine_journal_paused_seconds",
+                                  "Time acknowledgements waited for journal disk space",
+                                  value=ctl[Ctl.JOURNAL_PAUSED_NS] / NS)
         yield CounterMetricFamily("ringex_engine_journal_fsync_seconds",
                                   "Time in fsync of the journal (--fsync batch)",
                                   value=ctl[Ctl.JOURNAL_FSYNC_NS] / NS)
@@ -154,6 +167,9 @@ class Probe:
             yield CounterMetricFamily(f"ringex_writer_{name}", text, value=s[word.name.lower()])
         yield GaugeMetricFamily("ringex_writer_connected", "1 while the database is reachable",
                                 value=s["connected"])
+        yield GaugeMetricFamily("ringex_writer_disk_full",
+                                "1 while the database's last write failed for a full disk",
+                                value=s["disk_full"])
         yield GaugeMetricFamily("ringex_writer_backlog_bytes",
                                 "Payload bytes held while the database is down",
                                 value=s["backlog_bytes"])

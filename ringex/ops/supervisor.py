@@ -54,6 +54,7 @@ from ringex.process import StopFlag, title_process
 from ringex.ring.broadcast import BroadcastRing
 from ringex.ring.spsc import SpscRing
 from ringex.ring.wait import CLI_WAITS, EventfdWait
+from ringex.storage.queue_lock import dead_owner
 from ringex.storage.stores import open_repository
 from ringex.storage.trade_queue import TradeQueue
 from ringex.storage.writer import WriterOptions, WriterProcess
@@ -434,6 +435,24 @@ class Supervisor:
         return 0
 
     # ------------------------------------------------------------------ stop
+    def _stop_engine(self, timeout: float) -> bool:
+        """Stop the engine (drain, hand off, snapshot); True if it stopped cleanly. Killed
+        at once when the trade queue is locked by a dead process: its last hand-off would
+        block for good, and the journal has every batch."""
+        engine = self.engine
+        assert engine is not None
+        owner = dead_owner(self.queue) if self.queue is not None else None
+        if owner is not None and engine.process.is_alive():
+            log.error("the trade queue is locked by thread %d, which died inside a put or "
+                      "get; killing the engine without a clean stop (the next start "
+                      "recovers from the journal and refills the database)", owner)
+            engine.kill()
+            return False
+        if engine.process.is_alive():
+            code = engine.stop(timeout=timeout)
+            return code == 0 and engine.state == State.STOPPED
+        return _reap(engine.process, "engine")
+
     def _shutdown(self) -> bool:
         """Stop in order (gateways, engine, writer), unlink rings; True if all went clean."""
         clean = True
@@ -447,11 +466,7 @@ class Supervisor:
             p.join(max(0.0, deadline - time.monotonic()))
             clean &= _reap(p, name)
         if self.engine is not None:
-            if self.engine.process.is_alive():
-                code = self.engine.stop(timeout=t)
-                clean &= code == 0 and self.engine.state == State.STOPPED
-            else:
-                clean &= _reap(self.engine.process, "engine")
+            clean &= self._stop_engine(t)
         if self.replicator is not None:         # after the engine: its last groups too
             code = self.replicator.stop(timeout=t) if self.replicator.process.is_alive() \
                 else self.replicator.process.exitcode

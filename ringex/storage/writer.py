@@ -16,6 +16,9 @@ Guarantees:
   with exponential backoff, keeps draining the queue into memory up to
   ``max_backlog_bytes`` and then stops draining (producers block, never drop), and catches
   up completely once the database is back.
+- A full disk is one of those failures: logged once (as is any failure with the same
+  message as the one before it), counted (``Stat.FAILURES``, ``Stat.DISK_FULL``), retried
+  with the same backoff; one more line when writes succeed again.
 - ``STOP`` (``stop()``) or SIGTERM or the parent's death: write what is queued, then exit;
   if the database stays down ``stop_timeout_s`` longer, exit 1 and say how much is unwritten
   (the matcher's journal still has it; a restarted writer catches up from ``meta``).
@@ -35,7 +38,9 @@ from ringex.compile_progress import CompileProgress
 from ringex.config import Config
 from ringex.logs import setup_logging
 from ringex.process import ChildProcess, title_process
+from ringex.storage.db_errors import is_disk_full
 from ringex.storage.projection import Projector
+from ringex.storage.queue_lock import dead_owner
 from ringex.storage.repository import Repository
 from ringex.storage.stores import open_repository
 from ringex.storage.trade_queue import Payload, PayloadKind, TradeQueue
@@ -44,6 +49,8 @@ from ringex.storage.writer_stats import (
 )
 
 log = logging.getLogger(__name__)
+
+LOCK_CHECK_S = 0.1           # stop: how often to look for a queue locked by a dead process
 
 
 @dataclass
@@ -72,6 +79,9 @@ class Writer:
         self.stop_at: float | None = None
         self._delay = self.opt.retry_min_s
         self._next_try = 0.0
+        self._failing_since: float | None = None     # first failure of the current streak
+        self._failures = 0                           # ... and how many since
+        self._last_failure = ""                      # message last logged
         self._db = ThreadPoolExecutor(1, thread_name_prefix="ringex-db")   # writes groups
 
     # ------------------------------------------------------------------ main loop
@@ -122,14 +132,11 @@ class Writer:
             self.repo = open_repository(self.url, self.config)
             self.last = self.repo.last_batches()
         except Exception as exc:                         # noqa: BLE001 - any failure: retry
-            self._failed(f"cannot open {self.url}: {exc}")
+            self._failed(f"cannot open {self.url}: {exc}", exc)
             return
         self.stats[Stat.CONNECTED] = 1
         self.stats[Stat.CPU_NS] = time.process_time_ns()
         self._delay = self.opt.retry_min_s
-        if self.backlog:
-            log.warning("writer: %s is back; catching up %d payloads", self.url,
-                        len(self.backlog))
 
     def _drain(self) -> list[Payload]:
         """Payloads from the queue (views!), unless stopping or the backlog is full."""
@@ -206,7 +213,7 @@ class Writer:
         try:
             future.result()
         except Exception as exc:                         # noqa: BLE001 - DB errors: retry
-            self._failed(f"write to {self.url} failed: {exc}")
+            self._failed(f"write to {self.url} failed: {exc}", exc)
             try:
                 if self.repo is not None:
                     self.repo.close()
@@ -216,6 +223,7 @@ class Writer:
             return False
         for producer, batch in rows.meta.items():
             self.last[producer] = max(self.last.get(producer, 0), batch)
+        self._succeeded()
         s = self.stats
         s[Stat.GROUPS] += 1
         s[Stat.PAYLOADS] += len(group)
@@ -230,12 +238,38 @@ class Writer:
                       len(rows.dead_letters), [d[:3] for d in rows.dead_letters])
         return True
 
-    def _failed(self, message: str) -> None:
+    def _failed(self, message: str, exc: BaseException | None = None) -> None:
+        """Count a failed connect or write and schedule the retry; log it unless the
+        failure before it said the same (a full disk or an outage retries for long)."""
+        full = exc is not None and is_disk_full(exc)
         self.stats[Stat.FAILURES] += 1
         self.stats[Stat.CONNECTED] = 0
-        log.warning("writer: %s; retrying in %.2f s", message, self._delay)
+        self.stats[Stat.DISK_FULL] = int(full)
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+        self._failures += 1
+        if message != self._last_failure:
+            if full:
+                log.error("writer: database disk full: %s; retrying with backoff up to "
+                          "%.1f s, holding up to %d MiB in memory (the journal keeps "
+                          "everything; acknowledgements go on)", message,
+                          self.opt.retry_max_s, self.opt.max_backlog_bytes >> 20)
+            else:
+                log.warning("writer: %s; retrying in %.2f s (further identical failures "
+                            "are not logged)", message, self._delay)
+            self._last_failure = message
         self._next_try = time.monotonic() + self._delay
         self._delay = min(self._delay * 2, self.opt.retry_max_s)
+
+    def _succeeded(self) -> None:
+        """A transaction committed: end a failure streak (one line) if there was one."""
+        if self._failing_since is None:
+            return
+        log.warning("writer: %s is back: writes succeed again after %d failed attempts in "
+                    "%.1f s; catching up %d payloads", self.url, self._failures,
+                    time.monotonic() - self._failing_since, len(self.backlog))
+        self.stats[Stat.DISK_FULL] = 0
+        self._failing_since, self._failures, self._last_failure = None, 0, ""
 
 
 # ---------------------------------------------------------------------- process handle
@@ -282,16 +316,24 @@ class WriterProcess(ChildProcess):
         """STOP through the queue (after everything already queued), join; kill if stuck.
 
         Bounded by ``timeout`` even when STOP cannot be queued: a full queue nobody drains,
-        or a queue left locked by a producer killed mid-put (faster-fifo's mutex is not
-        robust; every later put/get blocks for good). The put then runs in a daemon thread
-        that is abandoned, and the writer is killed."""
+        or a queue left locked by a process killed inside put/get (faster-fifo's mutex is
+        not robust; every later put/get blocks for good). The put then runs in a daemon
+        thread that is abandoned, and the writer is killed: at once when the queue's lock
+        is held by a dead process (``queue_lock``), which nothing can release."""
         if self.process.is_alive():
             deadline = time.monotonic() + timeout
             put = threading.Thread(target=self.queue.put_stop, name="ringex-writer-stop",
                                    daemon=True)
             put.start()
-            put.join(timeout)
-            if put.is_alive():
+            owner = None
+            while put.is_alive() and time.monotonic() < deadline and owner is None:
+                put.join(LOCK_CHECK_S)
+                owner = dead_owner(self.queue)
+            if owner is not None:
+                log.error("writer: the trade queue is locked by thread %d, which died inside "
+                          "a put or get; killing the writer now (the journal refills the "
+                          "database at the next start)", owner)
+            elif put.is_alive():
                 log.error("writer: STOP could not be queued within %.0f s (queue full or "
                           "locked by a dead producer); killing the writer", timeout)
             else:

@@ -27,6 +27,7 @@ class Stat(IntEnum):
     LAST_COMMIT_NS = 10  # time.time_ns() of the last commit
     CPU_NS = 11          # the writer process's CPU time (all threads) at the last commit
     LAST_PAYLOAD_NS = 12 # time.time_ns() its producer stamped on the last payload committed
+    DISK_FULL = 13       # 1 from a write that failed for a full disk to the next that succeeds
 
 
 # after the Stat words: events committed by EVENT.kind, then rejects by reject code

@@ -13,8 +13,10 @@ It owns the OrderService (state), the rings and the buffers the kernels share
 hands processed commands and events to the writer through the trade queue (payloads split
 between commands, numbered by the queue's producer), runs internal commands (``inject``:
 pending transfers at start; a cancel-all at a stop without a journal), and waits when
-idle as the strategy says, and takes the periodic snapshots between steps. The process
-around it is ``ringex.core.engine.process``.
+idle as the strategy says, and takes the periodic snapshots between steps. A full journal
+disk pauses it (``disk_full.DiskFull``: the unjournaled group is held, nothing new is
+polled, the write is retried with backoff). The process around it is
+``ringex.core.engine.process``.
 """
 from __future__ import annotations
 
@@ -29,9 +31,10 @@ from ringex import records
 from ringex.config import Config
 from ringex.core.engine import loop as L
 from ringex.core.engine.replication import DURABILITIES, Repl, as_array
+from ringex.core.engine.disk_full import DiskFull
 from ringex.core.engine.snapshots import PeriodicSnapshots
 from ringex.core.engine.start import ENGINE_PRODUCER, StartState
-from ringex.core.journal import J_FD, Journal
+from ringex.core.journal import J_FD, J_WORDS, Journal
 from ringex.core.order_book import ORDER_SEQ, SLOT_BITS
 from ringex.core.order_service import OrderService
 from ringex.core.snapshot import StateStore
@@ -54,6 +57,8 @@ IDLE_SLEEP = SleepSchedule(spin=0, min_sleep=50e-6, max_sleep=500e-6)  # per idl
 EVENTFD_BLOCK_S = 0.05       # eventfd: longest block (the loop's housekeeping needs a turn)
 REPL_SLEEP = SleepSchedule(spin=2, min_sleep=20e-6, max_sleep=200e-6)  # per RET_REPLICATING
 REPL_SILENT_NS = 2_000_000_000   # a wait this long on a silent replicator is logged
+PAUSED_STEP_S = 0.002        # journal disk full: longest sleep per step (housekeeping runs)
+RETRY_WAIT_S = 1.0           # the same inside finish_batch/inject (a retry is due by then)
 
 
 class Engine:
@@ -118,6 +123,8 @@ class Engine:
         self.handoffs = 0
         self.last_handoff_ns = time.monotonic_ns()
         self.snapshots: PeriodicSnapshots | None = None
+        self.journal: Journal | None = None
+        self.disk_full = DiskFull()
         self._idle_streak = 0
         if wait == "eventfd":
             assert cmd_wakeups is not None          # checked above
@@ -159,10 +166,14 @@ class Engine:
 
         ``max_idle`` defaults to MAX_IDLE_POLLS, or to IDLE_RECHECK_POLLS once the loop is
         idle and sleeping between steps (spin once, then mostly sleep)."""
+        if self.disk_full.active:
+            return self._retry_journal(PAUSED_STEP_S)
         if max_idle is None:
             max_idle = MAX_IDLE_POLLS if self._idle_streak == 0 or self.wait == "busy_spin" \
                 else IDLE_RECHECK_POLLS
         r = self._after(L.step(*self._args, max_idle, max_batches))
+        if self.disk_full.active:     # the buffers hold the unjournaled group: no hand-off
+            return r
         st = self.st
         if st[L.S_GROUP] == 0 and st[L.S_ACC_NC]:
             # not on every idle step: at a trickle of orders the writer would wake for each
@@ -177,6 +188,8 @@ class Engine:
 
     def hand_off(self) -> None:
         """Send the processed commands and their events to the writer; empty the buffers."""
+        if self.disk_full.active:
+            raise RuntimeError("hand-off while a group waits for the journal")
         st = self.st
         nc, ne, ng = int(st[L.S_ACC_NC]), int(st[L.S_ACC_NEV]), int(st[L.S_ACC_NG])
         if self.producer is not None and ng:
@@ -213,6 +226,7 @@ class Engine:
         loop's own array, so both sides see the same batch numbers)."""
         self.arrays.journal[:] = journal.state
         journal.state = self.arrays.journal
+        self.journal = journal
 
     def snapshot_periodically(self, store: StateStore) -> None:
         """Journal into ``store``'s open segment (``use_journal`` already done) and snapshot
@@ -221,8 +235,8 @@ class Engine:
 
     def snapshot_if_due(self) -> None:
         """Between steps: a periodic snapshot if one is due (a pause of milliseconds)."""
-        if self.snapshots is not None:
-            self.snapshots.poll()
+        if self.snapshots is not None and not self.disk_full.active:
+            self.snapshots.poll()     # (paused, the state is ahead of the journal)
 
     def send_replayed(self, entries, after: int) -> int:
         """Hand the writer the events of replayed journal entries numbered above ``after``
@@ -237,8 +251,9 @@ class Engine:
     def _after(self, r: int) -> int:
         """What a step's return code asks of Python (besides hand-offs); returns r."""
         if r == L.RET_JOURNAL_FAILED:
-            raise StorageError("engine: the journal write failed; stopping (nothing of the "
-                               "unjournaled batch left the process)")
+            self._journal_failed()
+            self.disk_full.pause(self._journal().path)
+            return r
         if r == L.RET_REPLICATING:
             self._await_replication()
             return r
@@ -281,6 +296,35 @@ class Engine:
         if pause:
             time.sleep(pause)
 
+    def _journal(self) -> Journal:
+        assert self.journal is not None         # the loop writes only an open journal
+        return self.journal
+
+    def _journal_failed(self) -> None:
+        """A journal write failed: cut the file back to its last whole entry; stop unless
+        the disk is full (nothing of the unjournaled group has left the process)."""
+        journal = self._journal()
+        if not journal.disk_full():     # (the next start cuts the torn tail)
+            raise StorageError(f"engine: the journal {journal.failure()} at {journal.path}; "
+                               "stopping (nothing of the unjournaled batch left the process)")
+        journal.cut_back()
+
+    def _retry_journal(self, longest_wait_s: float) -> int:
+        """Paused on a full disk: wait up to ``longest_wait_s`` for the next retry, and
+        retry when due. RET_NONE once the group is journaled (the loop goes on), else
+        RET_JOURNAL_FAILED."""
+        full = self.disk_full
+        if not full.due():
+            time.sleep(min(full.wait_s(), longest_wait_s))
+            if not full.due():
+                return L.RET_JOURNAL_FAILED
+        if L.retry_journal(self._eb) < 0:
+            self._journal_failed()
+            full.failed_again()
+            return L.RET_JOURNAL_FAILED
+        full.resume()
+        return L.RET_NONE
+
     def finish_batch(self) -> None:
         """Process, route and publish what is left of the current batch (polls nothing new
         once it is done: call between steps, e.g. before stopping)."""
@@ -289,8 +333,12 @@ class Engine:
             self._internal_step()
 
     def _internal_step(self) -> None:
-        """One batch at most, nothing polled once the current batch is done."""
-        self._after(L.step(*self._args, 1, 1))
+        """One batch at most, nothing polled once the current batch is done (paused on a
+        full journal disk: one retry, waiting for it)."""
+        if self.disk_full.active:
+            self._retry_journal(RETRY_WAIT_S)
+        else:
+            self._after(L.step(*self._args, 1, 1))
 
     def inject(self, cmds: np.ndarray) -> np.ndarray:
         """Run internal commands (session 0) through the loop; returns their events."""
@@ -304,7 +352,7 @@ class Engine:
             st[L.S_BATCH_N], st[L.S_BATCH_I] = len(part), 0
             while st[L.S_BATCH_I] < st[L.S_BATCH_N] or st[L.S_GROUP]:
                 self._internal_step()
-                if st[L.S_GROUP] == 0:
+                if st[L.S_GROUP] == 0 and not self.disk_full.active:
                     events.append(self.arrays.out[:st[L.S_ACC_NEV]].copy())
                     self.hand_off()
         return np.concatenate(events) if events else records.events(0)
@@ -380,7 +428,7 @@ class Engine:
 
 
 def _no_journal() -> np.ndarray:
-    state = np.zeros(8, np.int64)
+    state = np.zeros(J_WORDS, np.int64)
     state[J_FD] = -1
     return state
 

@@ -10,8 +10,11 @@ One call runs batches until there is something only Python can do, and says what
     RET_BLOCKED  a gateway's event ring stays full; st[S_BLOCKED] says which (Python checks
                  whether that gateway died; calling again resumes the routing)
     RET_SIGNAL   (eventfd mode) gateways in bitmask st[S_SIGNAL] sleep: write their eventfd
-    RET_JOURNAL_FAILED  the journal write failed: the engine must stop (its state is ahead
-                 of its journal; nothing of the group has left the process)
+    RET_JOURNAL_FAILED  the journal write failed; nothing of the group has left the
+                 process and its commands wait in ``acc_cmds``. A full disk: Python cuts
+                 the journal back and calls ``retry_journal`` until it succeeds (never
+                 ``step`` before, which would process the group again); anything else:
+                 the engine stops (its state is ahead of its journal)
     RET_REPLICATING  (durability replicated) the journaled group is not yet stored by the
                  stream's quorum after REPL_SPINS spins (Python checks the replicator,
                  waits a little; calling again resumes: nothing of the group has left)
@@ -86,11 +89,13 @@ HIST_WORDS = HIST_BUCKETS + 1
 # st[] words
 (S_BATCH_N, S_BATCH_I, S_ACC_NC, S_ACC_NEV, S_GROUP, S_G_E0, S_G_E1, S_KEYS_N, S_RR,
  S_BLOCKED, S_SIGNAL, S_EVENTFD, S_BATCHES, S_COMMANDS, S_EVENTS, S_MD, S_ACC_NG,
- S_REPL_WAIT, S_G_BATCH, S_CLOCK_OFF, S_TS, S_CLOCKED, S_WORDS) = range(23)
+ S_REPL_WAIT, S_G_BATCH, S_CLOCK_OFF, S_TS, S_CLOCKED, S_JP_I, S_JP_C, S_JP_E,
+ S_WORDS) = range(26)
 # S_GROUP: 0 nothing pending, 1 a processed group awaits routing, 2 awaits publishing;
 # S_REPL_WAIT: 1 = durability replicated; S_G_BATCH: the pending group's journal batch;
 # S_TS: the pending group's time (ns since the epoch); S_CLOCKED: bit g set once gateway g
-# got the group's CLOCK
+# got the group's CLOCK; S_JP_*: a processed group whose journal write failed ends at
+# batch[S_JP_I], acc_cmds[S_JP_C] and out[S_JP_E] (retry_journal)
 
 EngineBuffers = namedtuple("EngineBuffers", [
     "cmd_hdr", "cmd_slots",            # tuples, one per gateway: its command ring (we read)
@@ -179,11 +184,21 @@ def run_group(bk, wl, mk, eb, st, wallets):
         ends[c] = e
         c += 1
         i += 1
+    st[S_TS] = t0 + st[S_CLOCK_OFF]         # kept while a full disk holds the group
     jb = journal_append(eb, acc, c0, c)
     if jb < 0:
+        st[S_JP_I], st[S_JP_C], st[S_JP_E], st[S_KEYS_N] = i, c, e, nk
         return -1
     if i > i0:
         observe(eb.hist, clock_ns() - t0)
+    return commit_group(eb, st, i, c, e, nk, jb)
+
+
+@njit(cache=True, inline="always")
+def commit_group(eb, st, i, c, e, nk, jb):
+    """After stage 3: the group (up to batch[i], acc_cmds[c], out[e]) is journaled as
+    batch ``jb``; hand it to routing. Returns the commands it holds."""
+    i0, e0 = st[S_BATCH_I], st[S_ACC_NEV]
     if jb > 0:
         g = st[S_ACC_NG]
         eb.grp_end[g], eb.grp_batch[g] = c, jb
@@ -192,7 +207,7 @@ def run_group(bk, wl, mk, eb, st, wallets):
     st[S_G_E0], st[S_G_E1], st[S_KEYS_N], st[S_G_BATCH] = e0, e, nk, jb
     if i > i0:
         st[S_GROUP] = 1
-        st[S_TS], st[S_CLOCKED] = t0 + st[S_CLOCK_OFF], 0
+        st[S_CLOCKED] = 0
         eb.rpos[:] = e0
         st[S_COMMANDS] += i - i0
         st[S_EVENTS] += e - e0
@@ -211,6 +226,19 @@ def account_stream(acct_gw, cmd):
         acct_gw[a] |= bit
     else:
         acct_gw[a] &= ~bit
+
+
+@njit(cache=True)
+def retry_journal(eb):
+    """Journal again the processed group whose write failed (RET_JOURNAL_FAILED; the
+    journal cut back first); on success it goes on to routing like any group. Returns
+    its batch number, or -1 if the write failed again."""
+    st = eb.st
+    jb = journal_append(eb, eb.acc_cmds, st[S_ACC_NC], st[S_JP_C])
+    if jb < 0:
+        return -1
+    commit_group(eb, st, st[S_JP_I], st[S_JP_C], st[S_JP_E], st[S_KEYS_N], jb)
+    return jb
 
 
 @njit(cache=True)

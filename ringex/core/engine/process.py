@@ -60,6 +60,9 @@ class Ctl(IntEnum):
     JOURNAL_BYTES = 10  # journal bytes written by this run (0 without a journal)
     JOURNAL_ENTRIES = 11
     JOURNAL_FSYNC_NS = 12   # time in fsync (--fsync batch)
+    JOURNAL_DISK_FULL = 13  # 1 while acknowledgements wait for journal disk space
+    JOURNAL_DISK_FULL_PAUSES = 14   # such pauses in this run
+    JOURNAL_PAUSED_NS = 15  # time spent in them (the current one included)
     GROUP_HIST = 16     # L.HIST_WORDS words: the loop's group-time histogram
     WORDS = GROUP_HIST + L.HIST_WORDS
 
@@ -215,6 +218,10 @@ def _loop(eng: Engine, ctl, ppid: int, drain_timeout_s: float) -> int:
         ctl[Ctl.JOURNAL_BYTES] = eng.arrays.journal[J_BYTES]
         ctl[Ctl.JOURNAL_ENTRIES] = eng.arrays.journal[J_ENTRIES]
         ctl[Ctl.JOURNAL_FSYNC_NS] = eng.arrays.journal[J_FSYNC_NS]
+        full = eng.disk_full
+        ctl[Ctl.JOURNAL_DISK_FULL] = int(full.active)
+        ctl[Ctl.JOURNAL_DISK_FULL_PAUSES] = full.pauses
+        ctl[Ctl.JOURNAL_PAUSED_NS] = full.total_paused_ns()
         ctl[Ctl.GROUP_HIST:Ctl.GROUP_HIST + L.HIST_WORDS] = eng.arrays.hist.tolist()
         if os.getppid() != ppid:
             log.error("engine: the supervisor died; exiting without draining")
@@ -228,6 +235,13 @@ def _loop(eng: Engine, ctl, ppid: int, drain_timeout_s: float) -> int:
             continue
         if r == L.RET_IDLE and eng.st[L.S_GROUP] == 0 and eng.drained():
             return 0
+        if time.monotonic() > drain_until and eng.disk_full.active:
+            log.error("engine: journal disk still full at %s after %.0f s of draining; "
+                      "exiting without the unjournaled group (never acknowledged) and "
+                      "without a snapshot: the next start recovers from the journal",
+                      eng.disk_full.path, drain_timeout_s)
+            ctl[Ctl.STATE] = State.FAILED
+            return 1
         if time.monotonic() > drain_until:
             log.warning("engine: gateways %s still attached (or not reading) after %.0f s; "
                         "dropping their events and stopping",

@@ -70,12 +70,13 @@ class PeriodicSnapshots:
         self.every = every_bytes or store.options.snapshot_every_bytes
         self.held = held if held is not None else DatabaseProgress(store.root)
         self.taken = 0
+        self.postponed_to = 0                   # journal size of the next try after a failure
         self.capture_s: list[float] = []        # the loop's stall per snapshot
         self.reports: list[dict] = []           # what the snapshot thread did, per snapshot
 
     def due(self) -> bool:
         j = self.eng.arrays.journal
-        return bool(j[J_FD] >= 0 and j[J_SIZE] >= self.every)
+        return bool(j[J_FD] >= 0 and j[J_SIZE] >= max(self.every, self.postponed_to))
 
     def poll(self) -> bool:
         """Take a snapshot if one is due and the previous one is written; True if taken.
@@ -90,10 +91,16 @@ class PeriodicSnapshots:
             log.error("engine: periodic snapshots off: %s (the journal keeps everything)", exc)
             self.every = 1 << 62
             return False
+        except OSError as exc:      # a full disk refused the new segment: try again later
+            self.postponed_to = int(self.eng.arrays.journal[J_SIZE]) + self.every
+            log.error("engine: snapshot of batch %d not taken: %s; next try after %d more "
+                      "bytes of journal (the journal keeps everything)", batch, exc, self.every)
+            return False
         if cap is None:
             return False
         assert self.store.journal is not None            # the new segment
         self.eng.use_journal(self.store.journal)
+        self.postponed_to = 0
         stall = time.perf_counter() - t0
         self.capture_s.append(stall)
         self.taken += 1
