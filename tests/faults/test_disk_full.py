@@ -65,6 +65,11 @@ def converge(run: Run, keys, seen: Seen) -> dict:
     return check_converged(run, replay_journal(run.data_dir), keys, seen, live)
 
 
+def start_traders(run: Run, keys, seen: Seen, stop: asyncio.Event) -> list[asyncio.Task]:
+    return [asyncio.create_task(_trader(run.url, k, a, 7 + a, seen, stop))
+            for a, k in keys.items()]
+
+
 @pytest.mark.timeout(240)
 def test_journal_disk_full_pauses_acks_and_resumes(tmp_path):
     data = tmp_path / "data"
@@ -80,8 +85,7 @@ def test_journal_disk_full_pauses_acks_and_resumes(tmp_path):
 
             async def scenario():
                 stop = asyncio.Event()
-                traders = [asyncio.create_task(_trader(run.url, k, a, 7 + a, seen, stop))
-                           for a, k in keys.items()]
+                traders = start_traders(run, keys, seen, stop)
                 found["fill_s"] = await until(
                     lambda: metric(run, "ringex_engine_journal_disk_full") == 1, "the pause")
                 assert "journal: disk full at " + str(state / "journal") in run.log()
@@ -122,8 +126,7 @@ def test_database_disk_full_keeps_acking_and_catches_up(tmp_path):
 
             async def scenario():
                 stop = asyncio.Event()
-                traders = [asyncio.create_task(_trader(run.url, k, a, 7 + a, seen, stop))
-                           for a, k in keys.items()]
+                traders = start_traders(run, keys, seen, stop)
                 found["fill_s"] = await until(
                     lambda: metric(run, "ringex_writer_disk_full") == 1, "a failed write")
                 held = len(seen.acks)
