@@ -44,8 +44,6 @@ class Reject:
 
 @dataclass(frozen=True, slots=True)
 class Fill:
-    seq: int
-    trade_id: int                    # the public Trade's trade_id (and its seq)
     symbol: str
     order_id: int
     client_order_id: str | None
@@ -56,6 +54,8 @@ class Fill:
     liquidity: str
     fee: Decimal
     fee_asset: str
+    seq: int = field(default=0, kw_only=True)
+    trade_id: int = field(default=0, kw_only=True)   # the public Trade's trade_id
     ts: int = field(default=0, kw_only=True)   # engine time, ns since the epoch
 
 
@@ -108,10 +108,10 @@ class Trade:
     symbol: str
     seq: int
     prev_seq: int
-    trade_id: int
     price: Decimal
     qty: Decimal
     taker_side: str
+    trade_id: int = field(default=0, kw_only=True)   # what both sides' Fills carry
     ts: int = field(default=0, kw_only=True)   # engine time, ns since the epoch
 
 

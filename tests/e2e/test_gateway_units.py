@@ -181,6 +181,8 @@ class FakeTransport:
 
 
 class FakeKeys:
+    db_url = None
+
     async def lookup(self, key):
         await asyncio.sleep(0.01)
         return (7, False) if key == "good" else None

@@ -20,6 +20,20 @@ def _connections(exchange) -> dict[str, int]:
             re.findall(r'^ringex_gateway_connections\{gateway="(\d+)"\} (\S+)$', text, re.M)}
 
 
+def _settled(exchange) -> dict[str, int]:
+    """The connection gauges once they hold still for 2.5 s (they are set every second;
+    connections of earlier tests may still be closing)."""
+    last = _connections(exchange)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        time.sleep(2.5)
+        now = _connections(exchange)
+        if now == last:
+            break
+        last = now
+    return last
+
+
 def _spread(exchange, before: dict[str, int]) -> dict[str, int]:
     """Connections each gateway gained since ``before``, once they add up to WATCHERS."""
     deadline = time.monotonic() + 15
@@ -35,7 +49,7 @@ def _spread(exchange, before: dict[str, int]) -> dict[str, int]:
 def test_every_streaming_connection_hears_of_the_accounts_orders_on_both_gateways(exchange):
     async def go():
         key, _ = await funded(exchange, USD="100000", BTC="10")
-        before = _connections(exchange)
+        before = _settled(exchange)
         watchers = [await connect(exchange.url, key) for _ in range(WATCHERS)]
         try:
             for w in watchers:
