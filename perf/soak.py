@@ -1,31 +1,39 @@
-"""Soak: a steady order flow for many minutes; memory, file descriptors and shared memory
-must stay flat, and nothing may be lost.
+"""Soak: a fixed-rate order flow over many connections for many minutes, market-data
+subscribers listening; memory and latency must stay flat and nothing may be lost.
 
     .venv/bin/python perf/soak.py --minutes 30                  # SQLite
     .venv/bin/python perf/soak.py --minutes 30 --db postgres    # a throwaway cluster
 
-Starts ``ringex run`` (two gateways) on a temp data dir, funds ``--traders`` accounts and
-lets each trade as fast as its answers come (tests/faults/rig.py ``_trader``: crossing
-limit orders and cancels around a mid price on two symbols). Every ``--every`` seconds it
-prints a ``soak_sample`` JSON line: per process RSS and PSS (MB, from smaps_rollup) and
-open file descriptors, the /dev/shm segments of the run, the journal's size on disk and
-the orders acknowledged so far. At the end it stops the run, replays the journal and
-runs the full convergence check (every acknowledged order, trades once, balances
-conserved, book = replay, database = engine), then prints ``soak``: the growth of each
-process's RSS from the first sample after ``--warmup`` to the last (MB and MB/hour, with
-a least-squares slope over the same samples), the fd and segment counts first and last,
-orders acknowledged, and the check's result. Exit 1 if the check fails.
+Starts ``ringex run`` (two gateways) on a temp data dir. ``--connections`` clients over
+``--accounts`` accounts send ``--rate`` requests a second in all, each on a fixed
+schedule (~75 % limit orders a few ticks around the mid on two symbols, so many trade;
+~25 % cancels of an earlier order), and time each request to its reply;
+``--subscribers`` more connections take the book and trades of every symbol. Every
+``--every`` seconds (default: a minute) it prints a ``soak_sample`` JSON line: per
+process RSS (MB), place->reply p50/p99 (us) of that interval, the database's lag
+(``ringex_writer_lag_payloads`` / ``_seconds`` from /metrics), the journal's size on
+disk, the /dev/shm segments and open fds of the run, orders acknowledged and market-data
+messages received. At the end it stops the run, replays the journal and runs the full
+convergence check (every acknowledged order, trades once, balances conserved, book =
+replay, database = engine), then prints ``soak``: each process's RSS growth from the
+first sample to the last (%), the per-interval p99s, and the check's result. Exit 1 if
+the check fails.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import random
+import re
 import shutil
 import sys
 import tempfile
 import time
+import urllib.request
 from contextlib import ExitStack
+from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,10 +41,85 @@ sys.path.insert(0, str(ROOT))
 
 from perf._report import _emit, machine  # noqa: E402
 from perf.footprint import memory  # noqa: E402
+from ringex.client import Ack, Cancelled, ClientError, connect  # noqa: E402
 from tests.faults.rig import (  # noqa: E402
-    Run, Seen, _trader, ask_engine, check_converged, fund, make_accounts, replay_journal,
-    run_async,
+    LOT, MID, SYMBOLS, Run, Seen, ask_engine, check_converged, close_noting, fund,
+    make_accounts, replay_journal, run_async,
 )
+
+
+class Window:
+    """Latencies (s) of the current interval; acks and md messages so far."""
+
+    def __init__(self) -> None:
+        self.lat: list[float] = []
+        self.md = 0
+
+    def take(self) -> list[float]:
+        lat, self.lat = self.lat, []
+        return lat
+
+
+async def _client(url: str, key: str, account: int, rate: float, seed: int, seen: Seen,
+                  win: Window, stop: asyncio.Event) -> None:
+    rng = random.Random(seed)
+    loop = asyncio.get_running_loop()
+    try:
+        c = await connect(url, key, timeout=30)
+    except (ClientError, OSError) as exc:
+        seen.errors.append(f"connect: {exc}")
+        return
+    mine: list[tuple[str, int]] = []
+    due = loop.time() + rng.random() / rate
+    try:
+        while not stop.is_set():
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            due = max(due + 1 / rate, loop.time())        # behind: no burst to catch up
+            seen.requests += 1
+            t = time.perf_counter()
+            if mine and rng.random() < 0.25:
+                symbol, oid = mine.pop(rng.randrange(len(mine)))
+                res = await c.cancel(symbol, oid)
+            else:
+                symbol = rng.choice(SYMBOLS)
+                price = MID[symbol] + Decimal(rng.randint(-4, 4)) / 100
+                res = await c.place(symbol, rng.choice(("buy", "sell")),
+                                    LOT[symbol] * rng.randint(1, 20), price)
+                if isinstance(res, Ack):
+                    seen.acks[res.order_id] = (account, res)
+                    mine.append((symbol, res.order_id))
+                    del mine[:-200]                       # old ones are mostly filled
+            win.lat.append(time.perf_counter() - t)
+            for ev in c.pending_events():
+                seen.note(ev)
+            if isinstance(res, Cancelled):
+                seen.note(res)
+    except ClientError as exc:
+        seen.errors.append(f"{account}: {exc.code}")
+    finally:
+        await close_noting(c, seen)
+
+
+async def _subscriber(url: str, win: Window, stop: asyncio.Event) -> None:
+    c = await connect(url, timeout=30)
+    try:
+        for channel in ("book", "trades"):
+            await c.subscribe(channel, list(SYMBOLS))
+        while not stop.is_set():
+            try:
+                await c.next_event(timeout=0.5)
+                win.md += 1
+            except ClientError as exc:
+                if exc.code != "timeout":
+                    raise
+    finally:
+        await c.close()
+
+
+def _metric(http: str, name: str) -> float:
+    text = urllib.request.urlopen(http + "metrics", timeout=5).read().decode()
+    m = re.search(rf"^{name} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else -1.0
 
 
 def _fds(pid: int) -> int:
@@ -59,60 +142,72 @@ def _keep_segments(run: Run, archive: Path) -> None:
                 pass                        # pruned between the listing and the link
 
 
-def _sample(run: Run, seen: Seen, t0: float) -> dict:
+def _percentile_us(lat: list[float], q: float) -> float:
+    if not lat:
+        return -1.0
+    s = sorted(lat)
+    return round(s[min(len(s) - 1, int(q * len(s)))] * 1e6, 1)
+
+
+def _sample(run: Run, http: str, seen: Seen, win: Window, t0: float) -> dict:
     procs = {"supervisor": run.pid, **run.children()}
-    segments = [n for n in os.listdir("/dev/shm") if n.startswith(f"ringex-{run.pid}-")]
-    journal = sum(p.stat().st_size for p in (run.data_dir / "state").rglob("*") if p.is_file())
+    lat = win.take()
+    state = sum(p.stat().st_size for p in (run.data_dir / "state").rglob("*") if p.is_file())
     return {"name": "soak_sample", "t_s": round(time.monotonic() - t0, 1),
-            "acks": len(seen.acks), "requests": seen.requests,
+            "acks": len(seen.acks), "requests": len(lat), "md_messages": win.md,
+            "p50_us": _percentile_us(lat, 0.5), "p99_us": _percentile_us(lat, 0.99),
+            "db_lag_payloads": _metric(http, "ringex_writer_lag_payloads"),
+            "db_lag_s": _metric(http, "ringex_writer_lag_seconds"),
+            "state_mb": round(state / 2**20, 1),
             "rss_mb": {r: memory(p)["rss_mb"] for r, p in procs.items()},
-            "pss_mb": {r: memory(p)["pss_mb"] for r, p in procs.items()},
             "fds": {r: _fds(p) for r, p in procs.items()},
-            "shm_segments": len(segments), "state_mb": round(journal / 2**20, 1)}
+            "shm_segments": len([n for n in os.listdir("/dev/shm")
+                                 if n.startswith(f"ringex-{run.pid}-")])}
 
 
-def _slope_mb_per_h(points: list[tuple[float, float]]) -> float:
-    n = len(points)
-    if n < 2:
-        return 0.0
-    mt = sum(t for t, _ in points) / n
-    mv = sum(v for _, v in points) / n
-    var = sum((t - mt) ** 2 for t, _ in points)
-    return 0.0 if var == 0 else sum((t - mt) * (v - mv) for t, v in points) / var * 3600
-
-
-async def _trade(run: Run, keys: dict[int, str], seen: Seen, minutes: float, every: float,
-                 samples: list[dict], archive: Path) -> None:
+async def _soak(run: Run, http: str, keys: dict[int, str], seen: Seen, args,
+                samples: list[dict], archive: Path) -> None:
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(_trader(run.url, k, a, 17 + a, seen, stop))
-             for a, k in keys.items()]
+    win = Window()
+    accounts = sorted(keys)
+    per_conn = args.rate / args.connections
+    tasks = [asyncio.create_task(_client(run.url, keys[accounts[i % len(accounts)]],
+                                         accounts[i % len(accounts)], per_conn, 100 + i,
+                                         seen, win, stop))
+             for i in range(args.connections)]
+    tasks += [asyncio.create_task(_subscriber(run.url, win, stop))
+              for _ in range(args.subscribers)]
     t0 = time.monotonic()
-    end = t0 + minutes * 60
+    end = t0 + args.minutes * 60
+    next_sample = t0 + args.every
     while time.monotonic() < end:
-        for _ in range(int(every)):         # links often enough to beat the pruning
-            _keep_segments(run, archive)
-            await asyncio.sleep(min(1.0, max(0.0, end - time.monotonic())))
         _keep_segments(run, archive)
-        s = await asyncio.to_thread(_sample, run, seen, t0)
-        samples.append(s)
-        _emit(s)
-        print(f"{s['t_s']:.0f} s: {s['acks']} acks, rss {s['rss_mb']}", file=sys.stderr,
-              flush=True)
+        await asyncio.sleep(max(0.0, min(1.0, end - time.monotonic(),
+                                         next_sample - time.monotonic())))
+        if time.monotonic() >= next_sample or time.monotonic() >= end:
+            s = await asyncio.to_thread(_sample, run, http, seen, win, t0)
+            samples.append(s)
+            _emit(s)
+            print(f"{s['t_s']:.0f} s: {s['acks']} acks, p99 {s['p99_us']} us, "
+                  f"rss {s['rss_mb']}", file=sys.stderr, flush=True)
+            next_sample += args.every
     stop.set()
-    await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    await asyncio.wait_for(asyncio.gather(*tasks), 120)
 
 
-def main(argv: list[str] | None = None) -> int:
+def soak(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=30.0)
-    ap.add_argument("--every", type=float, default=30.0, help="seconds between samples")
-    ap.add_argument("--warmup", type=float, default=120.0,
-                    help="seconds of samples left out of the growth figures")
-    ap.add_argument("--traders", type=int, default=6)
+    ap.add_argument("--connections", type=int, default=100)
+    ap.add_argument("--accounts", type=int, default=10)
+    ap.add_argument("--rate", type=float, default=500.0, help="requests a second, in all")
+    ap.add_argument("--subscribers", type=int, default=10)
+    ap.add_argument("--every", type=float, default=60.0, help="seconds between samples")
     ap.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="ringex-soak-"))
     samples: list[dict] = []
+    counts: dict = {}
     with ExitStack() as stack:
         db = None
         if args.db == "postgres":
@@ -121,41 +216,48 @@ def main(argv: list[str] | None = None) -> int:
         run = Run(work / "data", db=db, gateways=2)
         try:
             run.start()
-            keys = make_accounts(run, args.traders)
+            http = json.loads((run.data_dir / "ringex.run").read_text())["http"]
+            keys = make_accounts(run, args.accounts)
             seen = Seen()
             run_async(fund(run, keys, seen))
             archive = work / "journal-archive"
             archive.mkdir()
-            asyncio.run(_trade(run, keys, seen, args.minutes, args.every, samples, archive))
+            asyncio.run(_soak(run, http, keys, seen, args, samples, archive))
             live = run_async(ask_engine(run, keys), timeout=120)
             code = run.stop()
             _keep_segments(run, archive)
             counts = check_converged(run, replay_journal(run.data_dir, archive), keys, seen,
                                      live)
-            ok, why = code == 0 and not seen.errors, ""
+            ok, why = code == 0 and not seen.errors, "; ".join(seen.errors[:5])
         except AssertionError as exc:
-            ok, why, counts = False, str(exc)[:2000], {}
+            ok, why = False, str(exc)[:2000]
         finally:
             run.cleanup()
-    steady = [s for s in samples if s["t_s"] >= args.warmup] or samples[-1:]
     growth = {}
-    for role in steady[0]["rss_mb"] if steady else ():
-        pts = [(s["t_s"], s["rss_mb"][role]) for s in steady if role in s["rss_mb"]]
-        growth[role] = {"first_mb": pts[0][1], "last_mb": pts[-1][1],
-                        "grew_mb": round(pts[-1][1] - pts[0][1], 1),
-                        "slope_mb_per_h": round(_slope_mb_per_h(pts), 1)}
-    _emit({"name": "soak", "minutes": args.minutes, "db": args.db, "traders": args.traders,
-           "acks": samples[-1]["acks"] if samples else 0, "rss": growth,
-           "fds_first_last": [samples[0]["fds"], samples[-1]["fds"]] if samples else [],
-           "shm_first_last": [samples[0]["shm_segments"], samples[-1]["shm_segments"]]
-           if samples else [], "checked": counts, "ok": ok, "why": why,
-           "load_avg_1m": os.getloadavg()[0], **machine()})
+    if samples:
+        first, last = samples[0]["rss_mb"], samples[-1]["rss_mb"]
+        growth = {r: round((last[r] - first[r]) / first[r] * 100, 1)
+                  for r in first if r in last and first[r]}
+    summary = {"name": "soak", "minutes": args.minutes, "db": args.db,
+               "connections": args.connections, "rate": args.rate,
+               "subscribers": args.subscribers,
+               "acks": samples[-1]["acks"] if samples else 0,
+               "rss_growth_pct": growth,
+               "rss_first_last_mb": [samples[0]["rss_mb"], samples[-1]["rss_mb"]]
+               if samples else [],
+               "p99_us_per_interval": [s["p99_us"] for s in samples],
+               "p50_us_per_interval": [s["p50_us"] for s in samples],
+               "db_lag_s_max": max((s["db_lag_s"] for s in samples), default=-1),
+               "shm_first_last": [samples[0]["shm_segments"], samples[-1]["shm_segments"]]
+               if samples else [], "checked": counts, "ok": ok, "why": why,
+               "load_avg_1m": os.getloadavg()[0], **machine()}
+    _emit(summary)
     if ok:
         shutil.rmtree(work, ignore_errors=True)
     else:
         print(f"soak failed; work dir kept: {work}", file=sys.stderr)
-    return 0 if ok else 1
+    return summary
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(0 if soak()["ok"] else 1)
