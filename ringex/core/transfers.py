@@ -14,9 +14,11 @@ from ringex.records import (
 
 
 @njit(cache=True)
-def _balance(wl, out, n, mk, c, acct, asset):
-    return emit(out, n, mk, NO_SEQ, EV_BALANCE, asset, 0, 0, 0, wl.avail[acct, asset],
-                wl.locked[acct, asset], acct, c.session, c.ref, 0)
+def _balance(wl, out, n, mk, c, acct, asset, amount):
+    """A BALANCE: info = the command kind it answers (its cause), price = the amount a
+    transfer moved (0 for a query), qty/leaves = available/locked after it."""
+    return emit(out, n, mk, NO_SEQ, EV_BALANCE, asset, 0, 0, amount, wl.avail[acct, asset],
+                wl.locked[acct, asset], acct, c.session, c.ref, c.kind)
 
 
 @njit(cache=True, inline="always")
@@ -39,7 +41,7 @@ def on_transfer(wl, mk, c, out, n, wallets):
         if amount > wl.avail[acct, asset]:
             return reject(out, n, mk, c, E_INSUFFICIENT_FUNDS, NO_SEQ)
         wl.avail[acct, asset] -= amount
-    return _balance(wl, out, n, mk, c, acct, asset)
+    return _balance(wl, out, n, mk, c, acct, asset, amount)
 
 
 @njit(cache=True)
@@ -50,5 +52,5 @@ def on_query_balances(wl, mk, c, out, n, wallets):
     if acct < 0 or acct >= wl.avail.shape[0]:
         return reject(out, n, mk, c, E_UNKNOWN_ACCOUNT, NO_SEQ)
     for asset in range(wl.avail.shape[1]):
-        n = _balance(wl, out, n, mk, c, acct, asset)
+        n = _balance(wl, out, n, mk, c, acct, asset, 0)
     return n

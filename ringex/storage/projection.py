@@ -8,7 +8,6 @@ malformed one becomes a dead letter instead of poisoning the group.
 from __future__ import annotations
 
 import ipaddress
-from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,17 +16,13 @@ from ringex.config import Config
 from ringex.storage.row_kernels import PROBLEMS, event_rows, order_rows
 from ringex.storage.schema import row_dtype
 from ringex.storage.trade_queue import Payload, PayloadKind, encode
-from ringex.records import COMMAND, EVENT, INFO_CODE_MASK, CommandKind, EventKind, RejectCode
+from ringex.records import COMMAND, EVENT, INFO_CODE_MASK, CommandKind, EventKind
 
 TRADE_ROW = row_dtype("trades")
 ORDER_CHANGE_ROW = row_dtype("order_changes")
 ORDER_ROW = row_dtype("orders")
 TRANSFER_ROW = row_dtype("transfers")
 _RAW = np.dtype((np.void, EVENT.itemsize))
-_BALANCE_COMMANDS = (CommandKind.DEPOSIT, CommandKind.WITHDRAW, CommandKind.QUERY_BALANCES)
-assert COMMAND.names is not None          # a structured dtype
-_C_KIND, _C_QTY, _C_ACCOUNT, _C_SESSION, _C_REF, _C_SYMBOL = (
-    COMMAND.names.index(f) for f in ("kind", "qty", "account", "session", "ref", "symbol"))
 
 
 @dataclass
@@ -147,53 +142,23 @@ def orders(ev: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _transfer_rows(p: Payload, n_assets: int) -> tuple[str | None, np.ndarray]:
-    """Deposits and withdrawals: the BALANCE replies to the payload's DEPOSIT/WITHDRAW.
-
-    A BALANCE event does not say what it answers, so the payload carries the batch's
-    DEPOSIT, WITHDRAW and QUERY_BALANCES commands. The matcher answers each of them, in
-    order, with seq-0 events carrying the command's (account, session, ref): a DEPOSIT or
-    WITHDRAW with one BALANCE (done) or one REJECT, a QUERY_BALANCES with one BALANCE per
-    asset or one REJECT. Walking both in order per (account, session, ref) pairs them
-    exactly. REJECT UNKNOWN_SYMBOL is the one other seq-0 reply (orders) and is skipped.
-    """
-    cmds = p.commands
-    if not len(cmds):
-        return None, np.zeros(0, TRANSFER_ROW)
-    waiting: dict[tuple, deque] = defaultdict(deque)
-    for c in cmds.tolist():
-        if c[_C_KIND] in _BALANCE_COMMANDS:
-            waiting[(c[_C_ACCOUNT], c[_C_SESSION], c[_C_REF])].append(
-                [c[_C_KIND], c[_C_QTY], c[_C_SYMBOL], n_assets])
+    """Deposits and withdrawals: the BALANCE events whose cause (``info``) is a DEPOSIT
+    or WITHDRAW, the amount moved in ``price`` (docs/rules.md, event fields)."""
     ev = p.records
-    kind = ev["kind"]
-    replies = (ev["seq"] == 0) & ((kind == EventKind.BALANCE) | (
-        (kind == EventKind.REJECT)
-        & ((ev["info"] & INFO_CODE_MASK) != RejectCode.UNKNOWN_SYMBOL)))
+    cause = ev["info"] & INFO_CODE_MASK
+    done = np.flatnonzero((ev["kind"] == EventKind.BALANCE) & (ev["seq"] == 0) & (
+        (cause == CommandKind.DEPOSIT) | (cause == CommandKind.WITHDRAW)))
     out = []
-    for i in np.flatnonzero(replies).tolist():
+    for i in done.tolist():
         e = ev[i]
-        key = (int(e["account"]), int(e["session"]), int(e["ref"]))
-        q = waiting.get(key)
-        if not q:
-            continue
-        head = q[0]
-        if head[0] == CommandKind.QUERY_BALANCES:
-            head[3] -= 1
-            if e["kind"] == EventKind.REJECT or head[3] == 0:
-                q.popleft()
-            continue
-        q.popleft()
-        if e["kind"] == EventKind.REJECT:
-            continue
-        ckind, qty, asset = head[0], head[1], head[2]
-        if int(e["symbol"]) != asset:
-            return ("a BALANCE reply names another asset than its command",
-                    np.zeros(0, TRANSFER_ROW))
-        out.append((p.producer, p.batch, i, key[0], asset,
-                    qty if ckind == CommandKind.DEPOSIT else -qty, ckind,
-                    int(e["qty"]), int(e["leaves"]), key[1], key[2], p.ts_ns))
-    if any(q for q in waiting.values()):
-        return "a balance command has no reply in its batch", np.zeros(0, TRANSFER_ROW)
+        asset, kind, amount = int(e["symbol"]), int(cause[i]), int(e["price"])
+        if not 0 <= asset < n_assets:
+            return "a BALANCE names an asset this exchange does not have", \
+                np.zeros(0, TRANSFER_ROW)
+        out.append((p.producer, p.batch, i, int(e["account"]), asset,
+                    amount if kind == CommandKind.DEPOSIT else -amount, kind,
+                    int(e["qty"]), int(e["leaves"]), int(e["session"]), int(e["ref"]),
+                    p.ts_ns))
     return None, np.array(out, TRANSFER_ROW) if out else np.zeros(0, TRANSFER_ROW)
 
 

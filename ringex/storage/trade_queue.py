@@ -29,7 +29,7 @@ import faster_fifo
 import faster_fifo_reduction  # noqa: F401  (lets the queue be pickled to spawned processes)
 import numpy as np
 
-from ringex.records import AUDIT, COMMAND, EVENT, CommandKind
+from ringex.records import AUDIT, COMMAND, EVENT
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +53,9 @@ VERSION = 1
 RECORD_SIZE = 64
 _SIZE_PREFIX = 8                 # faster-fifo stores a size_t before every message
 
-# commands the writer needs next to the events (see docs/storage.md, "Deposits")
-BALANCE_COMMANDS = (CommandKind.DEPOSIT, CommandKind.WITHDRAW,
-                    CommandKind.QUERY_BALANCES)
-
 
 class PayloadKind(IntEnum):
-    EVENTS = 1                   # matcher: EVENT batch (+ its balance commands)
+    EVENTS = 1                   # matcher: EVENT batch
     AUDIT = 2                    # gateway: AUDIT records
     STOP = 3                     # supervisor: the writer flushes everything before it and exits
 
@@ -210,17 +206,10 @@ class Producer:
         self.blocked_s = 0.0       # total time spent waiting on a full queue
         self.blocked_puts = 0      # puts that had to wait
 
-    def put_events(self, events: np.ndarray, commands: np.ndarray | None = None,
-                   batch: int | None = None) -> float:
-        """Send one matcher batch: its EVENT array and the COMMAND array that produced it.
-
-        Only DEPOSIT, WITHDRAW and QUERY_BALANCES commands travel: the writer needs them to
-        tell a deposit's BALANCE reply from a withdrawal's or a query's. Returns seconds
-        blocked.
-        """
-        if commands is not None and len(commands):
-            commands = commands[np.isin(commands["kind"], BALANCE_COMMANDS)]
-        return self._put(PayloadKind.EVENTS, events, commands, batch)
+    def put_events(self, events: np.ndarray, batch: int | None = None) -> float:
+        """Send one matcher batch's EVENT array (a BALANCE says which command it answers
+        and what a transfer moved, so no command travels). Returns seconds blocked."""
+        return self._put(PayloadKind.EVENTS, events, None, batch)
 
     def put_audit(self, records: np.ndarray, batch: int | None = None) -> float:
         """Send AUDIT records (gateways). Returns seconds blocked."""

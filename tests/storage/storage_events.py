@@ -102,8 +102,9 @@ class Script:
                        ref=ref, symbol=asset, info=records.RejectCode.INSUFFICIENT_FUNDS, seq=0)
             return
         self.available[key] += -amount if withdraw else amount
-        self._emit(EventKind.BALANCE, symbol=asset, qty=self.available[key], leaves=0,
-                   account=account, session=session, ref=ref, seq=0)
+        self._emit(EventKind.BALANCE, symbol=asset, price=amount, qty=self.available[key],
+                   leaves=0, account=account, session=session, ref=ref, seq=0,
+                   info=int(cmd["kind"][0]))
 
     def withdraw(self, account, asset, amount, **kw):
         self.deposit(account, asset, amount, withdraw=True, **kw)
@@ -113,7 +114,8 @@ class Script:
         self._commands.append(cmd)
         for asset in assets:
             self._emit(EventKind.BALANCE, symbol=asset, qty=self.available[(account, asset)],
-                       account=account, session=session, ref=ref, seq=0)
+                       account=account, session=session, ref=ref, seq=0,
+                       info=records.CommandKind.QUERY_BALANCES)
 
     # ------------------------------------------------------------------ output
     def take(self) -> tuple[np.ndarray, np.ndarray]:

@@ -39,18 +39,15 @@ def test_should_refuse_a_malformed_payload():
         decode(b"\0" * 32)
 
 
-def test_should_ship_only_balance_commands_and_number_batches():
+def test_should_ship_events_without_commands_and_number_batches():
     q = TradeQueue(1 << 20)
     p = q.producer(2, first_batch=10)
-    cmds = records.batch(records.new_order(0, 1, 0, 100, 1), records.deposit(1, 0, 5),
-                        records.query_balances(1), records.cancel(0, 1, order_id=3))
-    p.put_events(_events(3), cmds)
+    p.put_events(_events(3))
     p.put_audit(np.zeros(2, records.AUDIT))
     got = q.get(timeout=1)
     got += q.get(timeout=0.2) if len(got) < 2 else []
     assert [(g.kind, g.batch) for g in got] == [(PayloadKind.EVENTS, 10), (PayloadKind.AUDIT, 11)]
-    assert list(got[0].commands["kind"]) == [records.CommandKind.DEPOSIT,
-                                             records.CommandKind.QUERY_BALANCES]
+    assert len(got[0].commands) == 0 and len(got[0].records) == 3
     assert got[1].records.dtype == records.AUDIT and len(got[1].records) == 2
 
 

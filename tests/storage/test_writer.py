@@ -32,8 +32,8 @@ def test_should_write_batches_from_several_producers(db_url, market_config):
     w = start_writer(q, db_url, market_config)
     try:
         matcher, gateway = q.producer(0, first_batch=1), q.producer(1, first_batch=1)
-        for ev, cmds in session_steps():
-            matcher.put_events(ev, cmds)
+        for ev, _ in session_steps():
+            matcher.put_events(ev)
         gateway.put_audit(_audit(3))
         ev, _ = fill_stream(3_000, symbol=1, first_order_id=100).take()     # ETH-USD
         matcher.put_events(ev)
@@ -58,8 +58,8 @@ def test_should_skip_batches_already_written(db_url, market_config):
         w = start_writer(q, db_url, market_config)
         try:
             p = q.producer(0, first_batch=1)
-            for ev, cmds in steps:
-                p.put_events(ev, cmds)
+            for ev, _ in steps:
+                p.put_events(ev)
             assert w.stop(timeout=60) == 0
         finally:
             w.kill()
@@ -99,8 +99,8 @@ def test_should_flush_and_exit_on_sigterm(sqlite_url, market_config):
     w = start_writer(q, sqlite_url, market_config)
     try:
         p = q.producer(0, first_batch=1)
-        for ev, cmds in session_steps():
-            p.put_events(ev, cmds)
+        for ev, _ in session_steps():
+            p.put_events(ev)
         assert w.wait_payloads(7, timeout=30)
         w.process.terminate()
         w.process.join(30)
@@ -116,8 +116,8 @@ def test_should_give_up_after_stop_timeout_when_the_database_never_comes(market_
     q = TradeQueue(1 << 20)
     w = start_writer(q, url, market_config, retry_max_s=0.1, stop_timeout_s=0.5)
     try:
-        ev, cmds = session_steps()[0]
-        q.producer(0).put_events(ev, cmds)
+        ev, _ = session_steps()[0]
+        q.producer(0).put_events(ev)
         t0 = time.monotonic()
         assert w.stop(timeout=30) == 1                 # says so, does not hang
         assert time.monotonic() - t0 < 10

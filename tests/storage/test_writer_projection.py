@@ -18,7 +18,9 @@ def _payload(ev, cmds=None, batch=1, producer=0):
     return decode(encode(PayloadKind.EVENTS, producer, batch, ev, cmds))
 
 
-def test_should_pair_balance_replies_even_when_every_ref_is_zero(market_config):
+def test_should_take_transfers_from_balance_events_alone(market_config):
+    """A BALANCE says what it answers (info) and what moved (price): no command needed,
+    even when every ref is 0 and queries answer with the same key."""
     m = Script()
     m.deposit(1, USD, 500)
     m.withdraw(1, USD, 10**9)                 # REJECT: insufficient funds
@@ -30,17 +32,30 @@ def test_should_pair_balance_replies_even_when_every_ref_is_zero(market_config):
     extra = records.events(1)
     extra[["kind", "account", "info"]] = (records.EventKind.REJECT, 1, RejectCode.UNKNOWN_SYMBOL)
     ev = np.concatenate([extra, ev])
-    rows = Projector(market_config).project([_payload(ev, cmds)])
+    rows = Projector(market_config).project([_payload(ev)])
     assert [(r["asset"], r["amount"], r["kind"], r["available"]) for r in rows.transfers] == [
         (USD, 500, 5, 500), (USD, -200, 6, 300), (BTC, 7, 5, 7)]
-    assert not rows.dead_letters
+    assert not rows.dead_letters and len(cmds) == 5
 
 
-def test_should_dead_letter_a_balance_command_without_reply(market_config):
-    cmds = records.deposit(1, USD, 5)
-    rows = Projector(market_config).project([_payload(records.events(0), cmds)])
-    assert rows.dead_letters[0][2] == "a balance command has no reply in its batch"
-    assert decode(rows.dead_letters[0][3]).commands.tobytes() == cmds.tobytes()
+def test_should_take_transfers_from_what_the_matcher_really_emits(market_config):
+    from ringex.core.order_service import OrderService
+    svc = OrderService(market_config)
+    ev = svc.submit(records.batch(records.deposit(3, BTC, 9), records.withdraw(3, BTC, 4),
+                                  records.query_balances(3), records.withdraw(3, BTC, 99)))
+    rows = Projector(market_config).project([_payload(ev.copy())])
+    assert [(r["account"], r["asset"], r["amount"], r["available"]) for r in rows.transfers] \
+        == [(3, BTC, 9, 9), (3, BTC, -4, 5)]
+
+
+def test_should_dead_letter_a_balance_of_an_unknown_asset(market_config):
+    m = Script()
+    m.deposit(1, USD, 5)
+    ev, _ = m.take()
+    ev["symbol"] = 99
+    rows = Projector(market_config).project([_payload(ev)])
+    assert rows.dead_letters[0][2] == "a BALANCE names an asset this exchange does not have"
+    assert decode(rows.dead_letters[0][3]).records.tobytes() == ev.tobytes()
     assert rows.meta == {0: 1}
 
 

@@ -195,9 +195,9 @@ class Engine:
         if self.producer is not None and ng:
             self._hand_off_entries(ng)
         elif self.producer is not None and ne:
-            cmds, out = self.arrays.acc_cmds, self.arrays.out
-            for c0, c1, e0, e1 in payload_bounds(self.arrays.acc_ev_end[:nc], HANDOFF_EVENTS):
-                self.producer.put_events(out[e0:e1], cmds[c0:c1] if c1 > c0 else None)
+            out = self.arrays.out
+            for _, _, e0, e1 in payload_bounds(self.arrays.acc_ev_end[:nc], HANDOFF_EVENTS):
+                self.producer.put_events(out[e0:e1])
                 self.handoffs += 1
         st[L.S_ACC_NC] = st[L.S_ACC_NEV] = st[L.S_ACC_NG] = 0
         self.last_handoff_ns = time.monotonic_ns()
@@ -211,14 +211,13 @@ class Engine:
         ends, c = a.acc_ev_end, 0
         g = 0
         while g < ng:
-            c0, e0 = c, (int(ends[c - 1]) if c else 0)
+            e0 = int(ends[c - 1]) if c else 0
             while True:                       # whole entries up to about HANDOFF_EVENTS
                 c = int(a.grp_end[g])
                 g += 1
                 if g >= ng or int(ends[c - 1]) - e0 >= HANDOFF_EVENTS:
                     break
-            producer.put_events(a.out[e0:int(ends[c - 1])], a.acc_cmds[c0:c],
-                                batch=int(a.grp_batch[g - 1]))
+            producer.put_events(a.out[e0:int(ends[c - 1])], batch=int(a.grp_batch[g - 1]))
             self.handoffs += 1
 
     def use_journal(self, journal: Journal) -> None:
@@ -242,9 +241,9 @@ class Engine:
         """Hand the writer the events of replayed journal entries numbered above ``after``
         (what the database does not hold yet); returns how many entries were sent."""
         sent = 0
-        for batch, cmds, events in entries:
+        for batch, _, events in entries:
             if batch > after and self.producer is not None:
-                self.producer.put_events(events, cmds, batch=batch)
+                self.producer.put_events(events, batch=batch)
                 sent += 1
         return sent
 
