@@ -257,6 +257,17 @@ _PROBLEMS = {SCAN_SHORT_HEADER: "short header at byte {pos}",
              SCAN_ORDER: "batch {batch} after {last} at byte {pos}"}
 
 
+def _refuse_newer(buf: np.ndarray, pos: int, path: Path) -> None:
+    """A segment that begins with an entry of a later format ("RXJ4".."RXJ9") was written
+    by a newer ringex: refuse it rather than cut it as a torn tail. (Further in, such a
+    magic is read as corruption: one flipped bit turns "RXJ3" into "RXJ7".)"""
+    head = bytes(buf[pos:pos + 4])
+    if pos == 0 and len(head) == 4 and head[:3] == b"RXJ" and ord("4") <= head[3] <= ord("9"):
+        raise StorageError(f"{path}: journal entry at byte {pos} has format "
+                           f"{head.decode()}, written by a newer ringex; this one reads RXJ2 "
+                           "and RXJ3: upgrade ringex (nothing was cut)")
+
+
 def _scan(buf: np.ndarray, path: Path, after: int) -> tuple[Entries, JournalScan]:
     """Every whole entry of ``buf`` (checked; the payloads of those with batch > after
     copied), up to the first bad one."""
@@ -274,6 +285,8 @@ def _scan(buf: np.ndarray, path: Path, after: int) -> tuple[Entries, JournalScan
         code, pos = int(st[SC_CODE]), int(st[SC_POS])
         if code == SCAN_FULL:
             continue
+        if code == SCAN_BAD_MAGIC:
+            _refuse_newer(buf, pos, path)
         if code != SCAN_RXJ2:
             if code != SCAN_END:
                 reason = _PROBLEMS[code].format(pos=pos, batch=int(st[SC_BATCH]),

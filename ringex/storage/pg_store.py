@@ -21,7 +21,10 @@ from psycopg import errors
 from ringex.errors import StorageError
 from ringex.storage.pg_copy import copy_binary
 from ringex.storage.projection import Rows
-from ringex.storage.repository import Repository
+from ringex.storage.repository import Repository, _now
+from ringex.storage.schema_version import (
+    FIRST, RECORD, VERSION_TABLE, check_readable, migrate,
+)
 from ringex.storage.schema import (
     APPEND_ONLY, BLOB, INT, ORDERS_ON_CONFLICT, TABLES, VIEWS, readable_views,
 )
@@ -67,6 +70,7 @@ class PgRepository(Repository):
                                     connect_timeout=max(1, int(connect_timeout)))
         if readonly:            # inspection: create nothing, and the server refuses writes
             self.conn.execute("SET default_transaction_read_only = on")
+            check_readable(self._stored_version(), self.url)
             return
         self._create_schema()
 
@@ -78,12 +82,26 @@ class PgRepository(Repository):
             if old and old[0] != "v":
                 raise StorageError(f"{self.url}: made by an older ringex (order_events is a "
                                    "table); start from a new schema (the journal rebuilds it)")
+            self.migrated = migrate(self._stored_version(), self._step, self.url)
             for stmt in ddl():
                 self.conn.execute(stmt)
         with self.conn.transaction():
             for table in (*APPEND_ONLY, "orders"):
                 self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS stage_{table} "
                                   f"(LIKE {table}) ON COMMIT DELETE ROWS")
+
+    def _stored_version(self) -> int | None:
+        def one(sql: str, *params):
+            row = self.conn.execute(sql, params).fetchone()
+            return row[0] if row else None
+        if one("SELECT to_regclass(%s)", "schema_version") is not None:
+            return int(one("SELECT MAX(version) FROM schema_version"))
+        return FIRST if one("SELECT to_regclass(%s)", "orders") is not None else None
+
+    def _step(self, statements: list[str], version: int) -> None:
+        with self.conn.transaction():       # a savepoint inside _create_schema's one
+            for sql in (*statements, VERSION_TABLE, RECORD.format(v=version, at=_now())):
+                self.conn.execute(sql)
 
     def _fetch(self, sql: str, params: tuple = ()) -> list[dict]:
         with self.conn.transaction():

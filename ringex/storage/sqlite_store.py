@@ -30,7 +30,10 @@ import sqlite_utils
 
 from ringex.errors import StorageError
 from ringex.storage.projection import Rows
-from ringex.storage.repository import Repository
+from ringex.storage.repository import Repository, _now
+from ringex.storage.schema_version import (
+    FIRST, RECORD, VERSION_TABLE, check_readable, migrate,
+)
 from ringex.storage.schema import (
     APPEND_ONLY, BLOB, INT, ORDERS_ON_CONFLICT, TABLES, VIEWS, readable_views,
 )
@@ -54,6 +57,7 @@ class SqliteRepository(Repository):
                                         check_same_thread=False)
             self.conn.execute("PRAGMA busy_timeout=5000")
             self.db = sqlite_utils.Database(self.conn)
+            check_readable(self._stored_version(), self.url)
             return
         if bulk not in ("image", "executemany"):
             raise ValueError(f"bulk must be 'image' or 'executemany', not {bulk!r}")
@@ -79,6 +83,7 @@ class SqliteRepository(Repository):
         if (kind.fetchone() or ("view",))[0] != "view":
             raise StorageError(f"{self.url}: made by an older ringex (order_events is a "
                                "table); start from a new file (the journal rebuilds it)")
+        self.migrated = migrate(self._stored_version(), self._step, self.url)
         for t in TABLES.values():
             table = self.db.table(t.name)       # (db[name] may also be a View)
             table.create(
@@ -91,6 +96,25 @@ class SqliteRepository(Repository):
             self.db.create_view(name, sql, ignore=True)    # an older file gets new ones
         self.conn.execute("INSERT OR IGNORE INTO accounts (account_id, name, created_at) "
                           "VALUES (0, 'fees', '')")
+
+    def _stored_version(self) -> int | None:
+        def exists(name: str) -> bool:
+            return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                     "name = ?", (name,)).fetchone() is not None
+        if exists("schema_version"):
+            return int(self.conn.execute("SELECT MAX(version) FROM schema_version")
+                       .fetchone()[0])
+        return FIRST if exists("orders") else None
+
+    def _step(self, statements: list[str], version: int) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            for sql in (*statements, VERSION_TABLE, RECORD.format(v=version, at=_now())):
+                self.conn.execute(sql)
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
 
     def _fetch(self, sql: str, params: tuple = ()) -> list[dict]:
         cur = self.conn.execute(sql, params)

@@ -87,6 +87,20 @@ def test_should_cut_a_torn_tail_and_keep_every_whole_entry(tmp_path, cut):
     assert [n for n, _ in entries] == [1, 2, 3, 4, 5] and scan.torn_bytes == 0
 
 
+def test_should_refuse_a_segment_of_a_newer_format_and_cut_nothing(tmp_path):
+    """A segment beginning "RXJ4" is a later ringex's, never a torn write of this one:
+    reading or opening it refuses it and leaves the file as it is."""
+    path = tmp_path / "j.rxj"
+    with open(path, "wb") as f:
+        f.write(b"RXJ4" + bytes(16) + bytes(records.COMMAND.itemsize))
+    size = path.stat().st_size
+    with pytest.raises(StorageError, match="format RXJ4, written by a newer ringex"):
+        read_journal(path)
+    with pytest.raises(StorageError, match="nothing was cut"):
+        Journal.open(path)
+    assert path.stat().st_size == size
+
+
 def test_should_detect_a_corrupted_payload_by_checksum(tmp_path):
     path = tmp_path / "j.rxj"
     with Journal.open(path) as j:
