@@ -24,6 +24,7 @@ class OrderFields:
     price: Decimal | None
     qty: Decimal
     ts: int = field(default=0, kw_only=True)   # engine time, ns since the epoch
+    recv_ts: int = field(default=0, kw_only=True)   # direct replies: gateway receive time
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ class Reject:
     order_id: int | None
     client_order_id: str | None
     ts: int = field(default=0, kw_only=True)   # engine time, ns since the epoch
+    recv_ts: int = field(default=0, kw_only=True)   # direct replies: gateway receive time
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,8 +195,9 @@ def _build(cls, msg: dict):
         elif f.name in ("bids", "asks"):
             v = _levels(v or [])
         kw[f.name] = v
-    if "ts" in kw and kw["ts"] is None:
-        kw["ts"] = 0                  # open_orders items carry none
+    for name in ("ts", "recv_ts"):
+        if name in kw and kw[name] is None:
+            kw[name] = 0              # open_orders items and pushes carry none
     return cls(**kw)
 
 

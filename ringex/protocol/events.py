@@ -131,6 +131,8 @@ class EventTranslator:
             self._pending.pop(ref)
             if op == "place" and self._ack_times is not None:
                 self._time_ack(request)
+            if request.recv_ts:
+                msg["recv_ts"] = request.recv_ts
             return with_req_id(msg, request.req_id)
         return msg
 
@@ -149,6 +151,8 @@ class EventTranslator:
             if request.op == "place" and self._ack_times is not None:
                 self._time_ack(request)
             msg["op"] = request.op
+            if request.recv_ts:
+                msg["recv_ts"] = request.recv_ts
             with_req_id(msg, request.req_id)
         return msg
 

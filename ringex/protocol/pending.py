@@ -33,14 +33,17 @@ class Refs:
 class Request:
     """``items``: the gathered answer (balances dict, open_orders list) or, for
     cancel_all, the symbol id; ``target``: for a barrier, the ref it closes;
-    ``sent_ns``: when it was sent (place only, for the place -> ack histogram)."""
+    ``sent_ns``: when it was sent (place only, for the place -> ack histogram);
+    ``recv_ts``: the gateway's wall clock (ns since the epoch) when the request arrived
+    (place, cancel, modify: their direct replies carry it), else 0."""
 
-    __slots__ = ("req_id", "op", "items", "target", "sent_ns")
+    __slots__ = ("req_id", "op", "items", "target", "sent_ns", "recv_ts")
 
     def __init__(self, req_id: object, op: str, items: object = None, target: int = 0,
-                 sent_ns: int = 0):
+                 sent_ns: int = 0, recv_ts: int = 0):
         self.req_id, self.op, self.items, self.target = req_id, op, items, target
         self.sent_ns = sent_ns          # the session clock when the command was queued
+        self.recv_ts = recv_ts
 
 
 class PendingRequests:

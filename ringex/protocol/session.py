@@ -78,6 +78,7 @@ def _req_id_of(data: str | bytes) -> object:
 
 
 
+RECV_TS_OPS = frozenset(("place", "cancel", "modify"))   # replies carry recv_ts
 ORDERS = ("orders", "")           # the orders channel as a subscription (no symbol)
 STREAMED_KINDS = frozenset((EK.ACK, EK.FILL, EK.CANCELLED, EK.MODIFIED))
 
@@ -106,7 +107,8 @@ class Session:
                  cancel_on_disconnect: bool = False,
                  budgets: Budgets | None = None, address: bytes = b"",
                  ack_times: Callable[[int], None] | None = None,
-                 engine_clock: EngineClock | None = None):
+                 engine_clock: EngineClock | None = None,
+                 wall_clock: Callable[[], int] = time.time_ns):
         """``session_id``: this connection's COMMAND.session (see :func:`session_number`).
         ``clock``: monotonic nanoseconds, for the rate limit and COMMAND.ts_ns.
         ``fill_fee``: fee of one fill side; pass ``lambda *a: 0`` when wallets are off.
@@ -114,7 +116,8 @@ class Session:
         None: this connection's own limits only.
         ``ack_times``: called with each place's time to its ack or reject (``clock``
         units), or None. ``engine_clock``: the gateway's EngineClock, which gives each
-        message made from an engine event its ``ts`` (None: a private one, ts 0)."""
+        message made from an engine event its ``ts`` (None: a private one, ts 0).
+        ``wall_clock``: ns since the epoch, for ``recv_ts``."""
         if not 0 <= session_id <= U32_MAX:
             raise ValueError(f"session_id {session_id} does not fit u32")
         self.session_id = session_id
@@ -140,6 +143,7 @@ class Session:
                                        (clock, ack_times) if ack_times else None,
                                        engine_clock)
         self._fill_fee, self._engine_clock = fill_fee, engine_clock
+        self._wall = wall_clock
         self._stream: EventTranslator | None = None      # orders channel, once subscribed
         self._login_req_id: object = None
         self._login_cod = False
@@ -349,7 +353,8 @@ class Session:
         if items is None:
             items = {} if op == "balances" else [] if op == "open_orders" \
                 else fields.get("symbol")
-        ref = self._pending.add(Request(req_id, op, items, sent_ns=now))
+        ref = self._pending.add(Request(req_id, op, items, sent_ns=now,
+                                        recv_ts=self._wall() if op in RECV_TS_OPS else 0))
         actions: list[Action] = [SendCommand(rq.command(
             kind, account, self.session_id, ref, now, **fields))]
         if barrier:

@@ -83,6 +83,7 @@ def test_requests_return_typed_results_and_pushes_arrive_as_events(exchange):
         # the engine's time of the group that matched, on the ack, both fills and the tape
         assert {sold.ts, taker_fill.ts, fill.ts, trade.ts} == {sold.ts}
         assert before <= sold.ts <= after
+        assert before <= sold.recv_ts <= sold.ts      # the gateway had it first
         assert ack.ts <= mod.ts <= sold.ts
         orders = await a.open_orders()
         assert [(o.order_id, o.qty) for o in orders] == [(ack.order_id, D("0.0060"))]

@@ -25,6 +25,7 @@ SID = session_number(1, 7)
 ACCOUNT = 17
 T0 = 1_000_000_000
 ENGINE_TS = 1_764_000_000_123_456_789    # the engine time every test session reads
+RECV_TS = 1_764_000_000_000_000_042      # the gateway's wall clock in every test session
 
 
 class FakeClock:
@@ -52,6 +53,7 @@ def engine_clock(ts: int = ENGINE_TS) -> EngineClock:
 def anon(**kw) -> Session:
     kw.setdefault("clock", FakeClock())
     kw.setdefault("engine_clock", engine_clock())
+    kw.setdefault("wall_clock", lambda: RECV_TS)
     kw.setdefault("fill_fee", fake_fee)
     return Session(CONFIG, kw.pop("sid", SID), **kw)
 

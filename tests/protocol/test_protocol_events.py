@@ -10,18 +10,24 @@ from ringex.records import (
     INFO_MAKER, INFO_SELL, CancelReason, EventKind as EK, RejectCode,
 )
 from tests.protocol.test_protocol import (
-    ACCOUNT, BTC, EB, ENGINE_TS, ETH, PLACE, SID, anon, commands, logged_in, send, event,
+    ACCOUNT, BTC, CONFIG, EB, ENGINE_TS, ETH, PLACE, RECV_TS, SID, anon, commands, logged_in,
+    send,
+    event,
 )
 
 CID = pack_client_id("mm-1")
 
 
 def msgs(s, ev) -> list[dict]:
-    """The messages of ``ev``, each checked to carry the engine's time (then dropped)."""
+    """The messages of ``ev``, each checked to carry the engine's time and, if any, the
+    gateway's receive time (both then dropped;
+    test_should_stamp_direct_replies_to_order_requests_with_the_receive_time checks where
+    recv_ts goes)."""
     out = s.event_to_messages(ev)
     for m in out:
         encode(m)
         assert m.pop("ts") == ENGINE_TS, m
+        assert m.pop("recv_ts", RECV_TS) == RECV_TS, m
     return out
 
 
@@ -88,6 +94,25 @@ def test_should_map_every_reject_code_and_survive_unknown_ones():
         seen.add(m["code"])
         assert m["message"]
     assert "engine_error" in seen and len(seen) == len(RejectCode)
+
+
+def test_should_stamp_direct_replies_to_order_requests_with_the_receive_time():
+    s = logged_in()
+    (ack_msg,) = s.event_to_messages(ack(placed(s)))
+    assert (ack_msg["recv_ts"], ack_msg["ts"]) == (RECV_TS, ENGINE_TS)
+    (c,) = commands(send(s, {"op": "cancel", "symbol": "BTC-USD", "order_id": 42,
+                             "req_id": 9}))
+    (rej,) = s.event_to_messages(event(EK.REJECT, ref=c["ref"], symbol=BTC.id, seq=5,
+                                       info=RejectCode.UNKNOWN_ORDER))
+    assert rej["recv_ts"] == RECV_TS and rej["op"] == "cancel"
+    # pushes the engine sends unasked, and answers to queries, carry none
+    (push,) = s.event_to_messages(event(EK.CANCELLED, order_id=42, symbol=BTC.id, seq=6,
+                                        info=CancelReason.IOC_REMAINDER))
+    assert "recv_ts" not in push and push["ts"] == ENGINE_TS
+    (q,) = commands(send(s, {"op": "balances", "req_id": 10}))
+    for asset in range(len(CONFIG.assets)):
+        out = s.event_to_messages(event(EK.BALANCE, ref=q["ref"], symbol=asset))
+    assert "recv_ts" not in out[0] and out[0]["type"] == "balances"
 
 
 def test_should_report_fills_with_fee_liquidity_client_id_and_trade_id():
