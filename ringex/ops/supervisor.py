@@ -65,6 +65,17 @@ GATEWAY_ENTRY = "ringex.gateway.process:run_gateway"
 DEMO_ENTRY = "ringex.ops.demo:run_demo"
 RING_CAPACITY = 1 << 16          # command and event rings, records
 MD_CAPACITY = 1 << 18            # market-data broadcast ring, records
+MD_CAPACITY_ENV = "RINGEX_MD_RING_RECORDS"   # another size (a power of two, >= 1024)
+
+
+def md_capacity() -> int:
+    raw = os.environ.get(MD_CAPACITY_ENV)
+    if not raw:
+        return MD_CAPACITY
+    n = int(raw)
+    if n < 1024 or n & (n - 1):
+        raise ValueError(f"{MD_CAPACITY_ENV} must be a power of two >= 1024, not {raw}")
+    return n
 
 
 @dataclass
@@ -209,7 +220,8 @@ class Supervisor:
         for g in names["gateways"]:
             self.rings.append(SpscRing.create(g["cmd"], records.COMMAND, RING_CAPACITY))
             self.rings.append(SpscRing.create(g["evt"], records.EVENT, RING_CAPACITY))
-        self.rings.append(BroadcastRing.create(names["md"], records.EVENT, MD_CAPACITY, role=None))
+        self.rings.append(BroadcastRing.create(names["md"], records.EVENT, md_capacity(),
+                                               role=None))
         wait = CLI_WAITS[o.wait]
         cmd_w = evt_w = None
         if wait == "eventfd":

@@ -8,12 +8,33 @@ import signal
 import time
 from decimal import Decimal
 
+import psycopg
 import pytest
 
 from ringex.core.snapshot import STATE_ENV
 from tests.faults.rig import (CONFIG, Run, Seen, ask_engine, check_converged, fund,
                               make_accounts, replay_journal, run_async, stream)
 from tests.faults.test_storage_faults import _wait
+
+
+def _kill_writer_inside_its_transaction(run: Run, pg_url: str | None) -> None:
+    """Hold ``meta`` locked: the writer's next group has written its trades and orders
+    and waits on its last INSERT (meta), inside its transaction; kill it there. Its
+    transaction dies with it; the lock is let go after."""
+    assert pg_url is not None
+    with psycopg.connect(pg_url) as lock, psycopg.connect(pg_url, autocommit=True) as look:
+        lock.execute("LOCK TABLE meta IN ACCESS EXCLUSIVE MODE")
+        deadline = time.monotonic() + 20
+        while True:
+            row = look.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND state = 'active' AND query LIKE 'INSERT INTO meta%'").fetchone()
+            if row and row[0] or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        assert row and row[0] == 1, "the writer never waited inside its transaction"
+        run.kill_writer()
+        lock.rollback()
 
 
 def _crash_and_recover(tmp_path, fault: str, db: str | None = None) -> dict:
@@ -28,6 +49,8 @@ def _crash_and_recover(tmp_path, fault: str, db: str | None = None) -> dict:
         def crash():
             if fault == "engine":
                 run.kill_engine()
+            elif fault == "writer_in_commit":
+                _kill_writer_inside_its_transaction(run, db)
             elif fault == "writer":   # let a backlog build, then kill it while it writes
                 os.kill(run.writer_pid, signal.SIGSTOP)
                 time.sleep(0.7)
@@ -80,6 +103,11 @@ def test_writer_killed_mid_stream_database_converges(tmp_path):
 @pytest.mark.timeout(120)
 def test_whole_group_killed_while_the_writer_lags_database_converges(tmp_path):
     _crash_and_recover(tmp_path, "group")
+
+
+@pytest.mark.timeout(120)
+def test_postgres_writer_killed_inside_its_transaction_converges(tmp_path, pg_url):
+    _crash_and_recover(tmp_path, "writer_in_commit", pg_url)
 
 
 @pytest.mark.timeout(120)
