@@ -7,16 +7,19 @@ subscribers listening; memory and latency must stay flat and nothing may be lost
 Starts ``ringex run`` (two gateways) on a temp data dir. ``--connections`` clients over
 ``--accounts`` accounts send ``--rate`` requests a second in all, each on a fixed
 schedule (~75 % limit orders a few ticks around the mid on two symbols, so many trade;
-~25 % cancels of an earlier order), and time each request to its reply;
+~25 % cancels of an earlier order; a client with 20 orders out cancels its oldest, so
+the book stays bounded), and time each request to its reply;
 ``--subscribers`` more connections take the book and trades of every symbol. Every
 ``--every`` seconds (default: a minute) it prints a ``soak_sample`` JSON line: per
-process RSS (MB), place->reply p50/p99 (us) of that interval, the database's lag
+process RSS, and of it RssAnon (the process's own memory, what a leak grows) and RssShmem
+(rings and the trade queue's 64 MiB buffer: it grows until every page was written once,
+then stays), in MB; place->reply p50/p99 (us) of that interval, the database's lag
 (``ringex_writer_lag_payloads`` / ``_seconds`` from /metrics), the journal's size on
 disk, the /dev/shm segments and open fds of the run, orders acknowledged and market-data
 messages received. At the end it stops the run, replays the journal and runs the full
 convergence check (every acknowledged order, trades once, balances conserved, book =
-replay, database = engine), then prints ``soak``: each process's RSS growth from the
-first sample to the last (%), the per-interval p99s, and the check's result. Exit 1 if
+replay, database = engine), then prints ``soak``: each process's RSS and RssAnon growth
+from the first sample to the last (%), the per-interval p99s, and the check's result. Exit 1 if
 the check fails.
 """
 from __future__ import annotations
@@ -48,6 +51,9 @@ from tests.faults.rig import (  # noqa: E402
 )
 
 
+LIVE_PER_CLIENT = 20     # a client cancels its oldest order once it has this many out
+
+
 class Window:
     """Latencies (s) of the current interval; acks and md messages so far."""
 
@@ -77,8 +83,10 @@ async def _client(url: str, key: str, account: int, rate: float, seed: int, seen
             due = max(due + 1 / rate, loop.time())        # behind: no burst to catch up
             seen.requests += 1
             t = time.perf_counter()
-            if mine and rng.random() < 0.25:
-                symbol, oid = mine.pop(rng.randrange(len(mine)))
+            if len(mine) >= LIVE_PER_CLIENT or (mine and rng.random() < 0.25):
+                # the oldest when the client has many out: live orders stay bounded
+                symbol, oid = mine.pop(0 if len(mine) >= LIVE_PER_CLIENT
+                                       else rng.randrange(len(mine)))
                 res = await c.cancel(symbol, oid)
             else:
                 symbol = rng.choice(SYMBOLS)
@@ -88,7 +96,6 @@ async def _client(url: str, key: str, account: int, rate: float, seed: int, seen
                 if isinstance(res, Ack):
                     seen.acks[res.order_id] = (account, res)
                     mine.append((symbol, res.order_id))
-                    del mine[:-200]                       # old ones are mostly filled
             win.lat.append(time.perf_counter() - t)
             for ev in c.pending_events():
                 seen.note(ev)
@@ -101,25 +108,40 @@ async def _client(url: str, key: str, account: int, rate: float, seed: int, seen
 
 
 async def _subscriber(url: str, win: Window, stop: asyncio.Event) -> None:
+    """Reads every market-data message (``events()``: a plain queue read each, so the
+    harness's own loop does not become what the latencies measure)."""
     c = await connect(url, timeout=30)
+    closer = asyncio.create_task(_close_when(stop, c))
     try:
         for channel in ("book", "trades"):
             await c.subscribe(channel, list(SYMBOLS))
-        while not stop.is_set():
-            try:
-                await c.next_event(timeout=0.5)
-                win.md += 1
-            except ClientError as exc:
-                if exc.code != "timeout":
-                    raise
+        async for _ in c.events():
+            win.md += 1
     finally:
-        await c.close()
+        await closer
+
+
+async def _close_when(stop: asyncio.Event, c) -> None:
+    await stop.wait()
+    await c.close()
 
 
 def _metric(http: str, name: str) -> float:
     text = urllib.request.urlopen(http + "metrics", timeout=5).read().decode()
     m = re.search(rf"^{name} (\S+)$", text, re.M)
     return float(m.group(1)) if m else -1.0
+
+
+def _status_mb(pid: int) -> dict[str, float]:
+    """RssAnon (the process's own memory: what a leak grows) and RssShmem (the rings and
+    the trade queue's buffer, touched once round and then flat) from /proc/<pid>/status."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("RssAnon:", "RssShmem:")):
+                key, kb = line.split()[:2]
+                out[key[:-1]] = round(int(kb) / 1024, 1)
+    return out
 
 
 def _fds(pid: int) -> int:
@@ -160,6 +182,8 @@ def _sample(run: Run, http: str, seen: Seen, win: Window, t0: float) -> dict:
             "db_lag_s": _metric(http, "ringex_writer_lag_seconds"),
             "state_mb": round(state / 2**20, 1),
             "rss_mb": {r: memory(p)["rss_mb"] for r, p in procs.items()},
+            "anon_mb": {r: _status_mb(p)["RssAnon"] for r, p in procs.items()},
+            "shmem_mb": {r: _status_mb(p)["RssShmem"] for r, p in procs.items()},
             "fds": {r: _fds(p) for r, p in procs.items()},
             "shm_segments": len([n for n in os.listdir("/dev/shm")
                                  if n.startswith(f"ringex-{run.pid}-")])}
@@ -233,17 +257,20 @@ def soak(argv: list[str] | None = None) -> dict:
             ok, why = False, str(exc)[:2000]
         finally:
             run.cleanup()
-    growth = {}
+    growth, anon_growth = {}, {}
     if samples:
-        first, last = samples[0]["rss_mb"], samples[-1]["rss_mb"]
-        growth = {r: round((last[r] - first[r]) / first[r] * 100, 1)
-                  for r in first if r in last and first[r]}
+        for key, out in (("rss_mb", growth), ("anon_mb", anon_growth)):
+            first, last = samples[0][key], samples[-1][key]
+            out.update({r: round((last[r] - first[r]) / first[r] * 100, 1)
+                        for r in first if r in last and first[r]})
     summary = {"name": "soak", "minutes": args.minutes, "db": args.db,
                "connections": args.connections, "rate": args.rate,
                "subscribers": args.subscribers,
                "acks": samples[-1]["acks"] if samples else 0,
-               "rss_growth_pct": growth,
+               "rss_growth_pct": growth, "anon_growth_pct": anon_growth,
                "rss_first_last_mb": [samples[0]["rss_mb"], samples[-1]["rss_mb"]]
+               if samples else [],
+               "anon_first_last_mb": [samples[0]["anon_mb"], samples[-1]["anon_mb"]]
                if samples else [],
                "p99_us_per_interval": [s["p99_us"] for s in samples],
                "p50_us_per_interval": [s["p50_us"] for s in samples],
