@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 
 from ringex import records
-from ringex.records import (INFO_MAKER, INFO_SELL, CancelReason as C, EventKind as E,
-                                OrderType, RejectCode as R, SelfTradePrevention as STP,
-                                Side, TimeInForce as TIF)
+from ringex.records import (INFO_MAKER, INFO_SELL, CancelReason as C, CommandKind as K,
+                                EventKind as E, OrderType, RejectCode as R,
+                                SelfTradePrevention as STP, Side, TimeInForce as TIF)
 from tests.util.generators import Market
 from tests.util.reference import ReferenceExchange
 
@@ -252,7 +252,7 @@ def test_should_answer_deposits_withdrawals_and_queries_with_unsequenced_events(
     x = ex()
     out = ev(x.submit(records.batch(records.deposit(1, USD_, 5), records.withdraw(1, USD_, 10**9),
                                    records.deposit(1, 9, 5), records.deposit(1, USD_, 0))))
-    assert out == [("BALANCE", 0, 0, 0, 100005, 0, 1, 0),
+    assert out == [("BALANCE", 0, 0, 5, 100005, 0, 1, K.DEPOSIT),
                    ("REJECT", 0, 0, 0, 10**9, 0, 1, R.INSUFFICIENT_FUNDS),
                    ("REJECT", 0, 0, 0, 5, 0, 1, R.UNKNOWN_ASSET),
                    ("REJECT", 0, 0, 0, 0, 0, 1, R.INVALID_AMOUNT)]
@@ -260,7 +260,7 @@ def test_should_answer_deposits_withdrawals_and_queries_with_unsequenced_events(
     got = x.submit(records.batch(records.query_orders(1), records.query_balances(1)))
     assert [int(e["seq"]) for e in got] == [0, 0, 0, 0]
     assert ev(got)[0] == ("OPEN_ORDER", 1, 3, 99, 1, 1, 1, 0)
-    assert ev(got)[1] == ("BALANCE", 0, 0, 0, 100005 - 9906, 9906, 1, 0)
+    assert ev(got)[1] == ("BALANCE", 0, 0, 0, 100005 - 9906, 9906, 1, K.QUERY_BALANCES)
 
 
 def test_should_match_without_funds_when_wallets_are_off():

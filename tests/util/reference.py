@@ -504,20 +504,22 @@ class ReferenceExchange:
         self._reject(c, code, sequenced=False)
         return False
 
-    def _balance_event(self, c, asset: int):
+    def _balance_event(self, c, asset: int, moved: int = 0):
+        """BALANCE: info = the command kind it answers, price = the amount moved."""
         k = (c["account"], asset)
-        self._emit(E.BALANCE, asset, c["account"], c["session"], c["ref"],
-                   qty=self.avail.get(k, 0), leaves=self.locked.get(k, 0), sequenced=False)
+        self._emit(E.BALANCE, asset, c["account"], c["session"], c["ref"], price=moved,
+                   qty=self.avail.get(k, 0), leaves=self.locked.get(k, 0),
+                   info=int(c["kind"]), sequenced=False)
 
     def _deposit(self, c):
         if self._money(c):
             self._move(c["account"], c["symbol"], c["qty"], 0)
-            self._balance_event(c, c["symbol"])
+            self._balance_event(c, c["symbol"], c["qty"])
 
     def _withdraw(self, c):
         if self._money(c):
             self._move(c["account"], c["symbol"], -c["qty"], 0)
-            self._balance_event(c, c["symbol"])
+            self._balance_event(c, c["symbol"], c["qty"])
 
     def _query_balances(self, c):
         if not self.wallets:
