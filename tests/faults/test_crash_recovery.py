@@ -203,6 +203,7 @@ def _prune_then_crash(tmp_path, monkeypatch, db: str | None = None) -> None:
         run.kill_engine()
         assert run.wait_exit() == 1, run.log()
         last = run.journal_last_batch()
+        snaps, _ = _state_files(run)     # the queries above may have led to one more
 
         run.start()
         rec = run.recovery()
