@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from perf._report import _emit, machine  # noqa: E402
 from perf.footprint import memory  # noqa: E402
-from ringex.client import Ack, Cancelled, ClientError, connect  # noqa: E402
+from ringex.client import ClientError, connect  # noqa: E402
 from tests.faults.rig import (  # noqa: E402
     LOT, MID, SYMBOLS, Run, Seen, ask_engine, check_converged, close_noting, fund,
     make_accounts, replay_journal, run_async,
@@ -94,14 +94,8 @@ async def _client(url: str, key: str, account: int, rate: float, seed: int, seen
                 price = MID[symbol] + Decimal(rng.randint(-4, 4)) / 100
                 res = await c.place(symbol, rng.choice(("buy", "sell")),
                                     LOT[symbol] * rng.randint(1, 20), price)
-                if isinstance(res, Ack):
-                    seen.acks[res.order_id] = (account, res)
-                    mine.append((symbol, res.order_id))
             win.lat.append(time.perf_counter() - t)
-            for ev in c.pending_events():
-                seen.note(ev)
-            if isinstance(res, Cancelled):
-                seen.note(res)
+            seen.answered(c, account, symbol, res, mine)
     except ClientError as exc:
         seen.errors.append(f"{account}: {exc.code}")
     finally:

@@ -286,6 +286,17 @@ class Seen:
     requests: int = 0
     errors: list[str] = field(default_factory=list)
 
+    def answered(self, c, account: int, symbol: str, res, mine: list) -> None:
+        """A trader's bookkeeping after each request: its answer (an acknowledged order
+        joins ``mine``), then every push received so far."""
+        if isinstance(res, Ack):
+            self.acks[res.order_id] = (account, res)
+            mine.append((symbol, res.order_id))
+        for ev in c.pending_events():
+            self.note(ev)
+        if isinstance(res, Cancelled):
+            self.note(res)
+
     def note(self, ev) -> None:
         if isinstance(ev, Fill):
             self.filled[ev.order_id] += ev.qty
@@ -340,13 +351,7 @@ async def _trader(url: str, key: str, account: int, seed: int, seen: Seen,
                 price = MID[symbol] + Decimal(rng.randint(-4, 4)) / 100
                 qty = LOT[symbol] * rng.randint(1, 20)
                 res = await c.place(symbol, side, qty, price)
-                if isinstance(res, Ack):
-                    seen.acks[res.order_id] = (account, res)
-                    mine.append((symbol, res.order_id))
-            for ev in c.pending_events():
-                seen.note(ev)
-            if isinstance(res, Cancelled):
-                seen.note(res)
+            seen.answered(c, account, symbol, res, mine)
     except ClientError as exc:
         seen.errors.append(f"{account}: {exc.code}")
     finally:
