@@ -13,28 +13,24 @@ from ringex.gateway.connection import Connection
 
 class AccountStreams:
     def __init__(self) -> None:
-        self._by_account: dict[int, set[Connection]] = {}
-
-    def get(self, account: int) -> set[Connection] | None:
-        return self._by_account.get(account)
+        # account -> its streaming connections here (read by the pump for every event:
+        # an empty dict, the usual case, costs it one truth test)
+        self.by_account: dict[int, set[Connection]] = {}
 
     def add(self, conn: Connection, account: int) -> bool:
         """Stream ``account`` to ``conn``; True when the gateway must start asking."""
-        conns = self._by_account.setdefault(account, set())
+        conns = self.by_account.setdefault(account, set())
         first = not conns
         conns.add(conn)
         return first
 
     def remove(self, conn: Connection, account: int) -> bool:
         """Stop streaming to ``conn``; True when the gateway must stop asking."""
-        conns = self._by_account.get(account)
+        conns = self.by_account.get(account)
         if conns is None or conn not in conns:
             return False
         conns.discard(conn)
         if conns:
             return False
-        del self._by_account[account]
+        del self.by_account[account]
         return True
-
-    def __len__(self) -> int:
-        return sum(len(c) for c in self._by_account.values())

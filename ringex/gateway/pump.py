@@ -108,6 +108,7 @@ class EventPump:
         dumps = orjson.dumps
         own = self.sync.session_id
         engine_clock = self.engine_clock
+        streams = self.streams.by_account
         for ev in events:
             if ev[10] == CLOCK:                 # the time of the group whose events follow
                 engine_clock.ts = ev[1]
@@ -124,7 +125,7 @@ class EventPump:
                 self._drain_md()
                 for name in self.sync.finish():
                     self.router.book_loaded(name)
-            streaming = self.streams.get(ev[6])     # the orders channel of its account
+            streaming = streams.get(ev[6]) if streams else None   # its account's orders channel
             if streaming:
                 for other in streaming:
                     for msg in other.session.account_event_to_messages(ev):
