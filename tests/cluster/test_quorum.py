@@ -55,12 +55,18 @@ def _check_nothing_lost(run, opts) -> None:
     assert stored == local, (len(stored), len(local), run.log()[-4000:])
 
 
+def _start_funded(run) -> str:
+    """Start ``run`` with one funded account; its API key."""
+    run.start()
+    keys = make_accounts(run, 1)
+    run_async(fund(run, keys, Seen()))
+    return next(iter(keys.values()))
+
+
 def test_no_ack_while_the_replicator_is_dead(nats_cluster, tmp_path):
     run = replicated_run(tmp_path, nats_cluster, "dead-replicator")
     try:
-        run.start()
-        keys = make_accounts(run, 1)
-        run_async(fund(run, keys, Seen()))
+        key = _start_funded(run)
         pid = int(re.search(r"replicator started \(pid (\d+)\)", run.log()).group(1))
         gate = {"stopped": False}
 
@@ -71,7 +77,7 @@ def test_no_ack_while_the_replicator_is_dead(nats_cluster, tmp_path):
         def kill_replicator() -> None:       # ... and a dead one is started again
             os.kill(pid, signal.SIGKILL)
 
-        run_async(_held_then_acked(run, next(iter(keys.values())), stop_replicator,
+        run_async(_held_then_acked(run, key, stop_replicator,
                                    kill_replicator), timeout=90)
         assert gate["stopped"]
         assert "starting a new one" in run.log(), run.log()
@@ -83,15 +89,13 @@ def test_no_ack_while_the_replicator_is_dead(nats_cluster, tmp_path):
 def test_no_ack_without_the_streams_quorum(nats_cluster, tmp_path):
     run = replicated_run(tmp_path, nats_cluster, "quorum")
     try:
-        run.start()
-        keys = make_accounts(run, 1)
-        run_async(fund(run, keys, Seen()))
+        key = _start_funded(run)
 
         def two_nodes_down() -> None:
             nats_cluster.stop_node(1)
             nats_cluster.stop_node(2)
 
-        run_async(_held_then_acked(run, next(iter(keys.values())), two_nodes_down,
+        run_async(_held_then_acked(run, key, two_nodes_down,
                                    lambda: nats_cluster.start_node(1)), timeout=120)
         nats_cluster.start_node(2)
         _check_nothing_lost(run, cluster_options(nats_cluster, "quorum"))
