@@ -14,7 +14,10 @@ the book stays bounded), and time each request to its reply;
 process RSS, and of it RssAnon (the process's own memory, what a leak grows) and RssShmem
 (rings and the trade queue's 64 MiB buffer: it grows until every page was written once,
 then stays), in MB; place->reply p50/p99 (us) of that interval, the database's lag
-(``ringex_writer_lag_payloads`` / ``_seconds`` from /metrics), the journal's size on
+(``ringex_writer_lag_payloads`` / ``_seconds`` from /metrics), the gateways' own
+place->ack of the interval from their /metrics histogram (``gw_mean_us`` exact,
+``gw_p50_le_us``/``gw_p99_le_us`` the bucket bounds holding p50/p99: what the exchange
+took, apart from the harness's own loop, which shares the two cores), the journal's size on
 disk, the /dev/shm segments and open fds of the run, orders acknowledged and market-data
 messages received. At the end it stops the run, replays the journal and runs the full
 convergence check (every acknowledged order, trades once, balances conserved, book =
@@ -61,6 +64,8 @@ class Window:
     def __init__(self) -> None:
         self.lat: list[float] = []
         self.md = 0
+        # the gateways' place->ack histogram at the last sample (cumulative)
+        self.place_ack: tuple[dict[float, float], float] = ({}, 0.0)
 
     def take(self) -> list[float]:
         lat, self.lat = self.lat, []
@@ -121,10 +126,44 @@ async def _close_when(stop: asyncio.Event, c) -> None:
     await c.close()
 
 
-def _metric(http: str, name: str) -> float:
-    text = urllib.request.urlopen(http + "metrics", timeout=5).read().decode()
+def _metrics(http: str) -> str:
+    return urllib.request.urlopen(http + "metrics", timeout=5).read().decode()
+
+
+def _metric(text: str, name: str) -> float:
     m = re.search(rf"^{name} (\S+)$", text, re.M)
     return float(m.group(1)) if m else -1.0
+
+
+_ACK_BUCKET = re.compile(r'^ringex_gateway_place_ack_seconds_bucket\{gateway="\d+",'
+                         r'le="([^"]+)"\} (\S+)$', re.M)
+_ACK_SUM = re.compile(r"^ringex_gateway_place_ack_seconds_sum\{[^}]*\} (\S+)$", re.M)
+
+
+def _place_ack(text: str) -> tuple[dict[float, float], float]:
+    """The gateways' own place->ack histogram (command ring, engine, event ring), summed
+    over gateways: cumulative count per upper bound (s), and the sum of seconds."""
+    buckets: dict[float, float] = {}
+    for le, n in _ACK_BUCKET.findall(text):
+        buckets[float(le)] = buckets.get(float(le), 0.0) + float(n)
+    return buckets, sum(float(x) for x in _ACK_SUM.findall(text))
+
+
+def _interval_place_ack(now: tuple[dict[float, float], float],
+                        before: tuple[dict[float, float], float]) -> dict:
+    """The interval's gateway place->ack: mean (exact) and the bucket bounds holding its
+    p50 and p99 (the histogram's resolution), in us."""
+    (b1, s1), (b0, s0) = now, before
+    delta = {le: n - b0.get(le, 0.0) for le, n in sorted(b1.items())}
+    count = delta.get(float("inf"), 0.0)
+    if count <= 0:
+        return {"gw_count": 0}
+
+    def bound(q: float) -> float:
+        le = next(le for le, n in delta.items() if n >= q * count)
+        return -1.0 if le == float("inf") else round(le * 1e6, 1)
+    return {"gw_count": int(count), "gw_mean_us": round((s1 - s0) / count * 1e6, 1),
+            "gw_p50_le_us": bound(0.5), "gw_p99_le_us": bound(0.99)}
 
 
 def _status_mb(pid: int) -> dict[str, float]:
@@ -170,11 +209,16 @@ def _sample(run: Run, http: str, seen: Seen, win: Window, t0: float) -> dict:
     procs = {"supervisor": run.pid, **run.children()}
     lat = win.take()
     state = sum(p.stat().st_size for p in (run.data_dir / "state").rglob("*") if p.is_file())
+    text = _metrics(http)
+    ack = _place_ack(text)
+    gw = _interval_place_ack(ack, win.place_ack)
+    win.place_ack = ack
     return {"name": "soak_sample", "t_s": round(time.monotonic() - t0, 1),
             "acks": len(seen.acks), "requests": len(lat), "md_messages": win.md,
-            "p50_us": _percentile_us(lat, 0.5), "p99_us": _percentile_us(lat, 0.99),
-            "db_lag_payloads": _metric(http, "ringex_writer_lag_payloads"),
-            "db_lag_s": _metric(http, "ringex_writer_lag_seconds"),
+            "p50_us": _percentile_us(lat, 0.5), "p99_us": _percentile_us(lat, 0.99), **gw,
+            "load_1m": os.getloadavg()[0],
+            "db_lag_payloads": _metric(text, "ringex_writer_lag_payloads"),
+            "db_lag_s": _metric(text, "ringex_writer_lag_seconds"),
             "state_mb": round(state / 2**20, 1),
             "rss_mb": {r: memory(p)["rss_mb"] for r, p in procs.items()},
             "anon_mb": {r: _status_mb(p)["RssAnon"] for r, p in procs.items()},
@@ -273,6 +317,7 @@ def soak(argv: list[str] | None = None) -> dict:
                if samples else [],
                "p99_us_per_interval": [s["p99_us"] for s in samples],
                "p50_us_per_interval": [s["p50_us"] for s in samples],
+               "gw_mean_us_per_interval": [s.get("gw_mean_us") for s in samples],
                "db_lag_s_max": max((s["db_lag_s"] for s in samples), default=-1),
                "shm_first_last": [samples[0]["shm_segments"], samples[-1]["shm_segments"]]
                if samples else [], "checked": counts, "ok": ok, "why": why,
