@@ -15,6 +15,7 @@ from ringex.gateway.audit import AuditLog
 from ringex.gateway.connection import Connection
 from ringex.gateway.stats import GatewayStat, GatewayStats
 from ringex.protocol.actions import Close, Reply
+from ringex.protocol.book_views import BOOK_KEYS, channel_depth, is_book_channel
 from ringex.protocol.codes import ERROR_NUMBERS, CloseCode, ErrorCode
 from ringex.protocol.feed import MarketFeed
 from ringex.records import AuditKind
@@ -37,31 +38,49 @@ class Fanout:
         return self._subs.get((channel, symbol))
 
     def subscribe(self, conn: Connection, channel: str, symbol: str) -> None:
-        """Add ``conn``; a ``book`` subscriber gets the book's snapshot next (or once the
-        book is loaded from the engine: ``book_loaded``). The caller has brought the
-        mirror up to date first (``EventPump.catch_up``)."""
-        self._subs.setdefault((channel, symbol), set()).add(conn)
-        if channel == "book" and not self.feed.syncing(symbol):
-            self.queue(conn, self.feed.snapshot_frame(symbol))
+        """Add ``conn``; a book subscriber (``book``, ``book/10``, ...) gets the book's
+        snapshot next (or once the book is loaded from the engine: ``book_loaded``). The
+        caller has brought the mirror up to date first (``EventPump.catch_up``)."""
+        conns = self._subs.setdefault((channel, symbol), set())
+        if not is_book_channel(channel):
+            conns.add(conn)
+            return
+        depth = channel_depth(channel)
+        if depth is not None and not conns:
+            self.feed.watch(symbol, depth)
+        conns.add(conn)
+        if not self.feed.syncing(symbol):
+            self.queue(conn, self.feed.snapshot_frame(symbol, depth))
 
     def unsubscribe(self, conn: Connection, channel: str, symbol: str) -> None:
-        self._subs.get((channel, symbol), set()).discard(conn)
+        conns = self._subs.get((channel, symbol))
+        if conns is None:
+            return
+        conns.discard(conn)
+        if not conns:
+            del self._subs[(channel, symbol)]
+            depth = channel_depth(channel) if is_book_channel(channel) else None
+            if depth is not None:
+                self.feed.unwatch(symbol, depth)   # nobody holds that view any more
 
     def subscription_count(self) -> int:
         return sum(len(conns) for conns in self._subs.values())
 
     def forget(self, conn: Connection) -> None:
         """``conn`` is gone: out of every fan-out, nothing more to send."""
-        for key in conn.session.subscriptions:
-            self._subs.get(key, set()).discard(conn)
+        for channel, symbol in conn.session.subscriptions:
+            self.unsubscribe(conn, channel, symbol)
         conn.out.clear()
 
     def book_loaded(self, symbol: str) -> None:
-        conns = self._subs.get(("book", symbol))
-        if conns:
-            data = self.feed.snapshot_frame(symbol)
-            for conn in conns:
-                self.queue(conn, data)
+        """The mirror of ``symbol`` was loaded from the engine: every book subscriber
+        (of every depth) gets the new snapshot."""
+        for key in BOOK_KEYS:
+            conns = self._subs.get((key, symbol))
+            if conns:
+                data = self.feed.snapshot_frame(symbol, channel_depth(key))
+                for conn in conns:
+                    self.queue(conn, data)
 
     # ------------------------------------------------------------ output
     def queue(self, conn: Connection, frame: bytes) -> None:

@@ -12,6 +12,9 @@ drives it): ``resync(symbol)`` starts holding that symbol's book levels back,
 ``load_snapshot(symbol, levels)`` installs the engine's QUERY_BOOK answer (stamped with
 the symbol's sequence S) and replays the held-back levels newer than S. Book levels are
 absolute totals, so replaying one the snapshot already reflects changes nothing.
+
+Depth-limited subscriptions (``book/10``, ``book/50``) are served from a
+:class:`~ringex.protocol.book_views.DepthView` per (symbol, depth) that someone watches.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import heapq
 import numpy as np
 
 from ringex.config import Config
+from ringex.protocol.book_views import DepthView, book_channel
 from ringex.protocol.messages import (
     CHECKSUM_LEVELS, book_checksum, book_snapshot_message, book_update_message, encode,
     trade_message,
@@ -42,7 +46,9 @@ class MarketFeed:
         self._base_seq = [0] * n      # book levels at or below this seq are in the mirror
         self._held: dict[int, list[tuple]] = {}   # syncing symbol id -> held-back levels
         self._version = [0] * n       # bumped whenever a mirrored book changes
-        self._frames: dict[int, tuple[int, bytes]] = {}   # symbol id -> (version, snapshot)
+        # (symbol id, depth or None) -> (version, snapshot frame)
+        self._frames: dict[tuple[int, int | None], tuple[int, bytes]] = {}
+        self._views: dict[int, dict[int, DepthView]] = {}  # symbol id -> depth -> view
 
     def apply(self, events: np.ndarray) -> list[tuple[str, str, dict]]:
         """Feed one batch of events (any kinds; only CLOCK, TRADE and BOOK_LEVEL are used).
@@ -87,11 +93,46 @@ class MarketFeed:
                 self._book_ts[symbol] = self._ts
         for symbol, (bids, asks, seq) in changed.items():
             s = self._t.symbols[symbol]
+            checksum = self.checksum(symbol)
             out.append(("book", s.name, book_update_message(
                 s, seq, self._book_seq[symbol], sorted(bids.items(), reverse=True),
-                sorted(asks.items()), self._book_ts[symbol], self.checksum(symbol))))
+                sorted(asks.items()), self._book_ts[symbol], checksum)))
             self._book_seq[symbol] = seq
+            views = self._views.get(symbol)
+            if views:
+                self._advance_views(s, views, bids, asks, seq, checksum, out)
         return out
+
+    def _advance_views(self, s, views: dict[int, DepthView], bids: dict[int, int],
+                       asks: dict[int, int], seq: int, checksum: int,
+                       out: list[tuple[str, str, dict]]) -> None:
+        """A ``book_update`` for each watched depth whose top levels changed."""
+        book_bids, book_asks = self._books[s.id]
+        for depth, view in views.items():
+            change = view.advance(book_bids, book_asks, seq, bids, asks)
+            if change is not None:
+                d_bids, d_asks, prev = change
+                out.append((book_channel(depth), s.name, book_update_message(
+                    s, seq, prev, sorted(d_bids.items(), reverse=True),
+                    sorted(d_asks.items()), self._book_ts[s.id], checksum)))
+
+    # ------------------------------------------------------------ depth-limited views
+    def watch(self, symbol: str, depth: int) -> None:
+        """Keep a ``depth`` view of ``symbol`` (a name) from now on (its first
+        subscriber is coming); a view already kept stays as it is."""
+        sid = self._t.by_name[symbol].id
+        views = self._views.setdefault(sid, {})
+        if depth not in views:
+            bids, asks = self._books[sid]
+            views[depth] = DepthView(depth, bids, asks, self._book_seq[sid])
+
+    def unwatch(self, symbol: str, depth: int) -> None:
+        """Its last subscriber left: stop keeping the view."""
+        sid = self._t.by_name[symbol].id
+        views = self._views.get(sid)
+        if views is not None:
+            views.pop(depth, None)
+            self._frames.pop((sid, depth), None)
 
     # ------------------------------------------------------------ loading from the engine
     def resync(self, symbol_id: int) -> None:
@@ -140,28 +181,37 @@ class MarketFeed:
         self._version[symbol_id] += 1
         self._base_seq[symbol_id] = base or 0
         self._book_seq[symbol_id] = seq
+        for view in self._views.get(symbol_id, {}).values():
+            view.reset(bids, asks, seq)
         self._book_ts[symbol_id] = self._ts       # market data is read up to the answer
 
-    def snapshot_frame(self, symbol: str) -> bytes:
-        """``encode(snapshot(symbol))``, made once per version of the book: every
-        subscriber of an unchanged book gets the same bytes."""
+    def snapshot_frame(self, symbol: str, depth: int | None = None) -> bytes:
+        """``encode(snapshot(symbol, depth))``, made once per version of the book (of
+        the view): every subscriber of an unchanged book gets the same bytes."""
         sid = self._t.by_name[symbol].id
-        cached = self._frames.get(sid)
-        if cached is not None and cached[0] == self._version[sid]:
+        version = self._version[sid] if depth is None else self._views[sid][depth].version
+        cached = self._frames.get((sid, depth))
+        if cached is not None and cached[0] == version:
             return cached[1]
-        data = encode(self.snapshot(symbol))
-        self._frames[sid] = (self._version[sid], data)
+        data = encode(self.snapshot(symbol, depth))
+        self._frames[(sid, depth)] = (version, data)
         return data
 
     def snapshot(self, symbol: str, depth: int | None = None) -> dict:
         """``book_snapshot`` of ``symbol`` (a known name) as of the last applied batch,
-        best first, at most ``depth`` levels a side. Send it right after a Subscribe
-        to ``book`` and before any later update of that symbol."""
+        best first; with ``depth``, the watched view of that depth (stamped with the seq
+        of its last update). Send it right after a Subscribe to that channel and before
+        any later update of it."""
         s = self._t.by_name[symbol]
-        bids, asks = self._books[s.id]
+        seq = self._book_seq[s.id]
+        if depth is None:
+            bids, asks = self._books[s.id]
+        else:
+            view = self._views[s.id][depth]
+            bids, asks, seq = view.bids, view.asks, view.seq
         return book_snapshot_message(
-            s, self._book_seq[s.id], sorted(bids.items(), reverse=True)[:depth],
-            sorted(asks.items())[:depth], self._book_ts[s.id], self.checksum(s.id))
+            s, seq, sorted(bids.items(), reverse=True), sorted(asks.items()),
+            self._book_ts[s.id], self.checksum(s.id))
 
     def checksum(self, symbol_id: int) -> int:
         """``book_checksum`` of the mirrored book's top levels (two partial selections,

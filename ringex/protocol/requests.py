@@ -12,6 +12,7 @@ import numpy as np
 import orjson
 
 from ringex.protocol.codes import ErrorCode as E, Refused
+from ringex.protocol.book_views import DEPTHS
 from ringex.protocol.client_ids import pack_client_id
 from ringex.protocol.symbols import SymbolInfo, Tables
 from ringex.units import MAX_DECIMAL_CHARS, parse_decimal
@@ -41,7 +42,7 @@ FIELDS: dict[str, frozenset[str]] = {op: frozenset(_COMMON + extra) for op, extr
     "cancel_all": ("symbol",),
     "balances": (),
     "open_orders": (),
-    "subscribe": ("channel", "symbol", "symbols", "resync"),
+    "subscribe": ("channel", "symbol", "symbols", "resync", "depth"),
     "unsubscribe": ("channel", "symbol", "symbols"),
     "order_status": ("order_id", "client_order_id"),
     "my_trades": ("symbol", "from_trade_id", "since_ts", "limit"),
@@ -266,6 +267,19 @@ def subscription(msg: dict, t: Tables) -> tuple[str, list[str], bool]:
     if len(set(names)) != len(names):
         raise Refused(E.BAD_REQUEST, "symbols lists a symbol twice")
     return channel, list(names), True
+
+
+def book_depth(msg: dict, channel: str) -> int | None:
+    """A subscribe's ``depth``: None (every level) or one of DEPTHS, for ``book`` only."""
+    depth = msg.get("depth")
+    if depth is None:
+        return None
+    if channel != "book":
+        raise Refused(E.BAD_REQUEST, f"depth applies to the book channel, not {channel}")
+    if type(depth) is not int or depth not in DEPTHS:
+        raise Refused(E.BAD_REQUEST, f"depth must be one of {', '.join(map(str, DEPTHS))} "
+                      f"(or left out for every level), not {show(depth)}")
+    return depth
 
 
 def transfer(msg: dict, t: Tables) -> dict[str, int]:

@@ -34,6 +34,7 @@ import ringex.protocol.requests as rq
 from ringex.protocol.actions import (
     Action, Authenticate, Close, Reply, SendCommand, StoreQuery, Subscribe, Unsubscribe,
 )
+from ringex.protocol.book_views import BOOK_KEYS, book_channel
 from ringex.protocol.codes import CloseCode, ErrorCode as E, Refused
 from ringex.protocol.events import EngineClock, EventTranslator, FeeFn, with_req_id
 from ringex.protocol.messages import error
@@ -267,10 +268,14 @@ class Session:
         channel, symbols, many = rq.subscription(msg, self._t)
         if channel == "orders":
             return self._subscribe_orders(req_id)
-        reply = Reply(with_req_id(_subscription_reply("subscribed", channel, symbols, many),
-                                  req_id))
+        depth = rq.book_depth(msg, channel)
+        answer = _subscription_reply("subscribed", channel, symbols, many)
+        if depth is not None:
+            answer["depth"] = depth
+        reply = Reply(with_req_id(answer, req_id))
         resync = rq.bool_field(msg, "resync")
-        new = [s for s in symbols if resync or (channel, s) not in self.subscriptions]
+        key = book_channel(depth) if channel == "book" else channel
+        new = [s for s in symbols if resync or (key, s) not in self.subscriptions]
         if not new:
             return [reply]
         # all or nothing: a list of book symbols needs a snapshot token for each
@@ -282,8 +287,17 @@ class Session:
                           "snapshots a minute per connection",
                           limit="book_snapshots",
                           retry_after_ms=self._snapshots.retry_after_ms(now, len(new)))
-        self.subscriptions.update((channel, s) for s in new)
-        return [reply, *(Subscribe(channel, s) for s in new)]
+        # one book subscription a symbol: another depth replaces the one held
+        dropped = [Unsubscribe(k, s) for s in new for k in self._book_keys(s)
+                   if k != key] if channel == "book" else []
+        for a in dropped:
+            self.subscriptions.discard((a.channel, a.symbol))
+        self.subscriptions.update((key, s) for s in new)
+        return [reply, *dropped, *(Subscribe(key, s) for s in new)]
+
+    def _book_keys(self, symbol: str) -> list[str]:
+        """The fan-out keys of this connection's book subscription of ``symbol``."""
+        return [k for k in BOOK_KEYS if (k, symbol) in self.subscriptions]
 
     def _subscribe_orders(self, req_id) -> list[Action]:
         """The account's order events, whoever placed them (``account_event_to_messages``);
@@ -315,9 +329,11 @@ class Session:
             self._stream = None
             return [Unsubscribe(*ORDERS),
                     Reply(with_req_id({"type": "unsubscribed", "channel": "orders"}, req_id))]
+        keys = {s: self._book_keys(s) if channel == "book" else [channel] for s in symbols}
         for s in symbols:
-            self.subscriptions.discard((channel, s))
-        return [*(Unsubscribe(channel, s) for s in symbols),
+            for k in keys[s]:
+                self.subscriptions.discard((k, s))
+        return [*(Unsubscribe(k, s) for s in symbols for k in keys[s]),
                 Reply(with_req_id(_subscription_reply("unsubscribed", channel, symbols, many),
                                   req_id))]
 

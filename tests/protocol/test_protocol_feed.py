@@ -66,7 +66,6 @@ def test_should_coalesce_book_levels_per_batch_and_snapshot_them():
         "type": "book_snapshot", "symbol": "BTC-USD", "seq": 4,
         "bids": [["30000.00", "0.3000"], ["29999.50", "1.2000"]],
         "asks": [["30001.00", "0.7500"]], "checksum": TOP, "ts": T1}
-    assert feed.snapshot("BTC-USD", depth=1)["bids"] == [["30000.00", "0.3000"]]
     out = feed.apply(batch(clock(T2), (EK.BOOK_LEVEL, BTC.id, 9, 3_000_000, 0, False)))
     assert out[0][2]["prev_seq"] == 4 and out[0][2]["bids"] == [["30000.00", "0.0000"]]
     after = zlib.crc32(b"29999.50:1.2000|30001.00:0.7500")
