@@ -11,15 +11,18 @@ schedule (~75 % limit orders a few ticks around the mid on two symbols, so many 
 the book stays bounded), and time each request to its reply;
 ``--subscribers`` more connections take the book and trades of every symbol. Every
 ``--every`` seconds (default: a minute) it prints a ``soak_sample`` JSON line: per
-process RSS, and of it RssAnon (the process's own memory, what a leak grows) and RssShmem
-(rings and the trade queue's 64 MiB buffer: it grows until every page was written once,
-then stays), in MB; place->reply p50/p99 (us) of that interval, the database's lag
-(``ringex_writer_lag_payloads`` / ``_seconds`` from /metrics), the gateways' own
-place->ack of the interval from their /metrics histogram (``gw_mean_us`` exact,
-``gw_p50_le_us``/``gw_p99_le_us`` the bucket bounds holding p50/p99: what the exchange
-took, apart from the harness's own loop, which shares the two cores), the journal's size on
-disk, the /dev/shm segments and open fds of the run, orders acknowledged and market-data
-messages received. At the end it stops the run, replays the journal and runs the full
+process RSS and PSS (shared pages split among the processes mapping them; their sum,
+``pss_total_mb``, is the run's real memory: a process mapping a page of the trade queue
+or a ring for the first time grows its RSS but not the total), and of RSS RssAnon (the
+process's own memory, what a leak grows) and RssShmem (rings and the trade queue's 64
+MiB buffer: it grows until every page was written once, then stays), in MB; place->reply
+p50/p99 (us) of that interval, the database's lag (``ringex_writer_lag_payloads`` /
+``_seconds`` from /metrics), the gateways' own place->ack of the interval from their
+/metrics histogram (``gw_mean_us`` exact, ``gw_p50_le_us``/``gw_p99_le_us`` the bucket
+bounds holding p50/p99: what the exchange took, apart from the harness's own loop, which
+shares the two cores), the journal's size on disk, the /dev/shm segments and open fds of
+the run, orders acknowledged and market-data messages received.
+At the end it stops the run, replays the journal and runs the full
 convergence check (every acknowledged order, trades once, balances conserved, book =
 replay, database = engine), then prints ``soak``: each process's RSS and RssAnon growth
 from the first sample to the last (%), the per-interval p99s, and the check's result. Exit 1 if
@@ -209,6 +212,7 @@ def _sample(run: Run, http: str, seen: Seen, win: Window, t0: float) -> dict:
     procs = {"supervisor": run.pid, **run.children()}
     lat = win.take()
     state = sum(p.stat().st_size for p in (run.data_dir / "state").rglob("*") if p.is_file())
+    mem = {r: memory(p) for r, p in procs.items()}
     text = _metrics(http)
     ack = _place_ack(text)
     gw = _interval_place_ack(ack, win.place_ack)
@@ -220,7 +224,9 @@ def _sample(run: Run, http: str, seen: Seen, win: Window, t0: float) -> dict:
             "db_lag_payloads": _metric(text, "ringex_writer_lag_payloads"),
             "db_lag_s": _metric(text, "ringex_writer_lag_seconds"),
             "state_mb": round(state / 2**20, 1),
-            "rss_mb": {r: memory(p)["rss_mb"] for r, p in procs.items()},
+            "rss_mb": {r: m["rss_mb"] for r, m in mem.items()},
+            "pss_mb": {r: m["pss_mb"] for r, m in mem.items()},
+            "pss_total_mb": round(sum(m["pss_mb"] for m in mem.values()), 1),
             "anon_mb": {r: _status_mb(p)["RssAnon"] for r, p in procs.items()},
             "shmem_mb": {r: _status_mb(p)["RssShmem"] for r, p in procs.items()},
             "fds": {r: _fds(p) for r, p in procs.items()},
@@ -313,6 +319,8 @@ def soak(argv: list[str] | None = None) -> dict:
                "rss_growth_pct": growth, "anon_growth_pct": anon_growth,
                "rss_first_last_mb": [samples[0]["rss_mb"], samples[-1]["rss_mb"]]
                if samples else [],
+               "pss_total_first_last_mb": [samples[0]["pss_total_mb"],
+                                           samples[-1]["pss_total_mb"]] if samples else [],
                "anon_first_last_mb": [samples[0]["anon_mb"], samples[-1]["anon_mb"]]
                if samples else [],
                "p99_us_per_interval": [s["p99_us"] for s in samples],
