@@ -68,6 +68,10 @@ class ChildProcess:
         """Start the process; return once ``ready()``; kill it and raise RuntimeError if it
         exits first or ``timeout`` seconds pass."""
         self.process.start()
+        self._wait_ready(ready, timeout, what)
+
+    def _wait_ready(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
+        """Return once the started process is ``ready()``; as ``_start_and_wait``."""
         deadline = time.monotonic() + timeout
         while not ready():
             if not self.process.is_alive() or time.monotonic() > deadline:

@@ -124,6 +124,7 @@ class Supervisor:
         self.replication_words = None            # shared by the engine and the replicator
         self._replicator_restart_at = 0.0
         self.gateways: list[SpawnProcess] = []
+        self._gateway_ready: list = []          # each gateway's ready Event
         self.gateway_stats: list[GatewayStats] = []
         self.ring_names: dict = {}
         self.demo: SpawnProcess | None = None
@@ -232,11 +233,12 @@ class Supervisor:
         if not kernel_cache.is_warm():
             log.warning("first start of this ringex build: compiling its kernels, 1 to 4 "
                         "minutes on 2 cores (then cached in %s)", kernel_cache.cache_folder())
+        # Every child is started before any is waited for: each spends its start-up
+        # importing and loading its kernels, so on two cores they overlap. Nothing needs
+        # another ready to start: the rings and the queue exist, commands wait in the rings.
         self.writer = WriterProcess(self.queue, o.db, self.config, WriterOptions(), self.ctx)
         with _sigint_blocked():                 # children inherit the mask: Ctrl-C is ours
-            self.writer.start(timeout=o.start_timeout_s)
-        self._check_interrupted()
-        log.info("writer started (pid %d) on %s", self.writer.process.pid, o.db)
+            self.writer.process.start()
         self.cluster = self.config.cluster.with_overrides(o.cluster_url, o.durability)
         if self.cluster.enabled:
             self.replication_words = replication_words(self.ctx)
@@ -252,9 +254,14 @@ class Supervisor:
                           durability=self.cluster.durability if self.cluster.enabled
                           else "local")
         self.engine = EngineProcess(spec, self.queue, self.ctx)
+        with _sigint_blocked():
+            self.engine.process.start()
+        self._launch_gateways(names, wait, cmd_w, evt_w)
+        self.writer.wait_running(timeout=o.start_timeout_s)
+        self._check_interrupted()
+        log.info("writer started (pid %d) on %s", self.writer.process.pid, o.db)
         try:
-            with _sigint_blocked():
-                self.engine.start(timeout=o.start_timeout_s)
+            self.engine.wait_running(timeout=o.start_timeout_s)
         except BaseException:
             self._pending.restore()
             raise
@@ -262,7 +269,7 @@ class Supervisor:
         self._check_interrupted()
         log.info("engine started (pid %d, %d gateway rings, wait %s)",
                  self.engine.process.pid, o.gateways, wait)
-        self._start_gateways(names, wait, cmd_w, evt_w)
+        self._wait_gateways()
         if o.demo:
             self._start_demo()
         self._write_run_file()
@@ -313,9 +320,8 @@ class Supervisor:
             log.error("%s; trying again", exc)
         return False
 
-    def _start_gateways(self, names, wait, cmd_w, evt_w) -> None:
+    def _launch_gateways(self, names, wait, cmd_w, evt_w) -> None:
         o = self.opt
-        readies = []
         self.gateway_stats = [GatewayStats.alloc(self.ctx) for _ in names["gateways"]]
         for i, g in enumerate(names["gateways"]):
             ready = self.ctx.Event()
@@ -331,9 +337,12 @@ class Supervisor:
             with _sigint_blocked():
                 p.start()
             self.gateways.append(p)
-            readies.append(ready)
+            self._gateway_ready.append(ready)
+
+    def _wait_gateways(self) -> None:
+        o = self.opt
         deadline = time.monotonic() + o.start_timeout_s
-        for i, (p, ready) in enumerate(zip(self.gateways, readies)):
+        for i, (p, ready) in enumerate(zip(self.gateways, self._gateway_ready)):
             while not ready.wait(0.05):
                 if not p.is_alive():
                     raise RingexError(f"gateway {i} exited during start-up "

@@ -292,7 +292,12 @@ class WriterProcess(ChildProcess):
 
     def start(self, timeout: float = 30.0) -> "WriterProcess":
         """Start and wait until its loop runs (not until the database is reachable)."""
-        self._start_and_wait(lambda: bool(self._stats[Stat.RUNNING]), timeout, "writer process")
+        self.process.start()
+        return self.wait_running(timeout)
+
+    def wait_running(self, timeout: float = 30.0) -> "WriterProcess":
+        """After ``process.start()``: return once its loop runs."""
+        self._wait_ready(lambda: bool(self._stats[Stat.RUNNING]), timeout, "writer process")
         return self
 
     def stats(self) -> dict[str, int]:

@@ -292,7 +292,13 @@ class EngineProcess(ChildProcess):
 
     def start(self, timeout: float = 300.0) -> "EngineProcess":
         """Start; return once the loop runs (kernels loaded, pending transfers applied)."""
-        self._start_and_wait(lambda: self.ctl[Ctl.STATE] == State.RUNNING, timeout, "engine")
+        self.process.start()
+        return self.wait_running(timeout)
+
+    def wait_running(self, timeout: float = 300.0) -> "EngineProcess":
+        """After ``process.start()``: return once the loop runs (``start``'s second half,
+        so a caller can start other processes meanwhile)."""
+        self._wait_ready(lambda: self.ctl[Ctl.STATE] == State.RUNNING, timeout, "engine")
         return self
 
     def request_stop(self) -> None:
