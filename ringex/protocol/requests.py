@@ -12,12 +12,12 @@ import numpy as np
 import orjson
 
 from ringex.protocol.codes import ErrorCode as E, Refused
-from ringex.protocol.client_ids import pack_client_id
+from ringex.protocol.client_ids import pack_client_id, text_words
 from ringex.protocol.symbols import SymbolInfo, Tables
 from ringex.units import MAX_DECIMAL_CHARS, parse_decimal
 from ringex.records import (
-    CMD_POST_ONLY, COMMAND, INT64_MAX, U32_MAX, OrderType, SelfTradePrevention as STP, Side,
-    TimeInForce as TIF,
+    CMD_POST_ONLY, COMMAND, INT64_MAX, U32_MAX, CommandKind, OrderType,
+    SelfTradePrevention as STP, Side, TimeInForce as TIF,
 )
 
 # wire name -> engine value, as plain ints (IntEnum members are slow on the hot path)
@@ -162,6 +162,8 @@ def qty_field(msg: dict, s: SymbolInfo) -> int:
 
 
 def client_id_field(msg: dict) -> int:
+    """The key of the message's ``client_order_id`` (0: none); a long id's text is
+    ``msg["client_order_id"]`` itself."""
     raw = msg.get("client_order_id")
     if raw is None:
         return 0
@@ -308,3 +310,14 @@ def command(kind: int, account: int, session: int, ref: int, ts_ns: int, *,
     """One filled COMMAND record (length-1 array), built in a single allocation."""
     return np.array([(order_id, client_order_id, price, qty, ts_ns, account, session, ref,
                       symbol, kind, side, order_type, tif, stp, flags, 0)], dtype=COMMAND)
+
+
+_CLIENT_ID = int(CommandKind.CLIENT_ID)
+
+
+def client_id_command(account: int, session: int, ref: int, text: str) -> np.ndarray:
+    """The CLIENT_ID record that carries a long id's text to the engine, the journal and
+    the writer; write it right before the NEW that uses the id (same ref)."""
+    w = text_words(text)
+    return np.array([(w[0], w[1], w[2], w[3], w[4], account, session, ref, 0, _CLIENT_ID,
+                      0, 0, 0, 0, 0, 0)], dtype=COMMAND)
