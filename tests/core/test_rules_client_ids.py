@@ -55,9 +55,13 @@ def test_should_agree_with_the_reference_model_on_client_id_commands():
     cmds = records.batch(client_id(), records.new_order(0, 1, Side.BUY, 100, 5,
                                                          client_order_id=KEY),
                          records.cancel(0, 1, client_order_id=KEY))
-    engine = OrderService(config, wallets=False)
-    model = ReferenceExchange(config, wallets=False)
-    assert engine.submit(cmds).tobytes() == model.submit(cmds).tobytes()
+    got = OrderService(config, wallets=False).submit(cmds)
+    want = ReferenceExchange(config, wallets=False).submit(cmds)
+    assert got[0].tobytes() == want[0].tobytes()          # the CLIENT_ID echo, every byte
+    # the rest alike but for the engine's own order ids (differential.py maps them)
+    assert got[1]["order_id"] == got[2]["order_id"] and want[1]["order_id"] == want[2]["order_id"]
+    got["order_id"][1:] = want["order_id"][1:] = 0
+    assert got.tobytes() == want.tobytes()
 
 
 def test_should_emit_the_same_client_id_events_when_the_journal_is_replayed(tmp_path):
