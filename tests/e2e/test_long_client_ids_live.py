@@ -4,6 +4,9 @@ account's live orders, and kept across a restart for open_orders, order_status a
 database's views (docs/protocol.md, section 2)."""
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 
 from ringex.client import (
@@ -97,23 +100,33 @@ async def _open_account(run_: Run) -> str:
 
 
 @pytest.mark.timeout(300)
-def test_a_restart_keeps_long_ids_for_open_orders_order_status_and_the_views(tmp_path):
+@pytest.mark.parametrize("how", ["stop", "crash"])
+def test_a_restart_keeps_long_ids_for_open_orders_order_status_and_the_views(tmp_path, how):
+    """``stop``: a clean stop; ``crash``: the writer is stopped while the orders are
+    placed and everything is killed, so only the journal holds their texts and the
+    restart's replay must bring them to the database."""
     exchange = Run(tmp_path / "data", gateways=1)
     try:
         exchange.start()
+        key = run_async(_open_account(exchange))
+        if how == "crash":
+            os.kill(exchange.writer_pid, signal.SIGSTOP)
 
-        async def place() -> tuple[str, list[int]]:
-            key = await _open_account(exchange)
+        async def place() -> list[int]:
             c = await connect(exchange.url, key)
             try:
-                ids = [(await c.place("BTC-USD", "buy", "0.01", p, client_order_id=t)).order_id
-                       for p, t in (("900", A), ("901", B))]
+                return [(await c.place("BTC-USD", "buy", "0.01", p, client_order_id=t)).order_id
+                        for p, t in (("900", A), ("901", B))]
             finally:
                 await c.close()
-            return key, ids
 
-        key, (a, b) = run_async(place())
-        assert exchange.stop() == 0, exchange.log()
+        a, b = run_async(place())
+        if how == "crash":
+            exchange.kill_group()
+            with exchange.repo() as repo:
+                assert repo._fetch("SELECT * FROM client_ids") == []   # the journal only
+        else:
+            assert exchange.stop() == 0, exchange.log()
         exchange.start()                   # a cold gateway: it learnt no text yet
 
         async def ask() -> None:
