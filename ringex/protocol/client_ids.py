@@ -52,11 +52,6 @@ def long_key(raw: bytes) -> int:
     return -(h & INT64_MAX) - 1
 
 
-def is_long(key: int) -> bool:
-    """Whether ``key`` stands for an id whose text is not in the key itself."""
-    return key < 0
-
-
 def unpack_client_id(value: int) -> str | None:
     """The short id :func:`pack_client_id` made ``value`` from; None for 0 (no id), a long
     id's key (look its text up) or an integer no wire string packs to."""
@@ -78,16 +73,13 @@ def text_words(text: str) -> tuple[int, ...]:
 def words_text(words) -> str | None:
     """The text :func:`text_words` packed (``words``: TEXT_WORDS ints); None when the
     bytes are no valid long client id (a record made by another tool)."""
-    raw = np.array(words, "<i8").tobytes().rstrip(b"\0")
-    return raw.decode("ascii") if _valid_long(raw) else None
+    return bytes_text(np.array(words, "<i8").tobytes())
 
 
 def bytes_text(raw: bytes) -> str | None:
     """:func:`words_text` of the TEXT_BYTES raw bytes of a record's text fields."""
     raw = raw.rstrip(b"\0")
-    return raw.decode("ascii") if _valid_long(raw) else None
-
-
-def _valid_long(raw: bytes) -> bool:
-    return (PACKED_MAX_CHARS < len(raw) <= CLIENT_ID_MAX_CHARS
-            and all(0x21 <= b <= 0x7E for b in raw))
+    if not PACKED_MAX_CHARS < len(raw) <= CLIENT_ID_MAX_CHARS \
+            or not all(0x21 <= b <= 0x7E for b in raw):
+        return None
+    return raw.decode("ascii")
