@@ -1,6 +1,7 @@
 """The gateway's half of ``order_status`` and ``my_trades`` (ringex/protocol/reconcile.py),
-and of an ``open_orders`` answer that names long client ids the gateway does not know:
-database reads on a worker thread, answers queued to the connection.
+and of a reply that names long client ids the gateway does not know (``open_orders``, a
+``cancelled`` or ``modified`` by ``order_id``): database reads on a worker thread,
+answers queued to the connection.
 
 A not-live order's end reaches the database a few milliseconds after the engine ended
 it (the writer's batch): ``order_status`` reads again every ``RETRY_S`` until the stored
@@ -54,11 +55,11 @@ class Reconciler:
         message with ``lookup``, ``req_id`` and ``ts``)."""
         self._spawn(self._order_status(conn, msg))
 
-    def open_orders(self, conn: Connection, msg: dict) -> None:
-        """Send an ``open_orders`` answer once the texts of its long client ids are known
-        (``msg``: the session's lookup message with ``open_orders``, ``req_id``, ``ts``;
-        an unknown id is still its int key in the answer)."""
-        self._spawn(self._open_orders(conn, msg))
+    def resolve(self, conn: Connection, msg: dict) -> None:
+        """Send a reply once the texts of its long client ids are known (``msg``: the
+        session's lookup message with the reply in ``resolve`` and ``ts``; an unknown id
+        is still its int key in the reply)."""
+        self._spawn(self._resolve(conn, msg))
 
     def store_query(self, conn: Connection, q: StoreQuery) -> None:
         self._spawn(self._my_trades(conn, q))
@@ -101,30 +102,32 @@ class Reconciler:
         reply["ts"] = msg.get("ts", 0)
         self._reply(conn, with_req_id(reply, msg.get("req_id")))
 
-    async def _open_orders(self, conn: Connection, msg: dict) -> None:
-        reply, req_id = msg["open_orders"], msg.get("req_id")
+    async def _resolve(self, conn: Connection, msg: dict) -> None:
+        reply = msg["resolve"]
+        req_id = reply.get("req_id")
+        orders = reply["orders"] if reply["type"] == "open_orders" else [reply]
         account = cast(int, conn.session.account)
         deadline = time.monotonic() + PATIENCE_S
         while True:
-            missing = self._fill_texts(account, reply["orders"])
+            missing = self._fill_texts(account, orders)
             if not missing or self._store is None or time.monotonic() > deadline:
                 break
             try:
                 await self._learn(account, missing)
             except Exception:
-                log.exception("gateway: open_orders client id read failed")
+                log.exception("gateway: client id read failed")
                 return self._reply(conn, error(E.OVERLOADED, "cannot read the database now; "
                                                "retry later", req_id))
-            if self._fill_texts(account, reply["orders"]):
+            if self._fill_texts(account, orders):
                 await asyncio.sleep(RETRY_S)        # placed moments ago: not stored yet
         if missing and self._store is not None:
             return self._reply(conn, error(E.OVERLOADED, "the database has not stored a "
                                            "client_order_id yet; retry later", req_id))
-        for o in reply["orders"]:
+        for o in orders:
             if type(o["client_order_id"]) is int:   # no database to ask
                 o["client_order_id"] = None
         reply["ts"] = msg.get("ts", 0)
-        self._reply(conn, with_req_id(reply, req_id))
+        self._reply(conn, reply)
 
     def _fill_texts(self, account: int, orders: list[dict]) -> list[int]:
         """Put the known texts in place of the int keys; returns the keys still unknown."""

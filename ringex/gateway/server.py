@@ -168,10 +168,10 @@ class Gateway:
         self.fanout.send(conn)
 
     def order_lookup(self, conn: Connection, msg: dict) -> None:
-        """The pump's hand-off of an order_status the engine has answered, or of an
-        open_orders that names long client ids this gateway does not know."""
-        if "open_orders" in msg:
-            self.reconciler.open_orders(conn, msg)
+        """The pump's hand-off of an order_status the engine has answered, or of a reply
+        that names long client ids this gateway does not know."""
+        if "resolve" in msg:
+            self.reconciler.resolve(conn, msg)
         else:
             self.reconciler.order_status(conn, msg)
 

@@ -22,9 +22,9 @@ from ringex.records import INFO_CODE_MASK, INFO_MAKER, INFO_SELL, EventKind as E
 
 FeeFn = Callable[[Symbol, int, int, bool], int]
 TRANSFER_OPS = ("deposit", "withdraw")     # admin ops answered by one BALANCE (or REJECT)
-LOOKUP = "_order_lookup"        # not a wire message: an order_status, or an open_orders
-                                # that names long client ids it does not know, for the
-                                # gateway to finish from the database
+LOOKUP = "_order_lookup"        # not a wire message: an order_status ("lookup"), or a
+                                # reply naming long client ids the gateway does not know
+                                # ("resolve"), for the gateway to finish from the database
 
 
 class EngineClock:
@@ -108,11 +108,11 @@ class EventTranslator:
             self.orders.pop(order_id, None)
             msg = {"type": "cancelled", **order_fields(s, order_id, cid, sell, price, qty),
                    "reason": CANCEL_REASONS.get(info & INFO_CODE_MASK, UNKNOWN_REASON)}
-            return [self._direct(msg, ref, request, "cancel")]
+            return [self._direct_text(msg, ref, request, "cancel", cid, other_id)]
         if kind == EK.MODIFIED:
             msg = {"type": "modified", **order_fields(s, order_id, cid, sell, price, qty),
                    "leaves": s.qty.format(leaves)}
-            return [self._direct(msg, ref, request, "modify")]
+            return [self._direct_text(msg, ref, request, "modify", cid, other_id)]
         if kind == EK.OPEN_ORDER and request is not None and request.op == "open_orders":
             # an open_orders request gathers into a list (Session._send); a long id this
             # gateway does not know stays its int key until the gateway reads its text
@@ -143,6 +143,18 @@ class EventTranslator:
                 "liquidity": "maker" if maker else "taker",
                 "fee": s.fee.format(self._fee(s.symbol, price, qty, maker)),
                 "fee_asset": s.symbol.quote.name}
+
+    def _direct_text(self, msg: dict, ref: int, request: Request | None, op: str,
+                     cid: str | None, key: int) -> dict:
+        """``_direct``; a direct reply naming a long id this gateway does not know (an
+        order placed before a restart, cancelled or modified by ``order_id``) goes to the
+        gateway to read the text first. A push goes as it is (null)."""
+        direct = request is not None and request.op == op
+        msg = self._direct(msg, ref, request, op)
+        if direct and cid is None and key < 0:
+            msg["client_order_id"] = key
+            return {"type": LOOKUP, "resolve": msg}
+        return msg
 
     def _direct(self, msg: dict, ref: int, request: Request | None, op: str) -> dict:
         """Add ``req_id`` when ``msg`` is the direct reply to a pending ``op``."""
@@ -205,7 +217,7 @@ class EventTranslator:
         elif target.op == "open_orders":
             msg = {"type": "open_orders", "orders": target.items}
             if any(type(o["client_order_id"]) is int for o in cast(list, target.items)):
-                msg = {"type": LOOKUP, "open_orders": msg}
+                return [{"type": LOOKUP, "resolve": with_req_id(msg, target.req_id)}]
         else:
             s = self._t.symbols.get(cast(int, target.items))     # cancel_all: a symbol id
             msg = {"type": "cancel_all", "symbol": s.name if s else None}

@@ -18,6 +18,7 @@ from tests.faults.rig import Run, run_async
 
 A = "3b241101-e2bb-4255-8caf-4136c566a962"
 B = "6ecd8c99-4036-403d-bf84-cf8400f67836"
+C = "d3c5a4b2-9f1e-4e7d-8c6b-5a4f3e2d1c0b"
 
 
 @pytest.mark.timeout(120)
@@ -116,11 +117,11 @@ def test_a_restart_keeps_long_ids_for_open_orders_order_status_and_the_views(tmp
             c = await connect(exchange.url, key)
             try:
                 return [(await c.place("BTC-USD", "buy", "0.01", p, client_order_id=t)).order_id
-                        for p, t in (("900", A), ("901", B))]
+                        for p, t in (("900", A), ("901", B), ("902", C))]
             finally:
                 await c.close()
 
-        a, b = run_async(place())
+        a, b, c_ = run_async(place())
         if how == "crash":
             exchange.kill_group()
             with exchange.repo() as repo:
@@ -131,10 +132,11 @@ def test_a_restart_keeps_long_ids_for_open_orders_order_status_and_the_views(tmp
 
         async def ask() -> None:
             c = await connect(exchange.url, key)
-            try:
-                assert (await c.order_status(a)).client_order_id == A    # read from the db
+            try:                           # each first sight is read from the database
+                assert (await c.modify("BTC-USD", c_, "902", "0.005")).client_order_id == C
+                assert (await c.order_status(a)).client_order_id == A
                 assert [(o.order_id, o.client_order_id) for o in await c.open_orders()] == \
-                    [(a, A), (b, B)]
+                    [(a, A), (b, B), (c_, C)]
                 assert (await c.cancel("BTC-USD", b)).client_order_id == B
             finally:
                 await c.close()
@@ -142,7 +144,8 @@ def test_a_restart_keeps_long_ids_for_open_orders_order_status_and_the_views(tmp
         with exchange.repo() as repo:
             rows = repo._fetch("SELECT order_id, client_order_id FROM orders_view "
                                "ORDER BY order_id")
-        assert [(r["order_id"], r["client_order_id"]) for r in rows] == [(a, A), (b, B)]
+        assert [(r["order_id"], r["client_order_id"]) for r in rows] == \
+            [(a, A), (b, B), (c_, C)]
         assert exchange.stop() == 0, exchange.log()
     finally:
         exchange.cleanup()

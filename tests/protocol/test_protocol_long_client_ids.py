@@ -120,8 +120,23 @@ def test_open_orders_shows_known_long_ids_at_once():
 
 def test_open_orders_with_an_unknown_long_id_goes_to_the_gateway_to_read_it():
     (m,) = _open_orders(logged_in(), KEY)          # a cold gateway (after a restart)
-    assert m["type"] == LOOKUP and m["req_id"] == 9
-    assert m["open_orders"]["orders"][0]["client_order_id"] == KEY     # still the key
+    assert m["type"] == LOOKUP and m["resolve"]["req_id"] == 9
+    assert m["resolve"]["orders"][0]["client_order_id"] == KEY     # still the key
+
+
+def test_a_cancel_by_order_id_of_an_unknown_long_id_goes_to_the_gateway_to_read_it():
+    s = logged_in()                                # a cold gateway (after a restart)
+    (can,) = commands(send(s, {"op": "cancel", "symbol": "BTC-USD", "order_id": 42,
+                               "req_id": 7}))
+    cancelled = event(EK.CANCELLED, ref=can["ref"], order_id=42, other_id=KEY,
+                      price=3_000_000, qty=2000, symbol=BTC.id, info=CancelReason.USER)
+    (m,) = msgs(s, cancelled)
+    assert m["type"] == LOOKUP and m["resolve"]["type"] == "cancelled"
+    assert (m["resolve"]["client_order_id"], m["resolve"]["req_id"]) == (KEY, 7)
+    # a push (no request of this connection) goes as it is
+    cancelled["ref"] = 0
+    (m,) = msgs(s, cancelled)
+    assert (m["type"], m["client_order_id"]) == ("cancelled", None)
 
 
 def test_the_registry_of_texts_is_bounded_and_drops_the_oldest_first():
