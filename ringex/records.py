@@ -31,6 +31,7 @@ COMMAND = np.dtype(
         ("price", "<i8"),            # gateway: limit price in ticks (0 for market)
         ("qty", "<i8"),              # gateway: lots; DEPOSIT/WITHDRAW: minor units of the asset
         ("ts_ns", "<i8"),            # gateway: receive time (time.perf_counter_ns), latency only
+                                     # (CLIENT_ID: the text's last 8 bytes, see CommandKind)
         ("account", "<u4"),          # gateway: authenticated account
         ("session", "<u4"),          # gateway: (gateway_index << 24) | connection number
         ("ref", "<u4"),              # gateway: request number, echoed in direct replies
@@ -100,6 +101,10 @@ class CommandKind(IntEnum):
     QUERY_BOOK = 9         # answered with one BOOK_LEVEL event per level of `symbol`
     ACCOUNT_STREAM = 10    # gateway ``session >> 24`` wants (qty 1) or no longer wants
                            # (qty 0) every event of ``account``; no event, never journaled
+    CLIENT_ID = 11         # the text of a long client_order_id, sent right before the NEW
+                           # that uses it: order_id, client_order_id, price, qty, ts_ns hold
+                           # its 36 ASCII bytes NUL-padded to 40 (protocol/client_ids.py);
+                           # answered by one CLIENT_ID event, nothing else changes
 
 
 class Side(IntEnum):
@@ -139,6 +144,9 @@ class EventKind(IntEnum):
     CLOCK = 10             # rings only: order_id = the engine's wall clock (ns since the
                            # epoch) of the group whose events follow; session = the
                            # gateway's own (connection 0); never in the journal or database
+    CLIENT_ID = 11         # echo of a CLIENT_ID command: the text's 40 bytes in order_id,
+                           # other_id, price, qty, leaves; account/session/ref of the
+                           # command; seq 0, symbol 0
 
 
 class RejectCode(IntEnum):
@@ -275,6 +283,15 @@ def account_stream(account: int, on: bool, *, session: int) -> np.ndarray:
     """Gateway ``session >> 24`` starts (``on``) or stops getting every event of
     ``account``, whichever gateway's session it is for."""
     return _one(CommandKind.ACCOUNT_STREAM, 0, account, session=session, qty=int(on))
+
+
+def client_id_text(account: int, words: tuple[int, ...], *, session: int = 0,
+                   ref: int = 0) -> np.ndarray:
+    """The CLIENT_ID command carrying a long client id's text as five int64 ``words``
+    (``ringex.protocol.client_ids.text_words``)."""
+    w0, w1, w2, w3, w4 = words
+    return _one(CommandKind.CLIENT_ID, 0, account, order_id=w0, client_order_id=w1,
+                price=w2, qty=w3, ts_ns=w4, session=session, ref=ref)
 
 
 def query_book(symbol: int, *, session: int = 0, ref: int = 0) -> np.ndarray:

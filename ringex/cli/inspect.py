@@ -170,7 +170,7 @@ def orders(account, status, symbol, last, config_path, data_dir, db_url, as_json
     """Orders in their current state, by order id (the newest N).
 
     qty is the size at acceptance (after a modify the size is filled + leaves); reason is
-    the cancel reason.
+    the cancel reason; client_order_id as the client sent it.
     """
     with opened(db_url, data_dir, config_path) as (repo, u):
         u.check_symbol(symbol)
@@ -183,7 +183,7 @@ def orders(account, status, symbol, last, config_path, data_dir, db_url, as_json
                 "price": u.price(sid, o["price"]), "qty": u.qty(sid, o["qty"]),
                 "filled": u.qty(sid, o["filled"]), "leaves": u.qty(sid, o["leaves"]),
                 "status": o["status"], "reason": o["reason"],
-                "client_order_id": o["client_order_id"], "session": o["session"],
+                "client_order_id": o["client_order_text"], "session": o["session"],
                 "created_seq": o["created_seq"], "updated_seq": o["updated_seq"],
             })
     emit(rows, ["order_id", "symbol", "account", "side", "price", "qty", "filled", "leaves",

@@ -22,7 +22,7 @@ from ringex import records
 from ringex.config import Config
 from ringex.core.borrowed import as_borrowed
 from ringex.core.amend import on_cancel, on_cancel_all, on_modify
-from ringex.core.events import NO_SEQ
+from ringex.core.events import NO_SEQ, emit
 from ringex.core.markets import new_markets
 from ringex.core.matcher import on_new, reject
 from ringex.core.order_book import LIVE, PAGE, best_tick, level_of, new_book
@@ -32,9 +32,18 @@ from ringex.core.transfers import on_query_balances, on_transfer
 from ringex.core.wallets import new_wallets
 from ringex.errors import CommandRejected
 from ringex.records import (
-    CMD_CANCEL, CMD_CANCEL_ALL, CMD_DEPOSIT, CMD_MODIFY, CMD_NEW, CMD_QUERY_BALANCES,
-    CMD_QUERY_BOOK, CMD_QUERY_ORDERS, CMD_WITHDRAW, E_UNKNOWN_COMMAND,
+    CMD_CANCEL, CMD_CANCEL_ALL, CMD_CLIENT_ID, CMD_DEPOSIT, CMD_MODIFY, CMD_NEW,
+    CMD_QUERY_BALANCES, CMD_QUERY_BOOK, CMD_QUERY_ORDERS, CMD_WITHDRAW, E_UNKNOWN_COMMAND,
+    EV_CLIENT_ID,
 )
+
+
+@njit(cache=True)
+def on_client_id(c, out, n, mk):
+    """CLIENT_ID: echo the long client id's text (the command's first 40 bytes) in one
+    event for the gateways and the writer; the engine itself only ever uses the key."""
+    return emit(out, n, mk, NO_SEQ, EV_CLIENT_ID, 0, c.order_id, c.client_order_id,
+                c.price, c.qty, c.ts_ns, c.account, c.session, c.ref, 0)
 
 
 @njit(cache=True)
@@ -68,6 +77,8 @@ def process(bk, wl, mk, cmds, start, out, wallets):
             n = on_query_orders(bk, mk, c, ob, n)
         elif k == CMD_QUERY_BOOK:
             n = on_query_book(bk, mk, c, ob, n)
+        elif k == CMD_CLIENT_ID:
+            n = on_client_id(c, ob, n, mk)
         else:
             n = reject(ob, n, mk, c, E_UNKNOWN_COMMAND, NO_SEQ)
         i += 1

@@ -11,7 +11,8 @@ gateway's own session (connection 0) answer its book queries (``BookSync``). An 
 event of an account that connections here stream (``orders`` channel, AccountStreams)
 also goes to each of them, whichever session it carries. Market data
 goes through the gateway's ``MarketFeed`` to the subscribers of each (channel, symbol),
-each message encoded once.
+each message encoded once. A CLIENT_ID event (the text of a long client id, right before
+the order that uses it) only teaches the gateway's ``ClientIdTexts``.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import orjson
 from ringex.gateway.account_streams import AccountStreams
 from ringex.gateway.pump_wait import PumpWait
 from ringex.protocol.booksync import BookSync
+from ringex.protocol.client_texts import ClientIdTexts
 from ringex.protocol.feed import MarketFeed
 from ringex.ring.broadcast import BroadcastReader
 from ringex.protocol.events import LOOKUP, EngineClock
@@ -36,6 +38,8 @@ EVT_BATCH = 4096          # event records per read
 MD_BATCH = 8192           # market-data records per read
 COLD_TIMEOUT_S = 0.05     # a cold wait wakes at least this often (stop checks)
 CLOCK = int(EventKind.CLOCK)
+CLIENT_ID = int(EventKind.CLIENT_ID)
+assert CLIENT_ID > CLOCK and max(EventKind) == CLIENT_ID   # one test for both in _on_events
 
 
 class EventPump:
@@ -46,8 +50,10 @@ class EventPump:
     records)`` (commands of the gateway's own session)."""
 
     def __init__(self, evt: SpscRing, md: BroadcastReader, feed: MarketFeed, sync: BookSync,
-                 engine_clock: EngineClock, streams: AccountStreams, router, wait: PumpWait):
+                 engine_clock: EngineClock, streams: AccountStreams, router, wait: PumpWait,
+                 client_ids: ClientIdTexts | None = None):
         self.evt, self.md, self.feed, self.sync = evt, md, feed, sync
+        self.client_ids = client_ids if client_ids is not None else ClientIdTexts()
         self.engine_clock = engine_clock
         self.streams = streams
         self.router = router
@@ -110,8 +116,11 @@ class EventPump:
         engine_clock = self.engine_clock
         streams = self.streams.by_account
         for ev in events:
-            if ev[10] == CLOCK:                 # the time of the group whose events follow
-                engine_clock.ts = ev[1]
+            if ev[10] >= CLOCK:                 # not for any session: CLOCK or CLIENT_ID
+                if ev[10] == CLOCK:             # the time of the group whose events follow
+                    engine_clock.ts = ev[1]
+                else:
+                    self.client_ids.learn_event(ev)
                 continue
             sid = ev[7]
             conn = conns.get(sid)

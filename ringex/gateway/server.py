@@ -51,6 +51,7 @@ from ringex.protocol.actions import (
     Authenticate, Close, Reply, SendCommand, StoreQuery, Subscribe, Unsubscribe,
 )
 from ringex.protocol.booksync import BookSync
+from ringex.protocol.client_texts import ClientIdTexts
 from ringex.protocol.codes import ERROR_NUMBERS, CloseCode, ErrorCode
 from ringex.protocol.events import EngineClock
 from ringex.protocol.feed import MarketFeed
@@ -92,17 +93,20 @@ class Gateway:
         self.feed = MarketFeed(config)
         self.engine_clock = EngineClock()         # the pump sets it, sessions read it
         self.streams = AccountStreams()           # orders channel subscribers by account
+        self.client_ids = ClientIdTexts()         # long client ids' texts, all sessions
         self.sync = BookSync(self.feed, session_number(index, OWN_CONNECTION))
         self.audit = AuditLog(queue, index)
         self.budgets = Budgets(limits)
         self.fanout = Fanout(self.feed, limits, self.audit, self.stats)
-        self.reconciler = Reconciler(keys.db_url, config, self._send_one, self._spawn)
+        self.reconciler = Reconciler(keys.db_url, config, self._send_one, self._spawn,
+                                     self.client_ids)
         # what the pump calls (EventPump's ``router``)
         self.subscribers, self.queue = self.fanout.subscribers, self.fanout.queue
         self.flush, self.book_loaded = self.fanout.flush, self.fanout.book_loaded
         self.pump = EventPump(evt, md.reader(), self.feed, self.sync, self.engine_clock,
                               self.streams, self,
-                              make_pump_wait(wait_strategy, wakeups, evt.data_gate))
+                              make_pump_wait(wait_strategy, wakeups, evt.data_gate),
+                              self.client_ids)
         self._server: asyncio.Server | None = None
         self._pump_task: asyncio.Task | None = None
 
@@ -164,8 +168,12 @@ class Gateway:
         self.fanout.send(conn)
 
     def order_lookup(self, conn: Connection, msg: dict) -> None:
-        """The pump's hand-off of an order_status the engine has answered."""
-        self.reconciler.order_status(conn, msg)
+        """The pump's hand-off of an order_status the engine has answered, or of a reply
+        that names long client ids this gateway does not know."""
+        if "resolve" in msg:
+            self.reconciler.resolve(conn, msg)
+        else:
+            self.reconciler.order_status(conn, msg)
 
     def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)
@@ -200,7 +208,7 @@ class Gateway:
                           cancel_on_disconnect=upgrade.cancel_on_disconnect,
                           budgets=self.budgets, address=addr,
                           ack_times=self.stats.acks.observe,
-                          engine_clock=self.engine_clock)
+                          engine_clock=self.engine_clock, client_ids=self.client_ids)
         if upgrade.api_key is not None:
             wait_ms = session.login_backoff_ms(time.perf_counter_ns())
             if wait_ms:

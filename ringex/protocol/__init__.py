@@ -18,6 +18,7 @@ Actions (``actions``): SendCommand(record), Reply(message), Subscribe(channel, s
 Unsubscribe(channel, symbol), Authenticate(api_key), Close(code, reason).
 
 Other modules: requests (JSON -> COMMAND fields), events (EVENT -> messages), pending
-(refs awaiting the engine), client_ids (client order id packing), codes (wire codes),
-ratelimit, symbols. Import from the modules themselves; this package exports nothing.
+(refs awaiting the engine), client_ids (client order id keys), client_texts (a gateway's
+texts of long client ids), codes (wire codes), ratelimit, symbols. Import from the
+modules themselves; this package exports nothing.
 """

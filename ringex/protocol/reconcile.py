@@ -8,6 +8,7 @@ engine's part (``OrderLookup``); the gateway finishes it (``order_status_message
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ringex.protocol.codes import CANCEL_REASONS, UNKNOWN_REASON, ErrorCode as E, Refused
@@ -69,22 +70,33 @@ def my_trades_request(msg: dict, t: Tables) -> tuple[int, int, int, int]:
     return out[0], out[1], out[2], out[3]
 
 
-def order_status_message(t: Tables, lookup: OrderLookup, row: dict | None) -> dict | None:
+def answer_key(lookup: OrderLookup, row: dict | None) -> int | None:
+    """The client id key the ``order_status`` reply will show (None: no order found)."""
+    if lookup.live is not None:
+        return lookup.live[2]
+    return row["client_order_id"] if row is not None else None
+
+
+def order_status_message(t: Tables, lookup: OrderLookup, row: dict | None,
+                         text_of: Callable[[int], str | None] = unpack_client_id,
+                         ) -> dict | None:
     """The ``order_status`` reply from the engine's live order (its open lots) and the
     stored row (qty, filled, and the end of an order that is done); None when neither
-    knows it."""
+    knows it. ``text_of``: a client id key's text (long ids: the gateway's or the
+    database's)."""
     if lookup.live is not None:
         symbol, order_id, cid, sell, price, leaves = lookup.live
         s = t.symbols[symbol]
         qty = row["qty"] if row is not None else leaves
         filled = row["filled"] if row is not None else 0
         status = "partially_filled" if filled else "open"
-        return _message(s, order_id, cid, sell, price, qty, leaves, filled, status, None)
+        return _message(s, order_id, text_of(cid), sell, price, qty, leaves, filled, status,
+                        None)
     if row is None:
         return None
     s = t.symbols[row["symbol"]]
     reason = CANCEL_REASONS.get(row["reason"], UNKNOWN_REASON) if row["reason"] else None
-    return _message(s, row["order_id"], row["client_order_id"], bool(row["side"]),
+    return _message(s, row["order_id"], text_of(row["client_order_id"]), bool(row["side"]),
                     row["price"], row["qty"], row["leaves"], row["filled"],
                     STATUS_NAMES.get(row["status"], "unknown"), reason)
 
@@ -92,7 +104,7 @@ def order_status_message(t: Tables, lookup: OrderLookup, row: dict | None) -> di
 def _message(s: SymbolInfo, order_id, cid, sell, price, qty, leaves, filled, status,
              reason) -> dict:
     return {"type": "order_status",
-            **order_fields(s, order_id, unpack_client_id(cid), sell, price, qty),
+            **order_fields(s, order_id, cid, sell, price, qty),
             "leaves": s.qty.format(leaves), "filled": s.qty.format(filled),
             "status": status, "reason": reason}
 

@@ -35,6 +35,7 @@ from ringex.protocol.actions import (
     Action, Authenticate, Close, Reply, SendCommand, StoreQuery, Subscribe, Unsubscribe,
 )
 from ringex.protocol.book_views import BOOK_KEYS, book_channel
+from ringex.protocol.client_texts import ClientIdTexts
 from ringex.protocol.codes import CloseCode, ErrorCode as E, Refused
 from ringex.protocol.events import EngineClock, EventTranslator, FeeFn, with_req_id
 from ringex.protocol.messages import error
@@ -109,7 +110,8 @@ class Session:
                  budgets: Budgets | None = None, address: bytes = b"",
                  ack_times: Callable[[int], None] | None = None,
                  engine_clock: EngineClock | None = None,
-                 wall_clock: Callable[[], int] = time.time_ns):
+                 wall_clock: Callable[[], int] = time.time_ns,
+                 client_ids: ClientIdTexts | None = None):
         """``session_id``: this connection's COMMAND.session (see :func:`session_number`).
         ``clock``: monotonic nanoseconds, for the rate limit and COMMAND.ts_ns.
         ``fill_fee``: fee of one fill side; pass ``lambda *a: 0`` when wallets are off.
@@ -118,7 +120,8 @@ class Session:
         ``ack_times``: called with each place's time to its ack or reject (``clock``
         units), or None. ``engine_clock``: the gateway's EngineClock, which gives each
         message made from an engine event its ``ts`` (None: a private one, ts 0).
-        ``wall_clock``: ns since the epoch, for ``recv_ts``."""
+        ``wall_clock``: ns since the epoch, for ``recv_ts``. ``client_ids``: the gateway's
+        texts of long client ids (None: a private one), read and taught by the session."""
         if not 0 <= session_id <= U32_MAX:
             raise ValueError(f"session_id {session_id} does not fit u32")
         self.session_id = session_id
@@ -140,9 +143,10 @@ class Session:
         self._shared = self._address.anonymous if self._address is not None else None
         self._shared_limit = "address"
         self._pending = PendingRequests()
+        self.client_ids = client_ids if client_ids is not None else ClientIdTexts()
         self._events = EventTranslator(self._t, self._pending, fill_fee,
                                        (clock, ack_times) if ack_times else None,
-                                       engine_clock)
+                                       engine_clock, self.client_ids)
         self._fill_fee, self._engine_clock = fill_fee, engine_clock
         self._wall = wall_clock
         self._stream: EventTranslator | None = None      # orders channel, once subscribed
@@ -225,10 +229,27 @@ class Session:
 
     # ------------------------------------------------------------ ops
     def _place(self, msg, req_id, now):
-        return self._send(now, (req_id, "place", _NEW, rq.place(msg, self._t)))
+        fields = rq.place(msg, self._t)
+        actions = self._send(now, (req_id, "place", _NEW, fields))
+        key = fields["client_order_id"]
+        if key < 0:
+            # a long id: its text goes first, in the same write (same ref)
+            text = msg["client_order_id"]
+            self.client_ids.learn(cast(int, self.account), key, text)
+            ref = int(cast(SendCommand, actions[0]).record["ref"][0])
+            actions.insert(0, SendCommand(rq.client_id_command(
+                cast(int, self.account), self.session_id, ref, text)))
+        return actions
 
     def _cancel(self, msg, req_id, now):
-        return self._send(now, (req_id, "cancel", _CANCEL, rq.cancel(msg, self._t)))
+        fields = rq.cancel(msg, self._t)
+        self._learn_text(msg, fields.get("client_order_id", 0))
+        return self._send(now, (req_id, "cancel", _CANCEL, fields))
+
+    def _learn_text(self, msg: dict, key: int) -> None:
+        """A request naming a long client id teaches the gateway its text."""
+        if key < 0:
+            self.client_ids.learn(cast(int, self.account), key, msg["client_order_id"])
 
     def _modify(self, msg, req_id, now):
         return self._send(now, (req_id, "modify", _MODIFY, rq.modify(msg, self._t)))
@@ -241,6 +262,7 @@ class Session:
 
     def _order_status(self, msg, req_id, now):
         lookup = order_status_request(msg)
+        self._learn_text(msg, lookup.client_order_id or 0)
         return self._send(now, (req_id, "order_status", _QUERY_ORDERS, {}), barrier=True,
                           items=lookup)
 
@@ -309,7 +331,7 @@ class Session:
             return [reply]
         self.subscriptions.add(ORDERS)
         self._stream = EventTranslator(self._t, PendingRequests(), self._fill_fee, None,
-                                       self._engine_clock)
+                                       self._engine_clock, self.client_ids)
         return [reply, Subscribe(*ORDERS)]
 
     def account_event_to_messages(self, event) -> list[dict]:

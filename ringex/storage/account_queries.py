@@ -17,6 +17,16 @@ def stored_order(repo: Repository, account: int, order_id: int | None = None,
     return rows[0] if rows else None
 
 
+def client_texts(repo: Repository, account: int, keys: list[int]) -> dict[int, str]:
+    """The stored texts of the account's long client ids ``keys`` (those found)."""
+    if not keys:
+        return {}
+    rows = repo._fetch(f"SELECT client_order_id, client_text FROM client_ids WHERE "
+                       f"account = ? AND client_order_id IN ({', '.join('?' * len(keys))})",
+                       (account, *keys))
+    return {r["client_order_id"]: r["client_text"] for r in rows}
+
+
 def account_trades(repo: Repository, account: int, symbol: int, from_id: int = 0,
                    since_ns: int = 0, limit: int = 100) -> list[dict]:
     """The account's trades in one symbol (either side), oldest first: trade id (the

@@ -142,6 +142,10 @@ class PgRepository(Repository):
                 if rows.dead_letters:
                     cur.executemany("INSERT INTO dead_letters VALUES (%s, %s, %s, %s) "
                                     "ON CONFLICT DO NOTHING", rows.dead_letters)
+                if rows.client_ids:
+                    cur.executemany("INSERT INTO client_ids (account, client_order_id, "
+                                    "client_text) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                                    rows.client_ids)
                 now = time.time_ns()
                 cur.executemany(
                     "INSERT INTO meta (producer, last_batch, updated_ns) VALUES (%s, %s, %s) "

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ringex.config import Config
+from ringex.protocol.client_ids import bytes_text, pack_client_id
 from ringex.storage.row_kernels import PROBLEMS, event_rows, order_rows
 from ringex.storage.schema import row_dtype
 from ringex.storage.trade_queue import Payload, PayloadKind, encode
@@ -23,6 +24,8 @@ ORDER_CHANGE_ROW = row_dtype("order_changes")
 ORDER_ROW = row_dtype("orders")
 TRANSFER_ROW = row_dtype("transfers")
 _RAW = np.dtype((np.void, EVENT.itemsize))
+_CLIENT_ID = int(EventKind.CLIENT_ID)
+_TEXT = slice(8, 48)        # an EVENT's order_id .. leaves: a CLIENT_ID's text bytes
 
 
 @dataclass
@@ -36,11 +39,13 @@ class Rows:
     orders_new: np.ndarray               # bool per orders row: ACKed in this group (an insert)
     audit: list[tuple] = field(default_factory=list)
     dead_letters: list[tuple] = field(default_factory=list)
+    client_ids: list[tuple] = field(default_factory=list)   # (account, key, text)
     meta: dict[int, int] = field(default_factory=dict)   # producer -> highest batch
 
     def count(self) -> int:
         return (len(self.trades) + len(self.order_changes) + len(self.orders)
-                + len(self.transfers) + len(self.audit) + len(self.dead_letters))
+                + len(self.transfers) + len(self.audit) + len(self.dead_letters)
+                + len(self.client_ids))
 
 
 class Projector:
@@ -64,7 +69,7 @@ class Projector:
     def project(self, payloads: list[Payload]) -> Rows:
         """Rows for one group; a malformed EVENT payload becomes a dead letter."""
         events, stamps, trades, changes, transfers = [], [], [], [], []
-        audit, dead = [], []
+        audit, dead, client_ids = [], [], []
         meta: dict[int, int] = {}
         for p in payloads:
             if p.kind == PayloadKind.STOP:
@@ -87,6 +92,7 @@ class Projector:
             changes.append(ch)
             if len(tr):
                 transfers.append(tr)
+            client_ids.extend(client_id_rows(p.records))
         if len(events) == 1:
             ev, ts = events[0], np.full(len(events[0]), stamps[0], np.int64)
         elif events:                     # as raw 64-byte records: 5x faster than by field
@@ -101,7 +107,7 @@ class Projector:
             orders=order_state,
             orders_new=acked,
             transfers=np.concatenate(transfers) if transfers else np.zeros(0, TRANSFER_ROW),
-            audit=audit, dead_letters=dead, meta=meta,
+            audit=audit, dead_letters=dead, meta=meta, client_ids=client_ids,
         )
 
     def warm_up(self) -> None:
@@ -160,6 +166,17 @@ def _transfer_rows(p: Payload, n_assets: int) -> tuple[str | None, np.ndarray]:
                     int(e["qty"]), int(e["leaves"]), int(e["session"]), int(e["ref"]),
                     p.ts_ns))
     return None, np.array(out, TRANSFER_ROW) if out else np.zeros(0, TRANSFER_ROW)
+
+
+def client_id_rows(ev: np.ndarray) -> list[tuple]:
+    """(account, key, text) of each CLIENT_ID event: the long client ids' texts (one
+    comparison per event; a text no client could send is skipped)."""
+    rows = []
+    for i in np.flatnonzero(ev["kind"] == _CLIENT_ID).tolist():
+        text = bytes_text(ev[i].tobytes()[_TEXT])
+        if text is not None:
+            rows.append((int(ev[i]["account"]), pack_client_id(text), text))
+    return rows
 
 
 def _audit_rows(p: Payload) -> list[tuple]:

@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 
 from ringex.config import Config, Symbol
 from ringex.errors import StorageError
+from ringex.protocol.client_ids import unpack_client_id
 from ringex.storage.projection import Rows
 from ringex.storage.schema import OrderStatus
 from ringex.records import CancelReason, Side
@@ -225,7 +226,8 @@ class Repository(ABC):
                symbol: int | str | None = None, last: int | None = None) -> list[dict]:
         """Orders (current state), oldest first (the newest ``last`` when given); ``status``
         is a name ("open", "partially_filled", "filled", "cancelled"), "live" (open or
-        partially filled) or an OrderStatus."""
+        partially filled) or an OrderStatus. ``client_order_text`` is the client id as
+        the client sent it (None: none)."""
         where, params = [], []
         if account is not None:
             where.append("account = ?")
@@ -245,12 +247,30 @@ class Repository(ABC):
             rows = self._fetch(sql + " ORDER BY order_id", tuple(params))
         else:
             rows = self._fetch(sql + " ORDER BY order_id DESC LIMIT ?", (*params, last))[::-1]
+        texts = self._long_client_texts({r["client_order_id"] for r in rows
+                                         if r["client_order_id"] < 0})
         for r in rows:
             r["symbol_name"] = names.get(r["symbol"], str(r["symbol"]))
             r["side"] = Side(r["side"]).name.lower()
             r["status"] = OrderStatus(r["status"]).name.lower()
             r["reason"] = CancelReason(r["reason"]).name.lower() if r["reason"] else None
+            key = r["client_order_id"]
+            r["client_order_text"] = (texts.get((r["account"], key)) if key < 0
+                                      else unpack_client_id(key))
         return rows
+
+    def _long_client_texts(self, keys: set[int]) -> dict[tuple[int, int], str]:
+        """(account, key) -> text of the long client ids among ``keys`` (a database made
+        before long ids has none, and may lack the table: never asked then)."""
+        out: dict[tuple[int, int], str] = {}
+        ordered = sorted(keys)
+        for i in range(0, len(ordered), 500):
+            part = ordered[i:i + 500]
+            for r in self._fetch("SELECT account, client_order_id, client_text FROM client_ids "
+                                 f"WHERE client_order_id IN ({', '.join('?' * len(part))})",
+                                 tuple(part)):
+                out[(r["account"], r["client_order_id"])] = r["client_text"]
+        return out
 
     def balances(self, account: int | None = None) -> list[dict]:
         """Total holdings (available + locked) per account and asset: the sum of the ledger."""

@@ -61,6 +61,10 @@ TABLES = {t.name: t for t in (
        [("account_id",)]),
     _t("dead_letters", ["producer", "batch", ("reason", TEXT), ("payload", BLOB)],
        ["producer", "batch"]),
+    # the text of each long client id (9-36 chars; its key in orders is negative), from
+    # the engine's CLIENT_ID events; short ids are their own key and need no row
+    _t("client_ids", ["account", "client_order_id", ("client_text", TEXT)],
+       ["account", "client_order_id"]),
 )}
 
 # Insert-only tables with natural keys (a replay conflicts and is ignored).
@@ -202,13 +206,20 @@ def _utc(d: dict, ts: str) -> str:
 
 
 def _client_id(d: dict, value: str) -> str:
-    """SQL: a stored client_order_id (big-endian ASCII bytes, ringex.protocol.client_ids)
-    as its text; NULL for 0 (none)."""
+    """SQL: a stored short client_order_id (big-endian ASCII bytes,
+    ringex.protocol.client_ids) as its text; NULL for 0 (none) and for long ids (negative:
+    their text is in ``client_ids``)."""
     chars = []
     for k in range(8):
         byte = f"(({value} >> {8 * (7 - k)}) & 255)"
         chars.append(f"CASE WHEN {byte} > 0 THEN {d['char'].format(byte)} ELSE '' END")
     return f"(CASE WHEN {value} > 0 THEN {' || '.join(chars)} END)"
+
+
+def _long_id_join(account: str, key: str) -> str:
+    """SQL: the ``client_ids`` row (alias ``c``) of a long client id's key, if any."""
+    return (f"LEFT JOIN client_ids c ON {key} < 0 AND c.account = {account} "
+            f"AND c.client_order_id = {key}")
 
 
 def readable_views(dialect: str) -> dict[str, str]:
@@ -224,6 +235,8 @@ def readable_views(dialect: str) -> dict[str, str]:
                                               EventKind.CANCELLED, EventKind.MODIFIED)}
     transfers = {int(k): k.name.lower() for k in (CommandKind.DEPOSIT, CommandKind.WITHDRAW)}
     fill = int(EventKind.FILL)
+    # an event's client id: a fill's from its order (the FILL carries the counter order)
+    cid = f"(CASE WHEN e.kind = {fill} THEN COALESCE(o.client_order_id, 0) ELSE e.other_id END)"
 
     def price(v: str, s: str = "s") -> str:
         return decimal_text(f"{v} * {s}.price_digits", f"{s}.price_div")
@@ -271,11 +284,12 @@ SELECT o.order_id, s.symbol, o.account, a.name AS account_name,
        {qty('o.qty')} AS qty, {qty('o.leaves')} AS leaves, {qty('o.filled')} AS filled,
        {_words('o.status', status)} AS status,
        CASE WHEN o.reason = 0 THEN NULL ELSE {_words('o.reason', CANCEL_REASONS)} END AS reason,
-       {_client_id(d, 'o.client_order_id')} AS client_order_id,
+       COALESCE(c.client_text, {_client_id(d, 'o.client_order_id')}) AS client_order_id,
        CASE WHEN o.created_seq > 0 THEN {_utc(d, 'o.created_ts_ns')} END AS created_time,
        o.created_seq, o.updated_seq, o.session
   FROM orders o JOIN symbol_steps s ON s.symbol_id = o.symbol
-  LEFT JOIN accounts a ON a.account_id = o.account""",
+  LEFT JOIN accounts a ON a.account_id = o.account
+  {_long_id_join('o.account', 'o.client_order_id')}""",
         # every order event, fills included (order_history with words and times)
         "order_history_view": f"""
 SELECT s.symbol, e.seq, {_utc(d, 'e.ts_ns')} AS time, {_words('e.kind', kinds)} AS kind,
@@ -284,8 +298,7 @@ SELECT s.symbol, e.seq, {_utc(d, 'e.ts_ns')} AS time, {_words('e.kind', kinds)} 
        {qty('e.qty')} AS qty, {qty('e.leaves')} AS leaves, {reason('e.kind', 'e.code')} AS reason,
        CASE WHEN e.kind <> {fill} THEN NULL WHEN e.maker = 1 THEN 'maker'
             ELSE 'taker' END AS liquidity,
-       {_client_id(d, f'CASE WHEN e.kind = {fill} THEN COALESCE(o.client_order_id, 0) '
-                      'ELSE e.other_id END')} AS client_order_id,
+       COALESCE(c.client_text, {_client_id(d, cid)}) AS client_order_id,
        CASE WHEN e.kind = {fill} THEN e.other_id END AS counter_order_id,
        e.ts_ns
   FROM (SELECT symbol, seq, kind, order_id, account, side, price, qty, leaves, code,
@@ -301,7 +314,8 @@ SELECT s.symbol, e.seq, {_utc(d, 'e.ts_ns')} AS time, {_words('e.kind', kinds)} 
           FROM trades) e
   JOIN symbol_steps s ON s.symbol_id = e.symbol
   LEFT JOIN accounts a ON a.account_id = e.account
-  LEFT JOIN orders o ON o.order_id = e.order_id AND e.kind = {fill}""",
+  LEFT JOIN orders o ON o.order_id = e.order_id AND e.kind = {fill}
+  {_long_id_join('e.account', cid)}""",
         "transfers_view": f"""
 SELECT {_utc(d, 't.ts_ns')} AS time, t.account, a.name AS account_name,
        {_words('t.kind', transfers)} AS kind, x.asset,

@@ -10,7 +10,9 @@
 - one at a newer version (written by a later ringex) is refused with a clear message.
 
 Versions: 1 the tables and views of the first releases (no ``schema_version``); 2 the
-``schema_version`` table itself (and the readable views, which any open creates).
+``schema_version`` table itself (and the readable views, which any open creates); 3 the
+``client_ids`` table (long client ids' texts; created with the schema, as any new table)
+and the two readable views that show them, dropped here so the open recreates them.
 """
 from __future__ import annotations
 
@@ -18,12 +20,14 @@ from collections.abc import Callable
 
 from ringex.errors import StorageError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FIRST = 1                     # a database with tables but no schema_version
 
 # v -> the statements that take a database from v to v + 1 (both dialects)
 STEPS: dict[int, list[str]] = {
     1: [],                    # 1 -> 2: nothing to change but the version row itself
+    2: ["DROP VIEW IF EXISTS orders_view",          # 2 -> 3: they now join client_ids
+        "DROP VIEW IF EXISTS order_history_view"],
 }
 
 

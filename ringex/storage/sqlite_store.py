@@ -168,6 +168,9 @@ class SqliteRepository(Repository):
             if rows.dead_letters:
                 c.executemany("INSERT OR IGNORE INTO dead_letters VALUES (?, ?, ?, ?)",
                               rows.dead_letters)
+            if rows.client_ids:
+                c.executemany("INSERT OR IGNORE INTO client_ids (account, client_order_id, "
+                              "client_text) VALUES (?, ?, ?)", rows.client_ids)
             now = time.time_ns()
             c.executemany(
                 "INSERT INTO meta (producer, last_batch, updated_ns) VALUES (?, ?, ?) "

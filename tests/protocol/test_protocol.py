@@ -373,7 +373,7 @@ BAD = [
     ({**PLACE, "qty": "9" * 32}, "invalid_qty"),
     # client_order_id
     ({**PLACE, "client_order_id": ""}, "invalid_client_order_id"),
-    ({**PLACE, "client_order_id": "123456789"}, "invalid_client_order_id"),
+    ({**PLACE, "client_order_id": "x" * 37}, "invalid_client_order_id"),
     ({**PLACE, "client_order_id": "a b"}, "invalid_client_order_id"),
     ({**PLACE, "client_order_id": "caf\u00e9"}, "invalid_client_order_id"),
     ({**PLACE, "client_order_id": "\x7f"}, "invalid_client_order_id"),
@@ -384,7 +384,7 @@ BAD = [
     (_without(CANCEL, "order_id"), "missing_field"), (_without(CANCEL, "symbol"), "missing_field"),
     *[({**CANCEL, "order_id": bad}, "invalid_order_id") for bad in ("1", 0, -5, True, 1.0)],
     ({**CANCEL, "order_id": 2**63}, "invalid_order_id"),
-    ({**_without(CANCEL, "order_id"), "client_order_id": "toolongid"}, "invalid_client_order_id"),
+    ({**_without(CANCEL, "order_id"), "client_order_id": "x" * 37}, "invalid_client_order_id"),
     (_without(MODIFY, "price"), "missing_field"), (_without(MODIFY, "qty"), "missing_field"),
     (_without(MODIFY, "order_id"), "missing_field"), ({**MODIFY, "price": "0.001"}, "off_tick"),
     ({**MODIFY, "qty": "0"}, "invalid_qty"), ({**MODIFY, "client_order_id": "a"}, "unknown_field"),

@@ -41,7 +41,7 @@ def check(session, actions, authenticated: bool) -> None:
             assert (int(c["account"]), int(c["session"])) == (ACCOUNT, SID)
             kind = int(c["kind"])
             assert kind in (CK.NEW, CK.CANCEL, CK.MODIFY, CK.CANCEL_ALL, CK.QUERY_BALANCES,
-                            CK.QUERY_ORDERS)
+                            CK.QUERY_ORDERS, CK.CLIENT_ID)
             if kind in (CK.NEW, CK.CANCEL, CK.MODIFY):
                 assert int(c["symbol"]) in SYMBOLS
             if kind in (CK.NEW, CK.MODIFY):
@@ -52,7 +52,7 @@ def check(session, actions, authenticated: bool) -> None:
                 else:
                     assert c["price"] == 0
             if kind in (CK.CANCEL, CK.MODIFY):
-                assert c["order_id"] > 0 or (kind == CK.CANCEL and c["client_order_id"] > 0)
+                assert c["order_id"] > 0 or (kind == CK.CANCEL and c["client_order_id"] != 0)
 
 
 def feed(data) -> None:

@@ -3,10 +3,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import numpy as np
+
 import pytest
 from hypothesis import given, strategies as st
 
-from ringex.protocol.client_ids import pack_client_id, unpack_client_id
+from ringex.protocol.client_ids import (
+    bytes_text, pack_client_id, text_words, unpack_client_id, words_text,
+)
 from ringex.units import Step, parse_decimal
 from tests.protocol.test_protocol import BTC, EB, PLACE, commands, logged_in, send
 
@@ -81,10 +85,30 @@ def test_client_id_should_pack_big_endian():
     assert pack_client_id("~~~~~~~~") == 0x7E7E7E7E7E7E7E7E
 
 
-@pytest.mark.parametrize("bad", ["", "123456789", "a b", "\t", "\x7f", "\u00e9", 5, None])
+@pytest.mark.parametrize("bad", ["", "x" * 37, "a b", "\t", "\x7f", "\u00e9", 5, None,
+                                 "y" * 30 + " z"])
 def test_pack_should_refuse_bad_client_ids(bad):
     with pytest.raises(ValueError):
         pack_client_id(bad)
+
+
+LONG_IDS = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=9,
+                   max_size=36)
+
+
+@given(LONG_IDS)
+def test_long_client_ids_should_have_negative_keys_and_travel_as_their_text(cid):
+    key = pack_client_id(cid)
+    assert -(1 << 63) <= key < 0 and unpack_client_id(key) is None
+    assert words_text(text_words(cid)) == cid
+    assert bytes_text(np.array(text_words(cid), "<i8").tobytes()) == cid
+
+
+def test_a_uuid_is_a_valid_client_id_and_37_characters_are_not():
+    uuid = "123e4567-e89b-12d3-a456-426614174000"
+    assert len(uuid) == 36 and pack_client_id(uuid) < 0
+    with pytest.raises(ValueError, match="1 to 36"):
+        pack_client_id(uuid + "0")
 
 
 @pytest.mark.parametrize("n", [0, -1, 0x20, 0x7F, 0x4100, 1 << 63, 0x80])

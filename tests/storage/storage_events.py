@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ringex import records
+from ringex.protocol.client_ids import pack_client_id, text_words
 from ringex.records import INFO_MAKER, INFO_SELL, CancelReason, EventKind, Side
 
 
@@ -85,6 +86,13 @@ class Script:
         o = self.orders[order_id]
         o.price, o.leaves = price, qty
         self._ev(EventKind.MODIFIED, o, qty=qty, leaves=qty)
+
+    def client_id(self, account, text, *, session=0, ref=0) -> int:
+        """The CLIENT_ID event of a long client id (its text); returns its key."""
+        w = text_words(text)
+        self._emit(EventKind.CLIENT_ID, order_id=w[0], other_id=w[1], price=w[2], qty=w[3],
+                   leaves=w[4], account=account, session=session, ref=ref, seq=0)
+        return pack_client_id(text)
 
     def reject(self, symbol, account, code, *, price=0, qty=0):
         self._emit(EventKind.REJECT, symbol=symbol, account=account, price=price, qty=qty,

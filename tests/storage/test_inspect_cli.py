@@ -92,20 +92,17 @@ def test_should_list_and_filter_orders(data_dir):
         "order_id  symbol   account  side     price     qty  filled  leaves  status     "
         "reason  client_order_id",
         "       1  BTC-USD        1  buy   30000.00  0.0010  0.0010  0.0000  filled     "
-        "                     77",
-        "       2  BTC-USD        2  sell  29900.00  0.0004  0.0004  0.0000  filled     "
-        "                      0",
-        "       3  BTC-USD        2  sell  30000.00  0.0006  0.0006  0.0000  filled     "
-        "                      0",
+        "        M",                          # the client id as sent (stored 77: "M")
+        "       2  BTC-USD        2  sell  29900.00  0.0004  0.0004  0.0000  filled",
+        "       3  BTC-USD        2  sell  30000.00  0.0006  0.0006  0.0000  filled",
         "       4  BTC-USD        2  sell  31000.00  0.0005  0.0000  0.0000  cancelled  "
-        "user                  0",
-        "       5  BTC-USD        2  sell  31500.00  0.0005  0.0000  0.0003  open       "
-        "                      0",
+        "user",
+        "       5  BTC-USD        2  sell  31500.00  0.0005  0.0000  0.0003  open",
     ]
     assert as_json("orders", "--status", "live", "--data-dir", data_dir) == [{
         "order_id": 5, "symbol": "BTC-USD", "account": 2, "side": "sell",
         "price": "31500.00", "qty": "0.0005", "filled": "0.0000", "leaves": "0.0003",
-        "status": "open", "reason": None, "client_order_id": 0, "session": 0,
+        "status": "open", "reason": None, "client_order_id": None, "session": 0,
         "created_seq": 10, "updated_seq": 11}]
     ids = [o["order_id"] for o in as_json("orders", "--account", 2, "--status", "filled",
                                           "--last", 1, "--data-dir", data_dir)]

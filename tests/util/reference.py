@@ -119,7 +119,8 @@ class ReferenceExchange:
                        K.CANCEL_ALL: self._cancel_all, K.DEPOSIT: self._deposit,
                        K.WITHDRAW: self._withdraw, K.QUERY_BALANCES: self._query_balances,
                        K.QUERY_ORDERS: self._query_orders,
-                       K.QUERY_BOOK: self._query_book}.get(c["kind"])
+                       K.QUERY_BOOK: self._query_book,
+                       K.CLIENT_ID: self._client_id}.get(c["kind"])
             if handler is None:
                 self._reject(c, R.UNKNOWN_COMMAND)
             else:
@@ -533,6 +534,12 @@ class ReferenceExchange:
             self._emit(E.OPEN_ORDER, o.symbol, o.account, c["session"], c["ref"],
                        order_id=o.id, other_id=o.client_order_id, price=o.price,
                        qty=o.leaves, leaves=o.leaves, info=o.info, sequenced=False)
+
+    def _client_id(self, c):
+        """The text of a long client id, echoed from the command's first five fields."""
+        self._emit(E.CLIENT_ID, 0, c["account"], c["session"], c["ref"],
+                   order_id=c["order_id"], other_id=c["client_order_id"], price=c["price"],
+                   qty=c["qty"], leaves=c["ts_ns"], sequenced=False)
 
     def _query_book(self, c):
         """One BOOK_LEVEL per level, bids then asks, best first; seq = the symbol's current
