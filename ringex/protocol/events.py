@@ -69,6 +69,7 @@ class EventTranslator:
         # live orders of this session: order_id -> (symbol id, client_order_id, side).
         # FILL events do not carry the client id; this map does.
         self.orders: dict[int, tuple[int, str | None, str]] = {}
+        self._keys: dict[int, tuple[int, int]] = {}   # remembered: order -> (account, key)
 
     def messages(self, ev: tuple) -> list[dict]:
         """``ev``: ``EVENT.item()`` of an event already known to be this session's. Each
@@ -106,6 +107,7 @@ class EventTranslator:
             return [self._direct(msg, ref, request, "place")]
         if kind == EK.CANCELLED:
             self.orders.pop(order_id, None)
+            self._keys.pop(order_id, None)
             msg = {"type": "cancelled", **order_fields(s, order_id, cid, sell, price, qty),
                    "reason": CANCEL_REASONS.get(info & INFO_CODE_MASK, UNKNOWN_REASON)}
             return [self._direct_text(msg, ref, request, "cancel", cid, other_id)]
@@ -133,12 +135,29 @@ class EventTranslator:
             return entry[1] if entry is not None else None
         return text
 
+    def remember(self, ev: tuple) -> None:
+        """An OPEN_ORDER of the account (an ``open_orders`` answer): from now on its
+        fills name its client id too, though this translator never saw its ack. A long
+        id the gateway does not know yet is kept as its key, looked up at the fill (the
+        gateway reads it from the database before it answers the open_orders)."""
+        _, order_id, other_id, _, _, _, account, _, _, symbol, _, info = ev
+        if order_id not in self.orders:
+            cid = unpack_client_id(other_id) if other_id >= 0 else \
+                self._texts.text(account, other_id)
+            self.orders[order_id] = (symbol, cid, SIDE_NAMES[bool(info & INFO_SELL)])
+            if cid is None and other_id < 0:
+                self._keys[order_id] = (account, other_id)
+
     def _fill(self, s: SymbolInfo, seq, order_id, sell, price, qty, leaves, maker) -> dict:
         entry = self.orders.get(order_id)
+        cid = entry[1] if entry else None
+        if cid is None and order_id in self._keys:
+            cid = self._texts.text(*self._keys[order_id])
         if leaves == 0:
             self.orders.pop(order_id, None)
+            self._keys.pop(order_id, None)
         return {"type": "fill", "seq": seq, "trade_id": trade_id(seq, maker),
-                **order_fields(s, order_id, entry[1] if entry else None, sell, price, qty),
+                **order_fields(s, order_id, cid, sell, price, qty),
                 "leaves": s.qty.format(leaves),
                 "liquidity": "maker" if maker else "taker",
                 "fee": s.fee.format(self._fee(s.symbol, price, qty, maker)),

@@ -526,6 +526,9 @@ class Session:
             return []
         if ev[6] != self.account and not (self.admin and self._is_transfer(ev[8])):
             return []
+        if ev[10] == EK.OPEN_ORDER and self._stream is not None:
+            # the orders channel's fills of orders placed before it was subscribed
+            self._stream.remember(ev)
         return self._events.messages(ev)
 
     def _is_transfer(self, ref: int) -> bool:

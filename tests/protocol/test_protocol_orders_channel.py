@@ -7,7 +7,7 @@ from ringex.protocol.client_ids import pack_client_id
 from ringex.protocol.session import session_number
 from ringex.records import INFO_MAKER, EventKind as EK
 from tests.protocol.test_protocol import (
-    ACCOUNT, BTC, ENGINE_TS, SID, anon, err, event, logged_in, send,
+    ACCOUNT, BTC, ENGINE_TS, SID, anon, commands, err, event, logged_in, send,
 )
 
 OTHER = session_number(2, 9)          # another connection of the account, on gateway 2
@@ -58,3 +58,32 @@ def test_should_stop_streaming_after_unsubscribe():
         Reply({"type": "unsubscribed", "channel": "orders", "req_id": 2})]
     ack = event(EK.ACK, session=OTHER, order_id=42, symbol=BTC.id, seq=3)
     assert s.account_event_to_messages(ack) == []
+
+
+def test_fills_of_orders_from_an_open_orders_answer_carry_their_client_ids():
+    """A reconnected client subscribes, then asks open_orders (docs/protocol.md): the
+    fills of the orders in that answer name their client ids, short and long, though
+    this connection never saw their acks."""
+    s = streaming()
+    long_id = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+    texts = s._events._texts                          # the gateway's (here, the session's)
+    query = [c["ref"] for c in commands(send(s, {"op": "open_orders", "req_id": 3}))][0]
+    for order_id, key in ((42, pack_client_id("bot-7")), (43, pack_client_id(long_id))):
+        s.event_to_messages(event(EK.OPEN_ORDER, ref=query, order_id=order_id,
+                                  other_id=key, price=3_000_000, qty=5000, leaves=5000,
+                                  symbol=BTC.id, seq=1))
+    texts.learn(ACCOUNT, pack_client_id(long_id), long_id)   # the gateway read it meanwhile
+    for order_id, want in ((42, "bot-7"), (43, long_id)):
+        fill = event(EK.FILL, session=OTHER, order_id=order_id, other_id=77, price=3_000_000,
+                     qty=5000, leaves=0, symbol=BTC.id, seq=9, info=INFO_MAKER)
+        (m,) = s.account_event_to_messages(fill)
+        assert (m["type"], m["client_order_id"]) == ("fill", want)
+    assert not s._stream.orders                                 # both done: forgotten
+
+
+def test_open_orders_answers_teach_nothing_without_the_orders_channel():
+    s = logged_in()
+    query = [c["ref"] for c in commands(send(s, {"op": "open_orders", "req_id": 3}))][0]
+    s.event_to_messages(event(EK.OPEN_ORDER, ref=query, order_id=42, other_id=5,
+                              symbol=BTC.id, seq=1))
+    assert 42 not in s.orders       # nothing would ever end the entry: no leak
