@@ -17,6 +17,7 @@ from ringex.client import (
     Fill, LoggedIn, Modified, MyTrade, OpenOrder, OrderState, Reject, Subscribed, Trade,
     Transfer, Unsubscribed, admin_transfer, connect, parse,
 )
+from ringex.client.requests import Requests
 from tests.e2e.live_exchange import free_port
 from tests.e2e.live_fixtures import funded, run, trader
 
@@ -229,3 +230,37 @@ def test_a_list_subscribe_sends_a_checksummed_snapshot_per_symbol(exchange):
         finally:
             await a.close()
     run(go())
+
+
+class _Recorder(Requests):
+    """The requests the SDK would send, without a connection."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+
+    async def request(self, msg, timeout=None, raw=False):
+        self.sent.append({k: v for k, v in msg.items() if k != "req_id"})
+
+
+def test_requests_leave_out_what_the_protocol_defaults_to():
+    r = _Recorder()
+
+    async def go():
+        await r.place("BTC-USD", "buy", "0.5", "30000.00")
+        await r.place("BTC-USD", "sell", "0.01")
+        await r.place("BTC-USD", "sell", "1", "30100", type="limit", tif="gtc",
+                      post_only=True, stp="cancel_both", client_order_id="an-id-longer-than-8")
+        await r.my_trades("BTC-USD")
+        await r.my_trades("BTC-USD", from_trade_id=7, since_ts=5, limit=2)
+        await r.subscribe("book", "BTC-USD", resync=True)
+    asyncio.run(go())
+    assert r.sent == [
+        {"op": "place", "symbol": "BTC-USD", "side": "buy", "qty": "0.5", "price": "30000.00"},
+        {"op": "place", "symbol": "BTC-USD", "side": "sell", "qty": "0.01", "type": "market"},
+        {"op": "place", "symbol": "BTC-USD", "side": "sell", "qty": "1", "price": "30100",
+         "type": "limit", "tif": "gtc", "client_order_id": "an-id-longer-than-8",
+         "stp": "cancel_both", "post_only": True},
+        {"op": "my_trades", "symbol": "BTC-USD"},
+        {"op": "my_trades", "symbol": "BTC-USD", "from_trade_id": 7, "since_ts": 5, "limit": 2},
+        {"op": "subscribe", "channel": "book", "symbol": "BTC-USD", "resync": True},
+    ]
