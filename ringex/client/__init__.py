@@ -7,12 +7,15 @@ only websockets and orjson (no numpy, no numba). Typed: ``ringex`` ships ``py.ty
         async for ev in c.events():                                # Fill, Cancelled, Trade ...
             ...
 
-``connection`` (Client, connect), ``results`` (the typed replies and events), ``types``
-(the Literal vocabularies), ``admin`` (``admin_transfer``, the CLI's synchronous deposit/withdraw).
+``connection`` (Client, connect), ``reconnect`` (ReconnectingClient: ``connect(...,
+reconnect=True)``), ``results`` (the typed replies and events), ``types`` (the Literal vocabularies),
+``admin`` (``admin_transfer``, the CLI's synchronous deposit/withdraw).
 """
 from ringex.client.admin import admin_transfer
+from ringex.client.backoff import Backoff
 from ringex.client.connection import Client, ClientError, Number, connect
 from ringex.client.events import Event, Reconnected
+from ringex.client.reconnect import ReconnectingClient
 from ringex.client.results import (
     Ack, Balance, BookSnapshot, BookUpdate, CancelAllDone, Cancelled, Error, Fill, LoggedIn,
     Modified, MyTrade, OpenOrder, OrderState, Reject, Subscribed, Trade, Transfer, Unsubscribed,
@@ -23,9 +26,9 @@ from ringex.client.types import (
 )
 
 __all__ = [
-    "Ack", "Balance", "BookSnapshot", "BookUpdate", "CancelAllDone", "CancelReason",
+    "Ack", "Backoff", "Balance", "BookSnapshot", "BookUpdate", "CancelAllDone", "CancelReason",
     "Cancelled", "Channel", "Client", "ClientError", "Error", "Event", "Fill", "Liquidity",
     "LoggedIn", "Modified", "MyTrade", "Number", "OpenOrder", "OrderState", "OrderStatus",
-    "OrderType", "Reconnected", "Reject", "Side", "Stp", "Subscribed",
+    "OrderType", "Reconnected", "ReconnectingClient", "Reject", "Side", "Stp", "Subscribed",
     "TimeInForce", "Trade", "Transfer", "Unsubscribed", "admin_transfer", "connect", "parse",
 ]

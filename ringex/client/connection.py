@@ -5,22 +5,27 @@ Every request gets a ``req_id`` and awaits its direct reply, returned as a typed
 (``ringex.client.results``). A gateway ``error`` raises :class:`ClientError` with its
 stable ``code``, as do a timeout and a closed connection. Everything else the gateway
 pushes (fills, unsolicited cancels, trades, book messages) arrives on :meth:`Client.events`.
+``connect(..., reconnect=True)`` gives a ReconnectingClient instead (``reconnect.py``).
 """
 from __future__ import annotations
 
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from ringex.client.backoff import Backoff
 from ringex.client.errors import ClientError
 from ringex.client.events import Event, EventStream
 from ringex.client.requests import Number, Requests
 from ringex.client.results import parse
+
+if TYPE_CHECKING:            # reconnect.py builds on this module
+    from ringex.client.reconnect import ReconnectingClient
 
 __all__ = ["Client", "ClientError", "Number", "connect", "open_client"]
 
@@ -189,14 +194,40 @@ async def open_client(url: str, api_key: str | None = None, *, login: str = "hea
     return client
 
 
+@overload
 async def connect(url: str, api_key: str | None = None, *, login: str = "header",
                   cancel_on_disconnect: bool = False, timeout: float = 10.0,
-                  max_events: int = 1_000_000) -> Client:
+                  max_events: int = 1_000_000, reconnect: Literal[False] = False) -> Client: ...
+@overload
+async def connect(url: str, api_key: str | None = None, *, login: str = "header",
+                  cancel_on_disconnect: bool = False, timeout: float = 10.0,
+                  max_events: int = 1_000_000,
+                  reconnect: Literal[True] | Backoff) -> ReconnectingClient: ...
+@overload
+async def connect(url: str, api_key: str | None = None, *, login: str = "header",
+                  cancel_on_disconnect: bool = False, timeout: float = 10.0,
+                  max_events: int = 1_000_000,
+                  reconnect: bool | Backoff = False) -> Client | ReconnectingClient: ...
+
+
+async def connect(url: str, api_key: str | None = None, *, login: str = "header",
+                  cancel_on_disconnect: bool = False, timeout: float = 10.0,
+                  max_events: int = 1_000_000,
+                  reconnect: bool | Backoff = False) -> Client | ReconnectingClient:
     """Open a connection. With ``api_key``, authenticate with the handshake header
     (``login="header"``) or a ``login`` message (``login="message"``); an unknown key
     raises ClientError("auth_failed"), a failed handshake ClientError("handshake_failed")
     or ("timeout"); OSError when nothing listens at ``url``. ``cancel_on_disconnect``: the
-    gateway cancels this connection's orders when it closes."""
-    return await open_client(url, api_key, login=login,
-                             cancel_on_disconnect=cancel_on_disconnect, timeout=timeout,
-                             max_events=max_events)
+    gateway cancels this connection's orders when it closes.
+
+    ``reconnect=True`` (or a :class:`Backoff`): a ReconnectingClient, which survives
+    dropped connections (docs/sdk.md); the first connection must still succeed."""
+    from ringex.client.reconnect import ReconnectingClient
+    if reconnect is False:
+        return await open_client(url, api_key, login=login,
+                                 cancel_on_disconnect=cancel_on_disconnect, timeout=timeout,
+                                 max_events=max_events)
+    return await ReconnectingClient.open(
+        url, api_key, login=login, cancel_on_disconnect=cancel_on_disconnect,
+        timeout=timeout, max_events=max_events,
+        backoff=reconnect if isinstance(reconnect, Backoff) else Backoff())
