@@ -8,7 +8,8 @@ only websockets and orjson (no numpy, no numba). Typed: ``ringex`` ships ``py.ty
             ...
 
 ``connection`` (Client, connect), ``reconnect`` (ReconnectingClient: ``connect(...,
-reconnect=True)``), ``results`` (the typed replies and events), ``types`` (the Literal vocabularies),
+reconnect=True)``), ``sync`` (blocking, for scripts: ``ringex.client.sync.connect``),
+``results`` (the typed replies and events), ``types`` (the Literal vocabularies),
 ``admin`` (``admin_transfer``, the CLI's synchronous deposit/withdraw).
 """
 from ringex.client.admin import admin_transfer
