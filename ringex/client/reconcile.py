@@ -1,5 +1,7 @@
 """After a reconnect: what happened to the orders a client knew to be open while it was
-away, asked with ``order_status`` (the order now) and ``my_trades`` (the fills missed).
+away, asked with ``order_status`` (the order now) and ``my_trades`` (the fills missed)
+(``reconcile``), and how that merges with what the new connection pushed meanwhile
+(``merge``, no I/O).
 
 ``my_trades`` reads the database, which stores a trade milliseconds after its fills, and
 a live order's ``filled`` may trail the engine the same way: so the missed trades of an
@@ -10,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from ringex.client.errors import ClientError
 from ringex.client.requests import Requests
-from ringex.client.results import MyTrade, OrderState
+from ringex.client.results import Ack, Cancelled, Fill, Modified, MyTrade, OrderState
 from ringex.client.tracker import OrderTracker, Tracked
 from ringex.client.types import ENDED
 
@@ -28,6 +31,11 @@ CONCURRENT = 50              # order_status requests in flight at once
 # an order's trades are stored after its ack; their stored ts is within milliseconds of
 # the fills' (protocol.md), so an ack's ts less this bounds the pages to read, safely
 SINCE_MARGIN_NS = 60 * 10**9
+
+
+# what the new connection brought while reconciling, in arrival order: ("push", event),
+# or ("status", order_id) where an order_status answer came
+Held = tuple[str, Any]
 
 
 @dataclass
@@ -121,3 +129,24 @@ async def _trades(c: Requests, symbol: str, first: int, since_ts: int,
         if len(page) < PAGE:
             return out
         first = page[-1].trade_id + 1
+
+
+def merge(held: list[Held], found: Findings) -> Iterator[Any]:
+    """The events to deliver after a reconnect: the held pushes in arrival order, with each
+    changed order's missed trades and then its state where its order_status answer came.
+    Nothing is said twice: a missed trade that also came live as a Fill is left to the
+    Fill, and an order's pushes after its state said it ended are dropped."""
+    live = {(ev.trade_id, ev.order_id) for kind, ev in held
+            if kind == "push" and isinstance(ev, Fill)}
+    ended: set[int] = set()
+    for kind, x in held:
+        if kind == "status":
+            st = found.states.get(x)
+            if st is None:
+                continue                          # unchanged: nothing to say
+            yield from (t for t in found.trades.get(x, ()) if (t.trade_id, x) not in live)
+            yield st
+            if st.status in ENDED:
+                ended.add(x)
+        elif not (isinstance(x, (Ack, Fill, Cancelled, Modified)) and x.order_id in ended):
+            yield x

@@ -27,13 +27,13 @@ from ringex.client.backoff import Backoff
 from ringex.client.connection import Client, open_client
 from ringex.client.errors import ClientError
 from ringex.client.events import Event, EventStream, Reconnected
-from ringex.client.reconcile import Findings, reconcile
+from ringex.client.reconcile import Findings, Held, merge, reconcile
 from ringex.client.requests import Requests
 from ringex.client.results import (
     Ack, Cancelled, Fill, Modified, OrderState, Subscribed, Unsubscribed,
 )
 from ringex.client.tracker import OrderTracker
-from ringex.client.types import ENDED, Channel
+from ringex.client.types import Channel
 
 log = logging.getLogger("ringex.client")
 
@@ -61,7 +61,7 @@ class ReconnectingClient(Requests):
         self._internal_orders = False    # subscribed to orders for old orders' sake only
         self._client: Client | None = None
         self._gen = 0                    # which connection the listeners may hear
-        self._held: list[tuple[str, Any]] | None = None     # pushes while reconciling
+        self._held: list[Held] | None = None     # what arrives while reconciling
         self._ready = asyncio.Event()
         self._closing = False
         self._watcher: asyncio.Task | None = None
@@ -199,30 +199,12 @@ class ReconnectingClient(Requests):
         return {ev.trade_id: ev.qty for kind, ev in self._held or ()
                 if kind == "push" and isinstance(ev, Fill) and ev.order_id == order_id}
 
-    def _deliver(self, note: Reconnected, found: Findings,
-                 held: list[tuple[str, Any]]) -> None:
-        """``note``, then the held pushes in arrival order with each changed order's missed
-        trades and state where its order_status answer arrived; a push the findings
-        already hold (the same fill, any event of an order they say ended) is dropped."""
+    def _deliver(self, note: Reconnected, found: Findings, held: list[Held]) -> None:
         self._stream.put(note)
         for order_id in found.gone:
             self._tracker.open.pop(order_id, None)
-        live = {(ev.trade_id, ev.order_id) for kind, ev in held
-                if kind == "push" and isinstance(ev, Fill)}
-        ended: set[int] = set()
-        for kind, x in held:
-            if kind == "status":
-                st = found.states.get(x)
-                if st is None:
-                    continue                      # unchanged
-                for t in found.trades.get(x, ()):
-                    if (t.trade_id, x) not in live:
-                        self._put(t)
-                self._put(st)
-                if st.status in ENDED:
-                    ended.add(x)
-            elif not (isinstance(x, ORDER_EVENTS) and x.order_id in ended):
-                self._push(x)
+        for ev in merge(held, found):
+            self._push(ev)
 
     # ------------------------------------------------------------ requests
     async def _current(self, timeout: float) -> Client:
