@@ -63,11 +63,6 @@ class Relay:
         async with self._changed:
             await self._changed.wait_for(lambda: self._refused >= n)
 
-    async def connections(self, n: int) -> None:
-        """Wait until ``n`` connections in all have gone through."""
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.accepted >= n)
-
     async def close(self) -> None:
         self.cut()
         if self._server is not None:
