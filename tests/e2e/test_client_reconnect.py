@@ -13,7 +13,7 @@ from ringex.client import (
     Backoff, BookSnapshot, Cancelled, ClientError, Fill, MyTrade, OrderState, Reconnected,
     ReconnectingClient, Trade, connect,
 )
-from tests.e2e.live_fixtures import funded, run, trader
+from tests.e2e.live_fixtures import bids_become, funded, run, trader
 from tests.e2e.relay import Relay
 
 D = Decimal
@@ -83,7 +83,8 @@ def test_a_dropped_link_comes_back_resubscribed_with_the_fills_it_missed(exchang
                 ("ETH-USD", D("0.010"))
             assert c.order_id not in states                     # unchanged: nothing to say
             book = next(e for e in back if isinstance(e, BookSnapshot))
-            assert book.bids == [(D("1000.00"), D("0.0100")), (D("970.00"), D("0.0100"))]
+            await bids_become(mk, book, [(D("1000.00"), D("0.0100")),
+                                         (D("970.00"), D("0.0100"))])
 
             # a, placed on the old connection, still reports: the last fill, with its
             # client id, and the public trade of the resubscribed channel

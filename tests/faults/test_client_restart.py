@@ -14,6 +14,7 @@ from ringex.client import (
     Backoff, BookSnapshot, MyTrade, OrderState, Reconnected, Reject, connect,
 )
 from tests.e2e.relay import Relay
+from tests.e2e.live_fixtures import bids_become
 from tests.faults.rig import Run, make_accounts, run_async
 
 D = Decimal
@@ -64,7 +65,7 @@ def test_a_reconnecting_client_comes_back_after_the_exchange_restarts(tmp_path):
             assert (state.order_id, state.status, state.leaves, state.client_order_id) == \
                 (a.order_id, "partially_filled", D("0.0100"), "ra")
             book = next(e for e in got if isinstance(e, BookSnapshot))
-            assert book.bids == [(D("1000.00"), D("0.0100"))]
+            await bids_become(mk, book, [(D("1000.00"), D("0.0100"))])
         finally:
             await mk.close()
             await relay.close()
