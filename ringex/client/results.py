@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
+from typing import Any
+
+from ringex.client.types import (
+    CancelReason, Channel, Liquidity, OrderStatus, Side, TransferOp,
+)
 
 
 def _d(v):
@@ -20,7 +25,7 @@ class OrderFields:
     symbol: str
     order_id: int
     client_order_id: str | None
-    side: str
+    side: Side
     price: Decimal | None
     qty: Decimal
     ts: int = field(default=0, kw_only=True)   # engine time, ns since the epoch
@@ -49,11 +54,11 @@ class Fill:
     symbol: str
     order_id: int
     client_order_id: str | None
-    side: str
+    side: Side
     price: Decimal
     qty: Decimal
     leaves: Decimal
-    liquidity: str
+    liquidity: Liquidity
     fee: Decimal
     fee_asset: str
     seq: int = field(default=0, kw_only=True)
@@ -63,7 +68,7 @@ class Fill:
 
 @dataclass(frozen=True, slots=True)
 class Cancelled(OrderFields):
-    reason: str
+    reason: CancelReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,22 +86,24 @@ class OrderState(OrderFields):
     """``order_status``: the order now, live (from the engine) or ended (as stored)."""
     leaves: Decimal
     filled: Decimal
-    status: str                      # open, partially_filled, filled, cancelled
-    reason: str | None
+    status: OrderStatus
+    reason: CancelReason | None      # why it was cancelled; None unless cancelled
 
 
 @dataclass(frozen=True, slots=True)
 class MyTrade:
-    """One of ``my_trades``: your side of a trade."""
+    """One of ``my_trades``: your side of a trade (``symbol``: the one asked about).
+    A ReconnectingClient also delivers the fills it missed while disconnected as these."""
     trade_id: int
     order_id: int
-    side: str
+    side: Side
     price: Decimal
     qty: Decimal
-    liquidity: str
+    liquidity: Liquidity
     fee: Decimal
     fee_asset: str
     ts: int
+    symbol: str = field(default="", kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +119,7 @@ class Trade:
     prev_seq: int
     price: Decimal
     qty: Decimal
-    taker_side: str
+    taker_side: Side
     trade_id: int = field(default=0, kw_only=True)   # what both sides' Fills carry
     ts: int = field(default=0, kw_only=True)   # engine time, ns since the epoch
 
@@ -146,14 +153,14 @@ class CancelAllDone:
 
 @dataclass(frozen=True, slots=True)
 class Subscribed:
-    channel: str
+    channel: Channel
     symbol: str | None               # None when the request gave a list, and for orders
     symbols: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Unsubscribed:
-    channel: str
+    channel: Channel
     symbol: str | None
     symbols: list[str] | None = None
 
@@ -167,7 +174,7 @@ class LoggedIn:
 
 @dataclass(frozen=True, slots=True)
 class Transfer:
-    op: str                  # "deposit" or "withdraw"
+    op: TransferOp
     account: int
     asset: str
     amount: Decimal
@@ -201,8 +208,8 @@ def _build(cls, msg: dict):
     return cls(**kw)
 
 
-def parse(msg: dict):
-    """A wire message as its typed result; unknown types stay dicts."""
+def parse(msg: dict) -> Any:
+    """A wire message as its typed result; unknown types stay dicts (a newer server's)."""
     t = msg.get("type")
     if t in _TYPES:
         return _build(_TYPES[t], msg)
@@ -212,7 +219,7 @@ def parse(msg: dict):
     if t == "open_orders":
         return [_build(OpenOrder, o) for o in msg["orders"]]
     if t == "my_trades":
-        return [_build(MyTrade, tr) for tr in msg["trades"]]
+        return [_build(MyTrade, {**tr, "symbol": msg.get("symbol", "")}) for tr in msg["trades"]]
     if t == "cancel_all":
         return CancelAllDone(msg.get("symbol"), ts=msg.get("ts", 0))
     if t == "login":

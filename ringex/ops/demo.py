@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from ringex.config import Config, Symbol
-from ringex.client import Client, ClientError, Reject, connect
+from ringex.client import Client, ClientError, Reject, Side, connect
 from ringex.ops.datadir import RUN_FILE
 from ringex.ops.demo_view import MarketView
 from ringex.storage.stores import open_repository
@@ -28,6 +28,7 @@ SYMBOLS = {"BTC-USD": Decimal("30000"), "ETH-USD": Decimal("1800")}   # name -> 
 LEVELS = 8                     # quotes per side
 REQUOTE_S = (0.3, 0.8)         # the maker requotes after a random pause in this range
 TAKE_S = (0.05, 0.4)           # a taker's pause between orders
+SIDES: tuple[Side, ...] = ("buy", "sell")
 TOP_UP_S = 20.0                # takers' funds are topped up this often
 FUNDS = {"maker": {"USD": "50000000", "BTC": "2000", "ETH": "30000"},
          "taker": {"USD": "5000000", "BTC": "200", "ETH": "3000"}}
@@ -70,7 +71,7 @@ async def market_maker(c: Client, s: Symbol, mid: Decimal, stop: asyncio.Event,
 async def taker(c: Client, s: Symbol, stop: asyncio.Event, rng: random.Random) -> None:
     """Small market orders, and IOC limits through the touch, at random."""
     while not stop.is_set():
-        side = rng.choice(("buy", "sell"))
+        side = rng.choice(SIDES)
         qty = s.lot * rng.randint(10, 800)
         if rng.random() < 0.5:
             await c.place(s.name, side, qty, type="market")

@@ -12,7 +12,7 @@ import orjson
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
-from ringex.client import Client, Reject, connect
+from ringex.client import BookSnapshot, BookUpdate, Client, Reject, connect
 from tests.e2e.live_exchange import LiveExchange
 
 _names = itertools.count(1)
@@ -88,6 +88,17 @@ class Raw:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+async def bids_become(c, snap: BookSnapshot, want: list) -> None:
+    """Wait until the book of ``snap`` and the updates after it has the bids ``want``
+    (market data reaches the gateway on its own path: a fresh snapshot may trail a trade
+    by milliseconds; the updates catch up)."""
+    levels = dict(snap.bids)
+    while sorted(((p, q) for p, q in levels.items() if q), reverse=True) != want:
+        up = await c.next_event(BookUpdate)
+        if up.symbol == snap.symbol:
+            levels.update(up.bids)
 
 
 def dec(s) -> Decimal:
