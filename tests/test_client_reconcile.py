@@ -90,3 +90,28 @@ def test_tracker_should_forget_cancelled_and_ended_orders_and_ignore_lists():
     t.observe(cancelled(1))
     t.observe(state(2, "filled", "0.0000", "0.0300"))
     assert t.open == {} and t.last_trade == {}
+
+
+def test_a_reconnect_subscribes_each_book_again_at_the_depth_it_was_asked_with():
+    import asyncio
+
+    from ringex.client import Backoff, ReconnectingClient
+
+    class Recorder:
+        def __init__(self):
+            self.asked: list[tuple] = []
+
+        async def subscribe(self, channel, symbols=None, depth=None):
+            self.asked.append((channel, list(symbols or []), depth))
+
+    async def go():
+        rc = ReconnectingClient("ws://unused", None, login="header", cancel_on_disconnect=False,
+                                timeout=1.0, max_events=10, backoff=Backoff())
+        rc._subs = {"book": {"BTC-USD", "ETH-USD", "ETH-BTC"}, "trades": {"BTC-USD"}}
+        rc._depth = {"BTC-USD": 10, "ETH-USD": None, "ETH-BTC": 10}
+        rec = Recorder()
+        await rc._restore(rec)           # type: ignore[arg-type]
+        return rec.asked
+    assert asyncio.run(go()) == [("trades", ["BTC-USD"], None),
+                                 ("book", ["ETH-USD"], None),
+                                 ("book", ["BTC-USD", "ETH-BTC"], 10)]

@@ -23,13 +23,14 @@ from ringex.client.results import (
     parse,
 )
 from ringex.client.types import (
-    CancelReason, Channel, Liquidity, OrderStatus, OrderType, Side, Stp, TimeInForce,
+    BookDepth, CancelReason, Channel, Liquidity, OrderStatus, OrderType, Side, Stp, TimeInForce,
 )
 
 __all__ = [
-    "Ack", "Backoff", "Balance", "BookSnapshot", "BookUpdate", "CancelAllDone", "CancelReason",
-    "Cancelled", "Channel", "Client", "ClientError", "Error", "Event", "Fill", "Liquidity",
-    "LoggedIn", "Modified", "MyTrade", "Number", "OpenOrder", "OrderState", "OrderStatus",
-    "OrderType", "Reconnected", "ReconnectingClient", "Reject", "Side", "Stp", "Subscribed",
-    "TimeInForce", "Trade", "Transfer", "Unsubscribed", "admin_transfer", "connect", "parse",
+    "Ack", "Backoff", "Balance", "BookDepth", "BookSnapshot", "BookUpdate", "CancelAllDone",
+    "CancelReason", "Cancelled", "Channel", "Client", "ClientError", "Error", "Event",
+    "Fill", "Liquidity", "LoggedIn", "Modified", "MyTrade", "Number", "OpenOrder",
+    "OrderState", "OrderStatus", "OrderType", "Reconnected", "ReconnectingClient", "Reject",
+    "Side", "Stp", "Subscribed", "TimeInForce", "Trade", "Transfer", "Unsubscribed",
+    "admin_transfer", "connect", "parse",
 ]

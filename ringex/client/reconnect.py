@@ -33,7 +33,7 @@ from ringex.client.results import (
     Ack, Cancelled, Fill, Modified, OrderState, Subscribed, Unsubscribed,
 )
 from ringex.client.tracker import OrderTracker
-from ringex.client.types import Channel
+from ringex.client.types import BookDepth, Channel
 
 log = logging.getLogger("ringex.client")
 
@@ -58,6 +58,7 @@ class ReconnectingClient(Requests):
         self._stream = EventStream(max_events)
         self._tracker = OrderTracker()
         self._subs: dict[Channel, set[str]] = {}     # as asked by the user; orders: {""}
+        self._depth: dict[str, BookDepth | None] = {}   # each book symbol's depth
         self._internal_orders = False    # subscribed to orders for old orders' sake only
         self._client: Client | None = None
         self._gen = 0                    # which connection the listeners may hear
@@ -155,11 +156,14 @@ class ReconnectingClient(Requests):
         self._internal_orders = not user_orders and bool(self._tracker.open)
         if user_orders or self._internal_orders:
             await c.subscribe("orders")
-        channels: tuple[Channel, ...] = ("trades", "book")
-        for channel in channels:
-            symbols = sorted(self._subs.get(channel, ()))
+        trades = sorted(self._subs.get("trades", ()))
+        for i in range(0, len(trades), BOOK_BATCH):
+            await _subscribe_patiently(c, "trades", trades[i:i + BOOK_BATCH])
+        books = sorted(self._subs.get("book", ()))
+        for depth in sorted({self._depth.get(s) for s in books}, key=lambda d: d or 0):
+            symbols = [s for s in books if self._depth.get(s) == depth]
             for i in range(0, len(symbols), BOOK_BATCH):
-                await _subscribe_patiently(c, channel, symbols[i:i + BOOK_BATCH])
+                await _subscribe_patiently(c, "book", symbols[i:i + BOOK_BATCH], depth)
 
     # ------------------------------------------------------------ what arrives
     def _on_push(self, gen: int, ev: Any) -> None:
@@ -223,9 +227,11 @@ class ReconnectingClient(Requests):
         return await c.request(msg, timeout, raw)
 
     async def subscribe(self, channel: Channel, symbol: str | Sequence[str] | None = None, *,
-                        resync: bool = False) -> Subscribed:
-        res = await super().subscribe(channel, symbol, resync=resync)
+                        resync: bool = False, depth: BookDepth | None = None) -> Subscribed:
+        res = await super().subscribe(channel, symbol, resync=resync, depth=depth)
         self._subs.setdefault(channel, set()).update(_names(symbol))
+        if channel == "book":
+            self._depth.update((name, depth) for name in _names(symbol))
         if channel == "orders":
             self._internal_orders = False
         return res
@@ -234,6 +240,9 @@ class ReconnectingClient(Requests):
                           symbol: str | Sequence[str] | None = None) -> Unsubscribed:
         res = await super().unsubscribe(channel, symbol)
         self._subs.get(channel, set()).difference_update(_names(symbol))
+        if channel == "book":
+            for name in _names(symbol):
+                self._depth.pop(name, None)
         if not self._subs.get(channel):
             self._subs.pop(channel, None)
         return res
@@ -285,12 +294,13 @@ class ReconnectingClient(Requests):
         await self.close()
 
 
-async def _subscribe_patiently(c: Client, channel: Channel, symbols: list[str]) -> None:
+async def _subscribe_patiently(c: Client, channel: Channel, symbols: list[str],
+                               depth: BookDepth | None = None) -> None:
     """Book snapshots have a budget (docs/protocol.md section 7): wait as told, then ask
     again."""
     while True:
         try:
-            await c.subscribe(channel, symbols)
+            await c.subscribe(channel, symbols, depth=depth)
             return
         except ClientError as exc:
             if exc.code != "rate_limited":

@@ -17,7 +17,7 @@ from ringex.client.results import (
     Ack, Balance, CancelAllDone, Cancelled, LoggedIn, Modified, MyTrade, OpenOrder,
     OrderState, Reject, Subscribed, Transfer, Unsubscribed,
 )
-from ringex.client.types import Channel, OrderType, Side, Stp, TimeInForce
+from ringex.client.types import BookDepth, Channel, OrderType, Side, Stp, TimeInForce
 from ringex.units import plain
 
 Number = str | int | Decimal
@@ -86,13 +86,16 @@ class Requests:
         return await self.request(msg)
 
     async def subscribe(self, channel: Channel, symbol: str | Sequence[str] | None = None, *,
-                        resync: bool = False) -> Subscribed:
+                        resync: bool = False, depth: BookDepth | None = None) -> Subscribed:
         """One symbol or a list of them (none for ``orders``, the account's order events
         whoever placed them); ``book`` subscriptions are followed by a BookSnapshot per
-        symbol on ``events()``, and ``resync`` asks for a fresh one."""
+        symbol on ``events()``, and ``resync`` asks for a fresh one; ``depth`` (10 or 50)
+        keeps only that many levels a side (None: every level)."""
         msg: dict[str, Any] = {"op": "subscribe", "channel": channel, **_symbols(symbol)}
         if resync:
             msg["resync"] = True
+        if depth is not None:
+            msg["depth"] = depth
         return await self.request(msg)
 
     async def unsubscribe(self, channel: Channel,

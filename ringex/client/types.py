@@ -12,6 +12,7 @@ OrderType = Literal["limit", "market"]
 TimeInForce = Literal["gtc", "ioc", "fok"]
 Stp = Literal["none", "cancel_taker", "cancel_maker", "cancel_both"]
 Channel = Literal["book", "trades", "orders"]
+BookDepth = Literal[10, 50]            # a book subscription's levels a side (None: all)
 Liquidity = Literal["maker", "taker"]
 OrderStatus = Literal["open", "partially_filled", "filled", "cancelled"]
 CancelReason = Literal["user", "ioc_remainder", "fok", "stp", "disconnect", "post_only",

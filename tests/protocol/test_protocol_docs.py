@@ -95,7 +95,7 @@ def _produced() -> list[dict]:
                 {"op": "subscribe", "channel": "book", "symbol": "BTC-USD", "req_id": 9},
                 {"op": "unsubscribe", "channel": "book", "symbol": "BTC-USD", "req_id": 9},
                 {"op": "subscribe", "channel": "book", "symbol": "ETH-USD", "depth": 10,
-                 "req_id": 19},
+                 "req_id": 21},
                 {"op": "subscribe", "channel": "trades", "symbols": ["BTC-USD", "ETH-USD"]},
                 {"op": "unsubscribe", "channel": "trades", "symbols": ["ETH-USD"]},
                 {"op": "subscribe", "channel": "orders", "req_id": 16},
