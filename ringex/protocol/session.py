@@ -23,7 +23,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from enum import IntEnum
-from fractions import Fraction
 from typing import cast
 
 import numpy as np
@@ -32,9 +31,8 @@ import orjson
 from ringex.config import Config, GatewayLimits, Symbol
 import ringex.protocol.requests as rq
 from ringex.protocol.actions import (
-    Action, Authenticate, Close, Reply, SendCommand, StoreQuery, Subscribe, Unsubscribe,
+    Action, Authenticate, Close, Reply, SendCommand, StoreQuery,
 )
-from ringex.protocol.book_views import BOOK_KEYS, book_channel
 from ringex.protocol.client_texts import ClientIdTexts
 from ringex.protocol.codes import CloseCode, ErrorCode as E, Refused
 from ringex.protocol.events import EngineClock, EventTranslator, FeeFn, with_req_id
@@ -42,6 +40,7 @@ from ringex.protocol.messages import error
 from ringex.protocol.pending import BARRIER, PendingRequests, Request
 from ringex.protocol.ratelimit import Budgets, TokenBucket
 from ringex.protocol.reconcile import my_trades_request, order_status_request
+from ringex.protocol.subscriptions import Subscriptions
 from ringex.protocol.symbols import tables_for
 from ringex.records import ALL_SYMBOLS, CMD_DISCONNECT, U32_MAX, CommandKind as CK, EventKind as EK
 
@@ -81,15 +80,7 @@ def _req_id_of(data: str | bytes) -> object:
 
 
 RECV_TS_OPS = frozenset(("place", "cancel", "modify"))   # replies carry recv_ts
-ORDERS = ("orders", "")           # the orders channel as a subscription (no symbol)
 STREAMED_KINDS = frozenset((EK.ACK, EK.FILL, EK.CANCELLED, EK.MODIFIED))
-
-
-def _subscription_reply(kind: str, channel: str, symbols: list[str], many: bool) -> dict:
-    """``subscribed``/``unsubscribed``: ``symbols`` when the request gave a list."""
-    if many:
-        return {"type": kind, "channel": channel, "symbols": symbols}
-    return {"type": kind, "channel": channel, "symbol": symbols[0]}
 
 
 class Session:
@@ -130,12 +121,9 @@ class Session:
         self.account: int | None = None
         self.admin = False
         self.cancel_on_disconnect = bool(cancel_on_disconnect)
-        self.subscriptions: set[tuple[str, str]] = set()   # (channel, symbol name)
         self._t = tables_for(config)
         self._clock = clock
         self._bucket = TokenBucket(limits.rate_per_s, limits.burst, clock())
-        self._snapshots = TokenBucket(Fraction(limits.snapshots_per_min, 60),
-                                      limits.snapshot_burst, clock())
         self._budgets = budgets
         self._address = budgets.address(address, clock()) if budgets is not None else None
         # the shared bucket each message also spends from: the address's while not logged
@@ -147,9 +135,10 @@ class Session:
         self._events = EventTranslator(self._t, self._pending, fill_fee,
                                        (clock, ack_times) if ack_times else None,
                                        engine_clock, self.client_ids)
-        self._fill_fee, self._engine_clock = fill_fee, engine_clock
         self._wall = wall_clock
-        self._stream: EventTranslator | None = None      # orders channel, once subscribed
+        self._subs = Subscriptions(self._t, limits, clock(), lambda: EventTranslator(
+            self._t, PendingRequests(), fill_fee, None, engine_clock, self.client_ids))
+        self.subscriptions = self._subs.keys      # (fan-out channel, symbol name)
         self._login_req_id: object = None
         self._login_cod = False
         self._gone = False
@@ -284,80 +273,21 @@ class Session:
                                        ref, now, symbol=fields["symbol"], qty=fields["qty"]))]
 
     def _subscribe(self, msg, req_id, now):
-        """A new subscription (for ``book``, a snapshot follows); a repeated one is only
-        answered, unless it asks for ``resync`` (a fresh snapshot). Book snapshots are
-        budgeted per connection: they are the gateway's most expensive answer."""
-        channel, symbols, many = rq.subscription(msg, self._t)
-        if channel == "orders":
-            return self._subscribe_orders(req_id)
-        depth = rq.book_depth(msg, channel)
-        answer = _subscription_reply("subscribed", channel, symbols, many)
-        if depth is not None:
-            answer["depth"] = depth
-        reply = Reply(with_req_id(answer, req_id))
-        resync = rq.bool_field(msg, "resync")
-        key = book_channel(depth) if channel == "book" else channel
-        new = [s for s in symbols if resync or (key, s) not in self.subscriptions]
-        if not new:
-            return [reply]
-        # all or nothing: a list of book symbols needs a snapshot token for each
-        if channel == "book" and len(new) > self._snapshots.burst:
-            raise Refused(E.BAD_REQUEST, f"at most {self._snapshots.burst} book symbols "
-                          "in one subscribe (each costs a snapshot)")
-        if channel == "book" and not self._snapshots.try_take(now, len(new)):
-            raise Refused(E.RATE_LIMITED, f"at most {self.limits.snapshots_per_min} book "
-                          "snapshots a minute per connection",
-                          limit="book_snapshots",
-                          retry_after_ms=self._snapshots.retry_after_ms(now, len(new)))
-        # one book subscription a symbol: another depth replaces the one held
-        dropped = [Unsubscribe(k, s) for s in new for k in self._book_keys(s)
-                   if k != key] if channel == "book" else []
-        for a in dropped:
-            self.subscriptions.discard((a.channel, a.symbol))
-        self.subscriptions.update((key, s) for s in new)
-        return [reply, *dropped, *(Subscribe(key, s) for s in new)]
-
-    def _book_keys(self, symbol: str) -> list[str]:
-        """The fan-out keys of this connection's book subscription of ``symbol``."""
-        return [k for k in BOOK_KEYS if (k, symbol) in self.subscriptions]
-
-    def _subscribe_orders(self, req_id) -> list[Action]:
-        """The account's order events, whoever placed them (``account_event_to_messages``);
-        logged-in connections only."""
-        if self.state is not State.AUTHENTICATED:
-            raise Refused(E.NOT_AUTHENTICATED, "log in before subscribing to orders")
-        reply = Reply(with_req_id({"type": "subscribed", "channel": "orders"}, req_id))
-        if ORDERS in self.subscriptions:
-            return [reply]
-        self.subscriptions.add(ORDERS)
-        self._stream = EventTranslator(self._t, PendingRequests(), self._fill_fee, None,
-                                       self._engine_clock, self.client_ids)
-        return [reply, Subscribe(*ORDERS)]
+        return self._subs.subscribe(msg, req_id, now, self.state is State.AUTHENTICATED)
 
     def account_event_to_messages(self, event) -> list[dict]:
         """Messages for an order event of this account that another session caused
         (``orders`` channel): the pushes of docs/protocol.md section 4, never a
         ``req_id``. Only ACK, FILL, CANCELLED and MODIFIED are streamed."""
         ev = event if isinstance(event, tuple) else cast(tuple, event.item())
-        if self._stream is None or ev[6] != self.account or ev[7] == self.session_id \
+        stream = self._subs.stream
+        if stream is None or ev[6] != self.account or ev[7] == self.session_id \
                 or ev[10] not in STREAMED_KINDS:
             return []
-        return self._stream.messages(ev)
+        return stream.messages(ev)
 
     def _unsubscribe(self, msg, req_id, now):
-        channel, symbols, many = rq.subscription(msg, self._t)
-        if channel == "orders":
-            self.subscriptions.discard(ORDERS)
-            self._stream = None
-            return [Unsubscribe(*ORDERS),
-                    Reply(with_req_id({"type": "unsubscribed", "channel": "orders"}, req_id))]
-        keys = {s: self._book_keys(s) if channel == "book" else [channel] for s in symbols}
-        for s in symbols:
-            for k in keys[s]:
-                self.subscriptions.discard((k, s))
-        return [*(Unsubscribe(k, s) for s in symbols for k in keys[s]),
-                Reply(with_req_id(_subscription_reply("unsubscribed", channel, symbols, many),
-                                  req_id))]
+        return self._subs.unsubscribe(msg, req_id)
 
     def _ping(self, msg, req_id, now):
         return [Reply(with_req_id({"type": "pong"}, req_id))]
@@ -526,9 +456,9 @@ class Session:
             return []
         if ev[6] != self.account and not (self.admin and self._is_transfer(ev[8])):
             return []
-        if ev[10] == EK.OPEN_ORDER and self._stream is not None:
+        if ev[10] == EK.OPEN_ORDER and self._subs.stream is not None:
             # the orders channel's fills of orders placed before it was subscribed
-            self._stream.remember(ev)
+            self._subs.stream.remember(ev)
         return self._events.messages(ev)
 
     def _is_transfer(self, ref: int) -> bool:

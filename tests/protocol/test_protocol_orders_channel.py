@@ -78,7 +78,7 @@ def test_fills_of_orders_from_an_open_orders_answer_carry_their_client_ids():
                      qty=5000, leaves=0, symbol=BTC.id, seq=9, info=INFO_MAKER)
         (m,) = s.account_event_to_messages(fill)
         assert (m["type"], m["client_order_id"]) == ("fill", want)
-    assert not s._stream.orders                                 # both done: forgotten
+    assert not s._subs.stream.orders                            # both done: forgotten
 
 
 def test_open_orders_answers_teach_nothing_without_the_orders_channel():
