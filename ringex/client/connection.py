@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import orjson
@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from ringex.client.backoff import Backoff
 from ringex.client.errors import ClientError
-from ringex.client.events import Event, EventStream
+from ringex.client.events import EventStream, ReadsEvents
 from ringex.client.requests import Number, Requests
 from ringex.client.results import parse
 
@@ -33,7 +33,7 @@ E = TypeVar("E")
 Listener = Callable[[Any], None]
 
 
-class Client(Requests):
+class Client(ReadsEvents, Requests):
     """One connection. Make it with :func:`connect`; close it with ``close()`` or
     ``async with``. ``timeout``: seconds to wait for each direct reply.
 
@@ -121,26 +121,6 @@ class Client(Requests):
     async def send_raw(self, data: str | bytes) -> None:
         """Send one frame as is (tests, benchmarks); replies arrive on ``events()``."""
         await self.ws.send(data, text=True)
-
-    def events(self) -> AsyncIterator[Event]:
-        """Pushed messages, in order, until the connection closes."""
-        return self._stream.events()
-
-    @overload
-    async def next_event(self, kind: type[E], timeout: float | None = None) -> E: ...
-    @overload
-    async def next_event(self, kind: tuple[type, ...] | None = None,
-                         timeout: float | None = None) -> Event: ...
-
-    async def next_event(self, kind: Any = None, timeout: float | None = None) -> Any:
-        """The next pushed message (of ``kind``, skipping others); ClientError on timeout
-        or when the connection closes first."""
-        return await self._stream.next_event(kind, self.timeout if timeout is None
-                                             else timeout)
-
-    def pending_events(self) -> list[Event]:
-        """Every pushed message received so far and not yet read (non-blocking)."""
-        return self._stream.pending()
 
     @property
     def closed(self) -> bool:

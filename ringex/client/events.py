@@ -94,3 +94,32 @@ class EventStream:
                 break
             out.append(ev)
         return out
+
+
+class ReadsEvents:
+    """``events()``, ``next_event()`` and ``pending_events()`` over ``self._stream``, for
+    both clients (their ``timeout`` is ``next_event``'s default)."""
+
+    _stream: EventStream
+    timeout: float
+
+    def events(self) -> AsyncIterator[Event]:
+        """Pushed messages, in order, until the connection closes (a ReconnectingClient:
+        across reconnections, until ``close()`` or giving up)."""
+        return self._stream.events()
+
+    @overload
+    async def next_event(self, kind: type[E], timeout: float | None = None) -> E: ...
+    @overload
+    async def next_event(self, kind: tuple[type, ...] | None = None,
+                         timeout: float | None = None) -> Event: ...
+
+    async def next_event(self, kind: Any = None, timeout: float | None = None) -> Any:
+        """The next pushed message (of ``kind``, skipping others); ClientError on timeout
+        or when the connection closes first."""
+        return await self._stream.next_event(kind, self.timeout if timeout is None
+                                             else timeout)
+
+    def pending_events(self) -> list[Event]:
+        """Every pushed message received so far and not yet read (non-blocking)."""
+        return self._stream.pending()

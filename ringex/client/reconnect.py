@@ -19,14 +19,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar
 
 from ringex.client.backoff import Backoff
 from ringex.client.connection import Client, open_client
 from ringex.client.errors import ClientError
-from ringex.client.events import Event, EventStream, Reconnected
+from ringex.client.events import EventStream, ReadsEvents, Reconnected
 from ringex.client.reconcile import Findings, Held, merge, reconcile
 from ringex.client.requests import Requests
 from ringex.client.results import (
@@ -43,7 +43,7 @@ FATAL = ("auth_failed", "http_400", "http_403", "http_404")    # retrying cannot
 BOOK_BATCH = 10                   # book snapshots one subscribe may ask for
 
 
-class ReconnectingClient(Requests):
+class ReconnectingClient(ReadsEvents, Requests):
     """The requests of :class:`Client`, over whichever connection is up. Make it with
     ``connect(..., reconnect=True)``; ``reconnects`` counts the reconnections so far."""
 
@@ -248,23 +248,6 @@ class ReconnectingClient(Requests):
         return res
 
     # ------------------------------------------------------------ events, closing
-    def events(self) -> AsyncIterator[Event]:
-        """Pushed messages in order, across reconnections, until ``close()`` or giving up."""
-        return self._stream.events()
-
-    @overload
-    async def next_event(self, kind: type[E], timeout: float | None = None) -> E: ...
-    @overload
-    async def next_event(self, kind: tuple[type, ...] | None = None,
-                         timeout: float | None = None) -> Event: ...
-
-    async def next_event(self, kind: Any = None, timeout: float | None = None) -> Any:
-        return await self._stream.next_event(kind, self.timeout if timeout is None
-                                             else timeout)
-
-    def pending_events(self) -> list[Event]:
-        return self._stream.pending()
-
     @property
     def dropped_events(self) -> int:
         return self._stream.dropped
