@@ -80,7 +80,7 @@ class Replicator:
             app = StreamAppender(nc, opts, end.last_batch, end.offset)
             app.on_reply = self.wake.set
             await app.start()
-            w[Repl.THROUGH] = end.last_batch
+            w[Repl.THROUGH] = w[Repl.SENT] = end.last_batch
             w[Repl.STATE] = ReplState.RUNNING
             log.info("replicator: %s on %s, stream %s at batch %d (durability %s)",
                      opts.subject, opts.url, opts.stream_name, end.last_batch,
@@ -119,6 +119,7 @@ class Replicator:
             for batch, data in new:
                 await app.send(batch, data)
             if new:
+                w[Repl.SENT] = new[-1][0]
                 continue
             if self.stop.is_set() and not app.in_flight:
                 log.info("replicator: stopped; stream at batch %d", app.through)

@@ -23,6 +23,7 @@ from prometheus_client.core import (
 
 from ringex.core.engine import loop as L
 from ringex.core.engine.process import Ctl, State
+from ringex.core.engine.replication import Repl, as_array
 from ringex.gateway.stats import GatewayStat
 from ringex.ops.counters import Histogram
 from ringex.records import EventKind, RejectCode
@@ -129,6 +130,8 @@ class Probe:
         yield from self._writer()
         yield from self._rings()
         yield from self._gateways()
+        if sup.replication_words is not None:
+            yield from self._replicator(as_array(sup.replication_words))
 
     def _engine(self) -> Iterator[Metric]:
         assert self.sup.engine is not None
@@ -192,6 +195,29 @@ class Probe:
             if code != RejectCode.OK:
                 rejects.add_metric([code.name.lower()], codes[code])
         yield rejects
+
+    def _replicator(self, w) -> Iterator[Metric]:
+        """The replicator's shared words (ringex/core/engine/replication.py)."""
+        yield GaugeMetricFamily("ringex_replicator_state", "0 starting, 1 running, "
+                                "2 stopped, 3 failed", value=w[Repl.STATE])
+        yield GaugeMetricFamily("ringex_replicator_heartbeat_age_seconds",
+                                "Seconds since the replicator's last turn",
+                                value=_age_s(w[Repl.HEARTBEAT_NS], time.monotonic_ns()))
+        yield GaugeMetricFamily("ringex_replicator_stored_batch", "The last journal batch "
+                                "the stream's quorum has stored (every earlier one too)",
+                                value=w[Repl.THROUGH])
+        yield GaugeMetricFamily("ringex_replicator_unstored_batches", "Journal batches sent "
+                                "to the stream and not yet stored by its quorum",
+                                value=max(0, int(w[Repl.SENT]) - int(w[Repl.THROUGH])))
+        yield CounterMetricFamily("ringex_replicator_stored_entries", "Journal entries the "
+                                  "stream stored for the current replicator",
+                                  value=w[Repl.PUBLISHED])
+        yield CounterMetricFamily("ringex_replicator_resyncs", "Times the replicator asked "
+                                  "the stream where it stands (timeouts, refusals)",
+                                  value=w[Repl.RESYNCS])
+        yield GaugeMetricFamily("ringex_replicator_fenced", "1 once another primary wrote "
+                                "to the stream (this exchange stops)",
+                                value=1.0 if w[Repl.FENCED] else 0.0)
 
     def _rings(self) -> Iterator[Metric]:
         used = GaugeMetricFamily("ringex_ring_used_records", "Records waiting in a ring",

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import time
+import urllib.request
 from decimal import Decimal
 from pathlib import Path
 
@@ -57,6 +60,23 @@ async def trade(run, keys: dict[int, str], orders: int = 12) -> list[Ack]:
     return acks
 
 
+METRICS: dict[str, float] = {}      # the traded run's ringex_replicator_* before it stopped
+
+
+def _replicator_metrics(run) -> dict[str, float]:
+    """The run's ringex_replicator_* metrics, once every batch it sent is stored (the last
+    acks came after their groups were stored; later commands may still be in flight)."""
+    http = json.loads((run.data_dir / "ringex.run").read_text())["http"]
+    for _ in range(200):
+        text = urllib.request.urlopen(http + "metrics", timeout=5).read().decode()
+        found = {k: v for k, v in ((m.group(1), float(m.group(2))) for m in re.finditer(
+            r"^ringex_replicator_(\w+?)(?:_total)? (\S+)$", text, re.M))}
+        if found.get("unstored_batches") == 0:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"batches still unstored: {found}")
+
+
 @pytest.fixture(scope="module")
 def traded(nats_cluster, tmp_path_factory):
     """A replicated run that traded and stopped cleanly: (run, its live books, options)."""
@@ -67,10 +87,19 @@ def traded(nats_cluster, tmp_path_factory):
         run_async(fund(run, keys, Seen()))
         run_async(trade(run, keys))
         live = run_async(ask_engine(run, keys))
+        METRICS.update(_replicator_metrics(run))
         assert run.stop() == 0, run.log()
         yield run, live, cluster_options(nats_cluster, "traded")
     finally:
         run.cleanup()
+
+
+def test_replicator_metrics_say_what_the_stream_stored(traded):
+    m = METRICS
+    assert (m["state"], m["fenced"], m["unstored_batches"]) == (1, 0, 0)
+    # a fresh stream, one entry a batch: the stored batch is the count of stored entries
+    assert m["stored_batch"] == m["stored_entries"] > 0 and m["resyncs"] == 0
+    assert 0 <= m["heartbeat_age_seconds"] < 60
 
 
 def test_stream_holds_the_journal_byte_for_byte(traded):

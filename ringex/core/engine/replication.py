@@ -24,6 +24,7 @@ class Repl(IntEnum):
     STATE = 4           # ReplState
     PUBLISHED = 5       # entries appended (acknowledged) by the current replicator
     RESYNCS = 6         # times it had to ask the stream where it stands (timeouts, refusals)
+    SENT = 7            # the last journal batch it has sent to the stream (stored or not)
     WORDS = 8
 
 
