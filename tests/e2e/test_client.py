@@ -19,7 +19,8 @@ from ringex.client import (
 )
 from ringex.client.requests import Requests
 from tests.e2e.live_exchange import free_port
-from tests.e2e.live_fixtures import funded, run, trader
+from tests.e2e.live_fixtures import Raw, funded, run, trader
+from tests.protocol.test_protocol_book_depth import Holder
 
 D = Decimal
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
@@ -272,3 +273,32 @@ def test_requests_leave_out_what_the_protocol_defaults_to():
         {"op": "my_trades", "symbol": "BTC-USD", "from_trade_id": 7, "since_ts": 5, "limit": 2},
         {"op": "subscribe", "channel": "book", "symbol": "BTC-USD", "resync": True},
     ]
+
+
+def test_a_depth_10_book_keeps_the_ten_best_bids_as_orders_come_and_go(exchange):
+    """docs/protocol.md section 5, "Depth", on ETH-BTC (no other test here trades it)."""
+    async def go():
+        a = await trader(exchange, BTC="1")
+        d = await Raw.open(exchange.url)
+        try:
+            reply = await d.ask({"op": "subscribe", "channel": "book", "symbol": "ETH-BTC",
+                                 "depth": 10, "req_id": 1})
+            assert reply == {"type": "subscribed", "channel": "book", "symbol": "ETH-BTC",
+                             "depth": 10, "req_id": 1}
+            snap = await d.recv()
+            assert snap["type"] == "book_snapshot" and not snap["bids"] and not snap["asks"]
+            holder = Holder(snap)
+            acks = [await a.place("ETH-BTC", "buy", "0.01", f"0.050{i:02d}") for i in range(12)]
+            await a.cancel("ETH-BTC", acks[-1].order_id)      # the best bid leaves
+            # 0.05000 and 0.05001 fell out as better bids came; 0.05001 is back once
+            # 0.05011 leaves: the holder must end with exactly 0.05001 ... 0.05010
+            want = {f"0.050{i:02d}": "0.010" for i in range(1, 11)}
+            while holder.bids != want:
+                m = await d.recv()
+                assert m["type"] == "book_update"
+                holder.apply(m)
+                assert len(holder.bids) <= 10 and holder.checksum() == m["checksum"]
+        finally:
+            await d.close()
+            await a.close()
+    run(go())
