@@ -28,7 +28,8 @@ from typing import cast
 import numpy as np
 import orjson
 
-from ringex.config import Config, GatewayLimits, Symbol
+from ringex import fees
+from ringex.config import Config, GatewayLimits
 import ringex.protocol.requests as rq
 from ringex.protocol.actions import (
     Action, Authenticate, Close, Reply, SendCommand, StoreQuery,
@@ -48,12 +49,6 @@ from ringex.records import ALL_SYMBOLS, CMD_DISCONNECT, U32_MAX, CommandKind as 
 _NEW, _CANCEL, _MODIFY, _CANCEL_ALL, _QUERY_BALANCES, _QUERY_ORDERS = map(int, (
     CK.NEW, CK.CANCEL, CK.MODIFY, CK.CANCEL_ALL, CK.QUERY_BALANCES, CK.QUERY_ORDERS))
 _TRANSFERS = {"deposit": int(CK.DEPOSIT), "withdraw": int(CK.WITHDRAW)}
-
-
-def kernel_fill_fee(symbol: Symbol, price: int, qty: int, maker: bool) -> int:
-    """``ringex.core.fees.fill_fee``, imported on first use (it pulls in numba)."""
-    from ringex.core.fees import fill_fee
-    return fill_fee(symbol, price, qty, maker)
 
 
 def session_number(gateway_index: int, connection: int) -> int:
@@ -96,7 +91,7 @@ class Session:
     def __init__(self, config: Config, session_id: int, *,
                  limits: GatewayLimits = GatewayLimits(),
                  clock: Callable[[], int] = time.perf_counter_ns,
-                 fill_fee: FeeFn = kernel_fill_fee,
+                 fill_fee: FeeFn = fees.fill_fee,
                  cancel_on_disconnect: bool = False,
                  budgets: Budgets | None = None, address: bytes = b"",
                  ack_times: Callable[[int], None] | None = None,

@@ -5,7 +5,8 @@ import pytest
 
 from ringex.protocol.client_ids import pack_client_id
 from ringex.protocol.messages import encode
-from ringex.protocol.session import kernel_fill_fee, session_number
+from ringex.fees import fill_fee as kernel_fill_fee
+from ringex.protocol.session import session_number
 from ringex.records import (
     INFO_MAKER, INFO_SELL, CancelReason, EventKind as EK, RejectCode,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ringex.core.fees import fill_fee
+from ringex.fees import fill_fee
 from ringex.storage.projection import Projector, format_addr
 from ringex.storage.trade_queue import PayloadKind, decode, encode
 from ringex import records
