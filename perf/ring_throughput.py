@@ -34,8 +34,8 @@ from perf._report import emit_throughput, machine  # noqa: E402
 from ringex.ring.atomics import cpu_relax  # noqa: E402
 from ringex.records import COMMAND  # noqa: E402
 from ringex.ring.shm import segment_name  # noqa: E402
-from ringex.ring.spsc import (SpscRing, ring_available, ring_free, ring_read_into,  # noqa: E402
-                              ring_write)
+from ringex.ring.kernels import ring_available, ring_free, ring_read_into, ring_write  # noqa: E402
+from ringex.ring.spsc import SpscRing  # noqa: E402
 
 IDLE_SPINS = 5_000_000       # numba loops return to Python this often when stalled
 

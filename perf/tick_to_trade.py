@@ -47,7 +47,8 @@ from ringex.core.engine.process import EngineProcess, EngineSpec  # noqa: E402
 from ringex import records  # noqa: E402
 from ringex.ring.atomics import cpu_relax  # noqa: E402
 from ringex.ring.broadcast import BroadcastRing  # noqa: E402
-from ringex.ring.spsc import SpscRing, ring_read_into, ring_write  # noqa: E402
+from ringex.ring.kernels import ring_read_into, ring_write  # noqa: E402
+from ringex.ring.spsc import SpscRing  # noqa: E402
 from ringex.process import StopFlag  # noqa: E402
 from ringex.ops.supervisor import MD_CAPACITY, RING_CAPACITY, new_run_id, ring_names  # noqa: E402
 

@@ -37,7 +37,7 @@ from ringex.records import (
     CMD_MODIFY, EV_ACK, EV_BOOK_LEVEL, EV_CANCELLED, EV_CLOCK, EV_FILL, EV_MODIFIED, EV_TRADE,
     INFO_CODE_MASK, INFO_MAKER, INFO_SELL, R_FOK, R_IOC_REMAINDER, R_NO_FUNDS, R_POST_ONLY,
 )
-from ringex.ring.broadcast import bcast_write
+from ringex.ring.kernels import bcast_write
 
 
 @njit(cache=True, inline="always")

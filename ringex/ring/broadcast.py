@@ -14,8 +14,11 @@ batch it release-stores HEAD = records ever written. Each reader keeps its own c
 the reader object, never shared) and checks, for record ``r``, that the slot's stamp is
 exactly ``2r + 2`` both before and after copying the record (acquire fence between the
 copy and the second check). Any other stamp means the producer lapped the reader and the
-copy may be torn or newer: it is discarded, never returned. The Python methods call the
-numba functions at the bottom of this module: one implementation of these rules.
+copy may be torn or newer: it is discarded, never returned. The Python methods below do
+this with numpy over a whole batch (every stamp read, then every record copied, then every
+stamp read again: each record's checks still bracket its copy, and x86-64 keeps loads in
+order and stores in order), so readers need no numba; the matcher publishes with
+``ringex.ring.kernels.bcast_write``, the same rules one record at a time.
 
 Overrun semantics: ``read()`` returns ``(records, lost)``. ``records`` are consecutive
 records, oldest first; ``lost`` is how many records the reader missed immediately before
@@ -28,14 +31,10 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from numba import typeof, types
 
-from ringex.jit import njit
-from ringex.ring.atomics import (fence_acquire, fence_release, load_acquire, load_relaxed,
-                                 store_relaxed, store_release)
 from ringex.ring.shm import (CACHE_LINE, CAPACITY, HEAD, HEADER_BYTES, KIND_BROADCAST,
                              PID_CLOSED, PRODUCER_PID, Segment)
-from ringex.ring.spsc import RecordArena, compiled_entry
+from ringex.ring.spsc import RecordArena, as_bytes, copy_in, copy_out
 from ringex.ring.wait import Gate, WaitStrategy
 
 
@@ -60,10 +59,8 @@ class BroadcastRing:
         self.stamps = seg.view(HEADER_BYTES, np.int64, cap)
         self.slots = seg.view(_slots_offset(cap), self.dtype, cap)
         self._words = seg.words
-        hs = (typeof(self.hdr), typeof(self.stamps), typeof(self.slots))
-        self._write = compiled_entry(bcast_write, hs + (typeof(self.slots), types.int64))
-        self._read_into = compiled_entry(
-            bcast_read_into, hs + (typeof(self.stamps), typeof(self.slots), types.int64))
+        self._bytes = as_bytes(self.slots)
+        self._ramp = np.arange(0, 2 * cap, 2, dtype=np.int64)   # 2j: stamps of a batch
         self.data_gate = Gate(self.hdr, None, PRODUCER_PID, self.name)
         self.role = role
         if role is not None:
@@ -95,8 +92,50 @@ class BroadcastRing:
         """Publish all ``records`` (never waits; laps slow readers). Returns ``len(records)``."""
         if records.dtype is not self.dtype and records.dtype != self.dtype:
             raise TypeError(f"records have dtype {records.dtype}, ring holds {self.dtype}")
-        fn = self._write if records.ndim == 1 and records.flags.carray else bcast_write
-        return fn(self.hdr, self.stamps, self.slots, records, len(records))
+        total = len(records)
+        head = self._words[HEAD]
+        src = as_bytes(records)
+        for at in range(0, total, self.capacity):       # a batch never laps itself
+            k = min(self.capacity, total - at)
+            c = head + at
+            stamps = 2 * c + self._ramp[:k]
+            self._set_stamps(c, stamps + 1)             # in progress
+            copy_in(self._bytes, c & self.mask, src[at:at + k])
+            self._set_stamps(c, stamps + 2)             # complete
+        self._words[HEAD] = head + total
+        return total
+
+    def _set_stamps(self, c: int, values: np.ndarray) -> None:
+        copy_in(self.stamps, c & self.mask, values)
+
+    def _stamps(self, r: int, k: int) -> np.ndarray:
+        """A copy of the stamps of records r .. r+k-1 (k <= capacity)."""
+        out = np.empty(k, np.int64)
+        copy_out(self.stamps, r & self.mask, out)
+        return out
+
+    def read_batch(self, cursor: int, out: np.ndarray, limit: int) -> tuple[int, int, int]:
+        """(Reader) up to ``limit`` consecutive records from ``cursor`` into ``out``:
+        ``(n, lost, new cursor)`` with the overrun semantics of ``BroadcastReader.read``."""
+        cap = self.capacity
+        r, lost = cursor, 0
+        head = self._words[HEAD]
+        if head - r > cap:
+            lost, r = head - cap - r, head - cap
+        dst = as_bytes(out)
+        while (k := min(limit, head - r)) > 0:
+            want = 2 * r + 2 + self._ramp[:k]
+            before = self._stamps(r, k)
+            copy_out(self._bytes, r & self.mask, dst[:k])
+            ok = (before == want) & (self._stamps(r, k) == want)
+            n = k if ok.all() else int(ok.argmin())
+            if n:                            # a gap after them is reported next call
+                return n, lost, r + n
+            head = self._words[HEAD]         # record r was overwritten: skip past it
+            skip = max(r + 1, head - cap) - r
+            lost += skip
+            r += skip
+        return 0, lost, r
 
     def reader(self, start: str = "latest") -> BroadcastReader:
         """A new reader: ``start="latest"`` sees only records written from now on,
@@ -139,8 +178,8 @@ class BroadcastRing:
 class BroadcastReader:
     """One reader's cursor over a BroadcastRing (process-local, never shared).
 
-    ``cursor_arr`` (int64[1]) holds the cursor so numba code (``bcast_read_into``) and the
-    Python methods can share it."""
+    ``cursor_arr`` (int64[1]) holds the cursor so numba code (``bcast_read_into`` in
+    ``ringex.ring.kernels``) and the Python methods can share it."""
 
     def __init__(self, ring: BroadcastRing, start: str = "latest"):
         if start not in ("latest", "oldest"):
@@ -169,7 +208,7 @@ class BroadcastReader:
             return self._arena.empty, 0
         ready = max(0, min(pending, max_n, ring.capacity))
         out = self._arena.take(ready)              # may be empty: still reports an overrun
-        n, lost = ring._read_into(ring.hdr, ring.stamps, ring.slots, self.cursor_arr, out, ready)
+        n, lost = self._read(out, ready)
         return self._arena.give_back(out, n), lost
 
     def read_into(self, out: np.ndarray) -> tuple[int, int]:
@@ -179,8 +218,17 @@ class BroadcastReader:
             raise TypeError(f"out has dtype {out.dtype}, ring holds {ring.dtype}")
         if not out.flags.writeable:
             raise ValueError("out is read-only")
-        fn = ring._read_into if out.ndim == 1 and out.flags.carray else bcast_read_into
-        return fn(ring.hdr, ring.stamps, ring.slots, self.cursor_arr, out, len(out))
+        if out.flags.c_contiguous:
+            return self._read(out, len(out))
+        tmp = self._arena.take(len(out))
+        n, lost = self._read(tmp, len(out))
+        out[:n] = tmp[:n]
+        return n, lost
+
+    def _read(self, out: np.ndarray, limit: int) -> tuple[int, int]:
+        n, lost, self.cursor_arr[0] = self.ring.read_batch(self.cursor_arr.item(0), out,
+                                                           min(limit, len(out)))
+        return n, lost
 
     def read_wait(self, max_n: int, wait: WaitStrategy, *,
                   timeout: float | None = None) -> tuple[np.ndarray, int]:
@@ -195,57 +243,3 @@ class BroadcastReader:
 def _check_role(role: str | None) -> None:
     if role not in ("producer", None):
         raise ValueError(f"role must be 'producer' or None, got {role!r}")
-
-
-# -------------------------------------------------------------------- numba side
-# hdr, stamps, slots: ring.hdr, ring.stamps, ring.slots; cursor: reader.cursor_arr.
-
-@njit(cache=True)
-def bcast_write(hdr, stamps, slots, recs, n):
-    """(Producer) publish ``recs[:n]``; never waits. Returns n."""
-    n = min(n, len(recs))
-    head = load_relaxed(hdr, HEAD)
-    mask = len(slots) - 1
-    for j in range(n):
-        c = head + j
-        s = c & mask
-        store_relaxed(stamps, s, 2 * c + 1)
-        fence_release()
-        slots[s] = recs[j]
-        store_release(stamps, s, 2 * c + 2)
-    store_release(hdr, HEAD, head + n)
-    return n
-
-
-@njit(cache=True)
-def bcast_read_into(hdr, stamps, slots, cursor, out, max_n):
-    """(Reader) copy up to ``max_n`` consecutive records into ``out``; advance
-    ``cursor[0]``. Returns ``(n, lost)`` with the overrun semantics of ``read()``."""
-    cap = len(slots)
-    mask = cap - 1
-    limit = min(max_n, len(out))
-    r = cursor[0]
-    lost = 0
-    n = 0
-    head = load_acquire(hdr, HEAD)
-    if head - r > cap:
-        lost += head - cap - r
-        r = head - cap
-    while n < limit and r < head:
-        s = r & mask
-        want = 2 * r + 2
-        if load_acquire(stamps, s) == want:
-            out[n] = slots[s]
-            fence_acquire()
-            if load_relaxed(stamps, s) == want:
-                n += 1
-                r += 1
-                continue
-        if n > 0:              # keep the batch consecutive: report the gap next call
-            break
-        head = load_acquire(hdr, HEAD)
-        skip = max(r + 1, head - cap) - r
-        lost += skip
-        r += skip
-    cursor[0] = r
-    return n, lost

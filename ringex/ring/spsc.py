@@ -6,29 +6,26 @@ record ``c`` lives in slot ``c & (capacity - 1)``; ``HEAD - TAIL`` records are r
 ``capacity - (HEAD - TAIL)`` slots are free. A full ring refuses writes; nothing unread is
 ever overwritten.
 
-Ordering: a side copies records, then publishes its own cursor with a release store; it
-reads the peer's cursor with an acquire load before touching the slots (the numba functions
-below, with ``ringex.ring.atomics``). Python only ever *reads* cursors directly (``len``,
-``free``); every copy and cursor store goes through the same numba functions.
+Ordering: a side copies records, then publishes its own cursor; it reads the peer's cursor
+before touching the slots. x86-64 keeps stores in order and loads in order, and every numpy
+call is an opaque C call no compiler moves code across, so the Python side needs no fence
+here (docs/rings.md; the eventfd handshake does: ``ringex.ring.fence``).
 
 Two APIs over the same memory (they can be mixed; each side must be one process):
   * Python: ``SpscRing.write / write_all / read / read_into / read_wait / len() / free()``:
-    thin calls into the numba functions (one call per batch, ~0.15 us through the compiled
-    entry point; a compiled loop copies the records, ~500 M records/s in cache). numpy
-    slice assignment of a structured dtype would cost ~3 us per record, and even a
-    void-dtype view of the records ~0.25 us just to make.
+    numpy only, so gateways, the writer and the supervisor never load numba. Records are
+    copied as bytes (at most two slices per call: the ring wraps once); a call costs
+    ~1-2 us plus the copy. Structured-dtype slice assignment would copy field by field.
   * numba: ``ring_available, ring_free, ring_read_into, ring_write, ring_wait_available``
-    over ``ring.hdr`` (int64 header) and ``ring.slots`` (structured array), for hot loops.
+    in ``ringex.ring.kernels``, over ``ring.hdr`` (int64 header) and ``ring.slots``
+    (structured array), for the matcher's hot loops.
 """
 from __future__ import annotations
 
 import os
 
 import numpy as np
-from numba import typeof, types
 
-from ringex.jit import njit
-from ringex.ring.atomics import cpu_relax, load_acquire, load_relaxed, store_release
 from ringex.ring.shm import (CAPACITY, CONSUMER_PID, CONSUMER_SLEEPING, HEAD, HEADER_BYTES,
                              KIND_SPSC, PID_CLOSED, PRODUCER_PID, PRODUCER_SLEEPING, TAIL,
                              Segment)
@@ -55,11 +52,9 @@ class SpscRing:
         self.mask = self.capacity - 1
         self.hdr = hdr                                       # int64[64], numba-callable
         self.slots = seg.view(HEADER_BYTES, self.dtype, self.capacity)
+        self._bytes = as_bytes(self.slots)                   # (capacity, itemsize) uint8
         self._words = seg.words                              # same header, cheap Python reads
         self._arena = RecordArena(self.dtype)
-        argtypes = (typeof(self.hdr), typeof(self.slots), typeof(self.slots), types.int64)
-        self._write = compiled_entry(ring_write, argtypes)
-        self._read_into = compiled_entry(ring_read_into, argtypes)
         self.data_gate = Gate(self.hdr, CONSUMER_SLEEPING, PRODUCER_PID, self.name)
         self.space_gate = Gate(self.hdr, PRODUCER_SLEEPING, CONSUMER_PID, self.name)
         self.role = role
@@ -85,8 +80,14 @@ class SpscRing:
         """Copy as many of ``records`` as fit; return how many (0: ring full)."""
         if records.dtype is not self.dtype and records.dtype != self.dtype:
             raise TypeError(f"records have dtype {records.dtype}, ring holds {self.dtype}")
-        fn = self._write if records.ndim == 1 and records.flags.carray else ring_write
-        return fn(self.hdr, self.slots, records, len(records))
+        w = self._words
+        head = w[HEAD]
+        k = min(len(records), self.capacity - (head - w[TAIL]))
+        if k <= 0:
+            return 0
+        copy_in(self._bytes, head & self.mask, as_bytes(records[:k]))
+        w[HEAD] = head + k                   # after the copy: x86 keeps stores in order
+        return k
 
     def write_all(self, records: np.ndarray, wait: WaitStrategy, *,
                   timeout: float | None = None, notify: WaitStrategy | None = None) -> int:
@@ -127,7 +128,7 @@ class SpscRing:
         if n <= 0:
             return self._arena.empty
         out = self._arena.take(n)                        # C-contiguous, aligned, writeable
-        self._read_into(self.hdr, self.slots, out, n)    # n records are there: HEAD only grows
+        self._take(out, n)                               # n records are there: HEAD only grows
         return out
 
     def read_into(self, out: np.ndarray) -> int:
@@ -136,8 +137,24 @@ class SpscRing:
             raise TypeError(f"out has dtype {out.dtype}, ring holds {self.dtype}")
         if not out.flags.writeable:
             raise ValueError("out is read-only")
-        fn = self._read_into if out.ndim == 1 and out.flags.carray else ring_read_into
-        return fn(self.hdr, self.slots, out, len(out))
+        w = self._words
+        n = min(w[HEAD] - w[TAIL], len(out))
+        if n <= 0:
+            return 0
+        if out.flags.c_contiguous:
+            self._take(out, n)
+        else:
+            tmp = self._arena.take(n)
+            self._take(tmp, n)
+            out[:n] = tmp
+        return n
+
+    def _take(self, out: np.ndarray, n: int) -> None:
+        """Copy the next ``n`` records (there are that many) into ``out[:n]``; free them."""
+        w = self._words
+        tail = w[TAIL]
+        copy_out(self._bytes, tail & self.mask, as_bytes(out[:n]))
+        w[TAIL] = tail + n                   # after the copy: the producer may reuse them
 
     def read_wait(self, max_n: int, wait: WaitStrategy, *, timeout: float | None = None,
                   notify: WaitStrategy | None = None) -> np.ndarray:
@@ -187,19 +204,29 @@ class SpscRing:
         return f"<SpscRing {self.name!r} {len(self)}/{self.capacity} {self.dtype.itemsize}B>"
 
 
-def compiled_entry(dispatcher, argtypes: tuple):
-    """The machine-code entry of ``dispatcher`` for exactly ``argtypes``.
+def as_bytes(records: np.ndarray) -> np.ndarray:
+    """``records`` (1-D) as a (len, itemsize) uint8 view, copied first if not contiguous."""
+    if not records.flags.c_contiguous:
+        records = np.ascontiguousarray(records)
+    return records.view(np.uint8).reshape(len(records), records.dtype.itemsize)
 
-    Calling it skips numba's per-call type dispatch (~0.3 us with record arrays). It checks
-    nothing beyond array item sizes (and would overrun its argument struct on an array of
-    more dimensions), so callers pass only arrays of the very types given: same dtype,
-    ``a.ndim == 1 and a.flags.carray`` (C-contiguous, aligned, writeable); anything else
-    goes through the dispatcher."""
-    try:
-        dispatcher.compile(argtypes)
-        return dispatcher.overloads[argtypes].entry_point
-    except Exception:        # numba internals changed: the dispatcher is always correct
-        return dispatcher
+
+def copy_in(slots: np.ndarray, start: int, src: np.ndarray) -> None:
+    """``src`` rows into ``slots`` (byte views) from slot ``start``, wrapping once."""
+    k = len(src)
+    first = min(k, len(slots) - start)
+    slots[start:start + first] = src[:first]
+    if first < k:
+        slots[:k - first] = src[first:]
+
+
+def copy_out(slots: np.ndarray, start: int, dst: np.ndarray) -> None:
+    """``len(dst)`` rows of ``slots`` (byte views) from slot ``start`` into ``dst``."""
+    k = len(dst)
+    first = min(k, len(slots) - start)
+    dst[:first] = slots[start:start + first]
+    if first < k:
+        dst[first:] = slots[:k - first]
 
 
 class RecordArena:
@@ -239,63 +266,3 @@ class RecordArena:
 def _check_role(role: str | None) -> None:
     if role not in _ROLE_WORD:
         raise ValueError(f"role must be 'producer', 'consumer' or None, got {role!r}")
-
-
-# -------------------------------------------------------------------- numba side
-# hdr: the ring's int64 header (ring.hdr); slots: its structured slot array (ring.slots).
-# Each function is one side's operation; never call a producer function from two processes.
-
-@njit(cache=True)
-def ring_available(hdr):
-    """(Consumer) records ready to read."""
-    return load_acquire(hdr, HEAD) - load_relaxed(hdr, TAIL)
-
-
-@njit(cache=True)
-def ring_free(hdr):
-    """(Producer) slots free to write."""
-    return hdr[CAPACITY] - (load_relaxed(hdr, HEAD) - load_acquire(hdr, TAIL))
-
-
-@njit(cache=True)
-def ring_read_into(hdr, slots, out, max_n):
-    """(Consumer) copy up to ``max_n`` records into ``out[0:]``; return how many."""
-    tail = load_relaxed(hdr, TAIL)
-    n = min(load_acquire(hdr, HEAD) - tail, max_n, len(out))
-    if n <= 0:
-        return 0
-    mask = len(slots) - 1
-    for j in range(n):
-        out[j] = slots[(tail + j) & mask]
-    store_release(hdr, TAIL, tail + n)
-    return n
-
-
-@njit(cache=True)
-def ring_write(hdr, slots, recs, n):
-    """(Producer) copy up to ``n`` of ``recs`` into the ring; return how many (0: full)."""
-    head = load_relaxed(hdr, HEAD)
-    cap = len(slots)
-    k = min(n, cap - (head - load_acquire(hdr, TAIL)), len(recs))
-    if k <= 0:
-        return 0
-    mask = cap - 1
-    for j in range(k):
-        slots[(head + j) & mask] = recs[j]
-    store_release(hdr, HEAD, head + k)
-    return k
-
-
-@njit(cache=True)
-def ring_wait_available(hdr, max_spins):
-    """(Consumer) spin with PAUSE until records are ready, at most ``max_spins`` times.
-
-    Returns the count ready (0 after ``max_spins``: go back to Python to check for
-    shutdown or a dead peer, then call again)."""
-    tail = load_relaxed(hdr, TAIL)
-    for _ in range(max_spins):
-        n = load_acquire(hdr, HEAD) - tail
-        if n > 0:
-            return n
-        cpu_relax()
-    return 0

@@ -35,7 +35,7 @@ from multiprocessing import reduction
 from typing import Callable
 
 from ringex.errors import ConfigError, RingError
-from ringex.ring.atomics import atomic_store, fence_then_load, store_then_fence
+from ringex.ring.fence import fence_then_load, store_then_fence
 from ringex.ring.shm import PID_CLOSED, PID_NONE
 
 PEER_CHECK_S = 0.05        # how often a waiter checks that its peer is alive
@@ -111,7 +111,7 @@ class Gate:
         store_then_fence(self.hdr, self.sleeping, 1)
 
     def cancel_sleep(self) -> None:
-        atomic_store(self.hdr, self.sleeping, 0)
+        self.hdr[self.sleeping] = 0
 
     def waiter_sleeping(self) -> bool:
         """(Signalling side) my cursor store is visible before I read the waiter's flag."""
@@ -214,7 +214,7 @@ class EventfdWait(WaitStrategy):
     Trade-off: zero CPU while idle, for the highest wake-up latency (a syscall on each
     side and a scheduler wake-up: ~5-50 us, more when cores are busy); and every
     ``signal()`` costs the producer a full fence (~0.3 us from Python) even when nobody
-    sleeps. For gateways and tools waiting on a mostly idle ring.
+    sleeps (``ringex.ring.fence``). For gateways and tools waiting on a mostly idle ring.
 
     Protocol (no lost wake-up): the waiter sets its sleeping flag, fences, polls once more,
     and only then blocks; the signaller publishes its cursor, fences, and writes the eventfd

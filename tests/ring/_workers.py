@@ -12,10 +12,12 @@ import time
 import numpy as np
 
 from ringex.ring.atomics import atomic_store, spin_until_changed
-from ringex.ring.broadcast import BroadcastRing, bcast_write
+from ringex.ring.broadcast import BroadcastRing
+from ringex.ring.kernels import (bcast_write, ring_free, ring_read_into, ring_wait_available,
+                                 ring_write)
 from ringex.records import COMMAND, EVENT
 from ringex.ring.shm import HEAD, TAIL
-from ringex.ring.spsc import SpscRing, ring_free, ring_read_into, ring_wait_available, ring_write
+from ringex.ring.spsc import SpscRing
 from ringex.ring.wait import SpinThenSleepWait, make_wait
 
 TIMEOUT = 20.0     # no child ever waits longer than this for its peer

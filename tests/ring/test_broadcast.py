@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ringex.errors import RingError, RingNotFound
-from ringex.ring.broadcast import BroadcastRing, bcast_read_into, bcast_write
+from ringex.ring.broadcast import BroadcastRing
+from ringex.ring.kernels import bcast_read_into, bcast_write
 from ringex.records import COMMAND, EVENT
 from ringex.ring.shm import HEAD, segment_name
 from ringex.ring.spsc import SpscRing

@@ -13,8 +13,9 @@ from ringex.errors import RingError, RingNotFound
 from ringex.ring.broadcast import BroadcastRing
 from ringex.records import COMMAND, EVENT
 from ringex.ring.shm import PID_CLOSED, PRODUCER_PID, segment_name
-from ringex.ring.spsc import (SpscRing, ring_available, ring_free, ring_read_into,
-                              ring_wait_available, ring_write)
+from ringex.ring.kernels import (ring_available, ring_free, ring_read_into, ring_wait_available,
+                                 ring_write)
+from ringex.ring.spsc import SpscRing
 from ringex.ring.wait import BusySpinWait, PeerGone
 from tests.ring._workers import command_records, commands_ok
 

@@ -66,7 +66,7 @@ from ringex.ring.atomics import (
 )
 from ringex.records import CMD_ACCOUNT_STREAM
 from ringex.ring.shm import CONSUMER_SLEEPING, HEAD, TAIL
-from ringex.ring.spsc import ring_read_into
+from ringex.ring.kernels import ring_read_into
 
 BATCH_PER_RING = 64          # commands taken from one gateway's ring per batch
 ACC_COMMANDS = 8192          # commands between two hand-offs (at most)
