@@ -43,7 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from perf._clock import cycles, ns_per_cycle, read_cycles  # noqa: E402
 from perf._report import emit_latency, machine  # noqa: E402
 from ringex.config import Config  # noqa: E402
-from ringex.core.engine.process import EngineProcess, EngineSpec  # noqa: E402
+from ringex.core.engine.control import EngineProcess, EngineSpec  # noqa: E402
 from ringex import records  # noqa: E402
 from ringex.ring.atomics import cpu_relax  # noqa: E402
 from ringex.ring.broadcast import BroadcastRing  # noqa: E402

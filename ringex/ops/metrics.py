@@ -21,8 +21,7 @@ from prometheus_client.core import (
     CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric,
 )
 
-from ringex.core.engine import loop as L
-from ringex.core.engine.process import Ctl, State
+from ringex.core.engine.control import HIST_BUCKETS, HIST_FIRST_NS, HIST_WORDS, Ctl, State
 from ringex.core.engine.replication import Repl, as_array
 from ringex.gateway.stats import GatewayStat
 from ringex.ops.counters import Histogram
@@ -33,7 +32,7 @@ from ringex.storage.writer_stats import Stat
 if TYPE_CHECKING:
     from ringex.ops.supervisor import Supervisor
 
-GROUP_BOUNDS_NS = tuple(L.HIST_FIRST_NS << b for b in range(L.HIST_BUCKETS - 1))
+GROUP_BOUNDS_NS = tuple(HIST_FIRST_NS << b for b in range(HIST_BUCKETS - 1))
 HEARTBEAT_STALE_S = 5.0      # an engine heartbeat older than this fails /healthz
 NS = 1e9
 
@@ -155,7 +154,7 @@ class Probe:
         yield CounterMetricFamily("ringex_engine_journal_fsync_seconds",
                                   "Time in fsync of the journal (--fsync batch)",
                                   value=ctl[Ctl.JOURNAL_FSYNC_NS] / NS)
-        groups = Histogram(ctl[Ctl.GROUP_HIST:Ctl.GROUP_HIST + L.HIST_WORDS], GROUP_BOUNDS_NS)
+        groups = Histogram(ctl[Ctl.GROUP_HIST:Ctl.GROUP_HIST + HIST_WORDS], GROUP_BOUNDS_NS)
         h = HistogramMetricFamily("ringex_engine_group_seconds",
                                   "Matching and journaling of one group of commands "
                                   "(a batch: up to 64 per gateway)")

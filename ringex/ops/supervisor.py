@@ -31,12 +31,12 @@ from dataclasses import dataclass
 from multiprocessing.context import SpawnProcess
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ringex import records
 from ringex.config import Config
-from ringex.cluster.replicator import ReplicatorProcess
 from ringex.cluster.settings import ClusterOptions
-from ringex.core.engine.process import Ctl, EngineProcess, EngineSpec, State
+from ringex.core.engine.control import Ctl, EngineProcess, EngineSpec, State
 from ringex.core.engine.replication import replication_words
 from ringex.core.engine.start import load_start_state
 from ringex.errors import RingexError
@@ -58,6 +58,9 @@ from ringex.storage.queue_lock import dead_owner
 from ringex.storage.stores import open_repository
 from ringex.storage.trade_queue import TradeQueue
 from ringex.storage.writer import WriterOptions, WriterProcess
+
+if TYPE_CHECKING:
+    from ringex.cluster.replicator import ReplicatorProcess
 
 log = logging.getLogger("ringex.ops.supervisor")
 
@@ -281,6 +284,7 @@ class Supervisor:
     def _start_replicator(self) -> None:
         """Start the replicator (before the engine: with durability replicated the engine's
         first group waits for it); a fenced stream ends the start-up here."""
+        from ringex.cluster.replicator import ReplicatorProcess   # loads numba: cluster only
         c = self.cluster
         self.replicator = ReplicatorProcess(c, self.data_dir / STATE_DIR,
                                             self.replication_words, self.ctx)

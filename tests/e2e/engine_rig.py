@@ -16,7 +16,8 @@ import time
 
 import numpy as np
 
-from ringex.core.engine.process import EngineProcess, EngineSpec, StartState
+from ringex.core.engine.control import EngineProcess, EngineSpec
+from ringex.core.engine.start import StartState
 from ringex.protocol.session import session_number
 from ringex import records
 from ringex.ring.broadcast import BroadcastRing

@@ -10,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from ringex.core.engine.process import EngineProcess, StartState, State
+from ringex.core.engine.control import EngineProcess, State
+from ringex.core.engine.start import StartState
 from ringex.storage.trade_queue import PayloadKind, TradeQueue
 from ringex import records
 from ringex.records import CommandKind as CK, EventKind as EV

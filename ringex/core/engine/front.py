@@ -30,6 +30,7 @@ import numpy as np
 from ringex import records
 from ringex.config import Config
 from ringex.core.engine import loop as L
+from ringex.core.engine.control import HIST_WORDS
 from ringex.core.engine.replication import DURABILITIES, Repl, as_array
 from ringex.core.engine.disk_full import DiskFull
 from ringex.core.engine.snapshots import PeriodicSnapshots
@@ -110,7 +111,7 @@ class Engine:
             grp_end=np.zeros(L.ACC_COMMANDS, np.int64),
             grp_batch=np.zeros(L.ACC_COMMANDS, np.int64),
             st=np.zeros(L.S_WORDS, np.int64),
-            hist=np.zeros(L.HIST_WORDS, np.int64),
+            hist=np.zeros(HIST_WORDS, np.int64),
             acct_gw=np.zeros(config.limits.max_accounts, np.int64),
             repl=self.repl,
         )

@@ -67,6 +67,7 @@ from ringex.ring.atomics import (
 from ringex.records import CMD_ACCOUNT_STREAM
 from ringex.ring.shm import CONSUMER_SLEEPING, HEAD, TAIL
 from ringex.ring.kernels import ring_read_into
+from ringex.core.engine.control import HIST_BUCKETS, HIST_FIRST_NS
 
 BATCH_PER_RING = 64          # commands taken from one gateway's ring per batch
 ACC_COMMANDS = 8192          # commands between two hand-offs (at most)
@@ -77,11 +78,7 @@ REPL_SPINS = 2000            # spins (~0.1 ms) for the replicator before Python 
                              # quorum round trip is ~1 ms and 2 cores host the NATS nodes too
 REPL_THROUGH = int(Repl.THROUGH)
 
-# group-time histogram: bucket b counts groups that took < HIST_FIRST_NS << b (the last
-# one: any longer), then the sum of their times; a clock read before and after a group
-HIST_FIRST_NS = 512
-HIST_BUCKETS = 16
-HIST_WORDS = HIST_BUCKETS + 1
+# group-time histogram (layout in control.py): a clock read before and after a group
 
 (RET_NONE, RET_IDLE, RET_FLUSH, RET_BUDGET, RET_BLOCKED, RET_SIGNAL, RET_JOURNAL_FAILED,
  RET_REPLICATING) = range(8)

@@ -1,10 +1,7 @@
 """The matcher process: command rings in, event rings and market data out, batches to the writer.
 
-    eng = EngineProcess(spec, queue).start()     # in the supervisor (or a test)
-    ...gateways write COMMANDs into their rings, read EVENTs from theirs...
-    eng.stop()                                   # drain, hand off, snapshot, join
-
-Three layers: ``loop`` (numba: poll -> process -> journal -> route -> publish),
+Started by ``control.EngineProcess`` (numba-free: the supervisor imports only that). Three
+layers: ``loop`` (numba: poll -> process -> journal -> route -> publish),
 ``front.Engine`` (Python: state, rings, hand-off to the writer, idle waits) and this
 module, the process: attach the rings, recover (snapshot + journal) or restore the start
 state, apply pending transfers, loop until the stop flag (then drain the command rings,
@@ -17,84 +14,27 @@ from __future__ import annotations
 
 import gc
 import logging
-import multiprocessing
 import os
 import signal
 import time
-from dataclasses import dataclass, field
-from enum import IntEnum
 
 from ringex import records
 from ringex.compile_progress import CompileProgress
-from ringex.config import Config
 from ringex.logs import setup_logging
 from ringex.core.engine import loop as L
+from ringex.core.engine.control import HIST_WORDS, Ctl, EngineSpec, State
 from ringex.core.engine.front import Engine
 from ringex.core.engine.start import StartState
 from ringex.core.journal import J_BYTES, J_ENTRIES, J_FSYNC_NS
 from ringex.core.snapshot import StateStore
 from ringex.errors import Fenced
-from ringex.process import ChildProcess, title_process
+from ringex.process import title_process
 from ringex.ring.broadcast import BroadcastRing
 from ringex.ring.spsc import SpscRing
-from ringex.ring.wait import EventfdWait
 
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_NS = 5_000_000  # heartbeat, parent and stop checks
-DRAIN_TIMEOUT_S = 10.0       # stop: longest wait for gateways to finish writing
-
-
-class Ctl(IntEnum):
-    """Words of the engine's shared control array (``multiprocessing.RawArray("q")``)."""
-    STOP = 0            # supervisor: 1 = drain and stop
-    STATE = 1           # engine: State
-    PID = 2
-    HEARTBEAT_NS = 3    # engine: time.monotonic_ns() of its last housekeeping
-    BATCHES = 4
-    COMMANDS = 5
-    EVENTS = 6
-    MD = 7              # market-data records published
-    HANDOFFS = 8        # trade-queue payloads sent
-    DROPPED_GATEWAYS = 9
-    JOURNAL_BYTES = 10  # journal bytes written by this run (0 without a journal)
-    JOURNAL_ENTRIES = 11
-    JOURNAL_FSYNC_NS = 12   # time in fsync (--fsync batch)
-    JOURNAL_DISK_FULL = 13  # 1 while acknowledgements wait for journal disk space
-    JOURNAL_DISK_FULL_PAUSES = 14   # such pauses in this run
-    JOURNAL_PAUSED_NS = 15  # time spent in them (the current one included)
-    GROUP_HIST = 16     # L.HIST_WORDS words: the loop's group-time histogram
-    WORDS = GROUP_HIST + L.HIST_WORDS
-
-
-class State(IntEnum):
-    STARTING = 0
-    RUNNING = 1
-    DRAINING = 2
-    STOPPED = 3
-    FAILED = 4
-
-
-@dataclass
-class EngineSpec:
-    """Everything the engine process needs (picklable)."""
-    cmd_rings: list[str]                 # per gateway: ringex-<run>-g<i>-cmd
-    evt_rings: list[str]                 # per gateway: ringex-<run>-g<i>-evt
-    md_ring: str
-    config_path: str | None = None       # None: the shipped config
-    wait: str = "spin_then_sleep"
-    start: StartState = field(default_factory=StartState)
-    wallets: bool = True
-    drain_timeout_s: float = DRAIN_TIMEOUT_S       # stop: longest wait for the gateways
-    cmd_wakeups: list[EventfdWait] | None = None   # eventfd: one per command ring
-    evt_wakeups: list[EventfdWait] | None = None   # eventfd: one per event ring
-    state_dir: str | None = None         # journal + snapshots (None: no journal)
-    journal_fsync: str = "none"          # "none" | "batch" (ringex/core/journal.py)
-    replication: object | None = None    # the replicator's shared words (RawArray), or None
-    durability: str = "local"            # "local" | "replicated" (docs/cluster.md)
-
-    def config(self) -> Config:
-        return Config.load(self.config_path)
 
 
 # ---------------------------------------------------------------------- the process
@@ -222,7 +162,7 @@ def _loop(eng: Engine, ctl, ppid: int, drain_timeout_s: float) -> int:
         ctl[Ctl.JOURNAL_DISK_FULL] = int(full.active)
         ctl[Ctl.JOURNAL_DISK_FULL_PAUSES] = full.pauses
         ctl[Ctl.JOURNAL_PAUSED_NS] = full.total_paused_ns()
-        ctl[Ctl.GROUP_HIST:Ctl.GROUP_HIST + L.HIST_WORDS] = eng.arrays.hist.tolist()
+        ctl[Ctl.GROUP_HIST:Ctl.GROUP_HIST + HIST_WORDS] = eng.arrays.hist.tolist()
         if os.getppid() != ppid:
             log.error("engine: the supervisor died; exiting without draining")
             ctl[Ctl.STATE] = State.FAILED
@@ -270,52 +210,8 @@ def _apply_transfers(eng: Engine, transfers) -> None:
                      what, e["ref"], e["account"], e["symbol"], e["qty"])
 
 
-def _engine_main(spec: EngineSpec, queue, ctl) -> None:
+def engine_main(spec: EngineSpec, queue, ctl) -> None:
+    """The spawned engine process (``control.EngineProcess``)."""
     setup_logging()
     title_process()
     raise SystemExit(run_engine(spec, queue, ctl))
-
-
-class EngineProcess(ChildProcess):
-    """A started engine process (spawned): ``start()`` waits until it runs."""
-
-    def __init__(self, spec: EngineSpec, queue=None, ctx=None):
-        ctx = ctx or multiprocessing.get_context("spawn")
-        self.spec = spec
-        self.ctl = ctx.RawArray("q", Ctl.WORDS)
-        self.process = ctx.Process(target=_engine_main, name="ringex-engine",
-                                   args=(spec, queue, self.ctl))
-
-    @property
-    def state(self) -> State:
-        return State(self.ctl[Ctl.STATE])
-
-    def start(self, timeout: float = 300.0) -> "EngineProcess":
-        """Start; return once the loop runs (kernels loaded, pending transfers applied)."""
-        self.process.start()
-        return self.wait_running(timeout)
-
-    def wait_running(self, timeout: float = 300.0) -> "EngineProcess":
-        """After ``process.start()``: return once the loop runs (``start``'s second half,
-        so a caller can start other processes meanwhile)."""
-        self._wait_ready(lambda: self.ctl[Ctl.STATE] == State.RUNNING, timeout, "engine")
-        return self
-
-    def request_stop(self) -> None:
-        self.ctl[Ctl.STOP] = 1
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        """Drain, hand off, snapshot (or, without a journal, cancel resting orders), exit;
-        kill if it takes longer."""
-        self.request_stop()
-        if self.process.pid is None:         # never started
-            return None
-        self.process.join(timeout)
-        if self.process.is_alive():
-            log.error("engine: did not stop within %.0f s; killing it", timeout)
-        self.kill()
-        return self.process.exitcode
-
-    def counters(self) -> dict[str, int]:
-        return {w.name.lower(): int(self.ctl[w]) for w in Ctl
-                if w not in (Ctl.WORDS, Ctl.GROUP_HIST)}
