@@ -138,13 +138,14 @@ class _Cells:
     def __init__(self, arr: np.ndarray):
         self.widths, types = _widths(arr)
         ncols = len(types)
-        payload = 1 + ncols + sum(self.widths)          # header size byte, types, values
-        head = varint(payload)
-        # cell: varint(payload) | rowid (3-byte varint) | header size, types | values;
-        # all before the values is the same in every cell but for the rowid
-        self.rowid_at = len(head)
-        self.prefix = np.frombuffer(head + bytes(3) + bytes([1 + ncols, *types]), np.uint8)
-        self.size = len(head) + 3 + payload
+        self.header = bytes([1 + ncols, *types])        # record header: its size, types
+        self.head = varint(len(self.header) + sum(self.widths))     # the payload's size
+        # cell: head | rowid (3-byte varint) | record header | values, each the low
+        # widths[c] bytes, big-endian: numpy's >i1 .. >i8 cast them (width 0: no bytes)
+        self.dtype = np.dtype([("head", f"V{len(self.head)}"), ("rowid", "3u1"),
+                               ("header", f"V{len(self.header)}")]
+                              + [(f"c{c}", f">i{w}") for c, w in enumerate(self.widths) if w])
+        self.size = self.dtype.itemsize
         self.per_leaf = (PAGE - _LEAF_HEADER) // (self.size + 2)
 
     def fill(self, pages: np.ndarray, arr: np.ndarray, first_row: int) -> None:
@@ -159,22 +160,16 @@ class _Cells:
         pages[:, content:] = self.cells(arr, FIRST_ROWID + first_row).reshape(k, -1)
 
     def cells(self, arr: np.ndarray, first_rowid: int) -> np.ndarray:
-        """One cell per row (n x size): prefix, with the rowid as a 3-byte varint, then the
-        low ``widths[c]`` bytes of each value, big-endian."""
-        n = len(arr)
-        out = np.empty((n, self.size), np.uint8)
-        out[:, :len(self.prefix)] = self.prefix
-        at = self.rowid_at
-        rowid = first_rowid + np.arange(n)
-        out[:, at] = 0x80 | (rowid >> 14)
-        out[:, at + 1] = 0x80 | ((rowid >> 7) & 0x7F)
-        out[:, at + 2] = rowid & 0x7F
-        at = len(self.prefix)
-        big = arr.astype(">i8").view(np.uint8).reshape(n, -1, 8)
+        """The cells of ``arr``'s rows, numbered from ``first_rowid``, as bytes."""
+        out = np.empty(len(arr), self.dtype)
+        out["head"], out["header"] = self.head, self.header
+        rowid = first_rowid + np.arange(len(arr))
+        out["rowid"] = np.stack([0x80 | (rowid >> 14), 0x80 | ((rowid >> 7) & 0x7F),
+                                 rowid & 0x7F], axis=1)
         for c, w in enumerate(self.widths):
-            out[:, at:at + w] = big[:, c, 8 - w:]
-            at += w
-        return out
+            if w:
+                out[f"c{c}"] = arr[:, c]
+        return out.view(np.uint8)
 
 
 def _header(page: np.ndarray, kind: int, ncells: int, content: int) -> None:
