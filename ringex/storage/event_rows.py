@@ -52,6 +52,16 @@ def take(ev: np.ndarray, at: np.ndarray) -> np.ndarray:
     return ev.view(_RAW)[at].view(EVENT)
 
 
+def row_array(dtype: np.dtype, n: int, columns: dict) -> np.ndarray:
+    """``n`` rows of ``dtype`` (int64 fields) from an array or a scalar per field, filled
+    column by column and transposed once: about twice as fast as writing each field
+    across the rows."""
+    block = np.empty((len(columns), n), np.int64)
+    for i, name in enumerate(dtype.names or ()):
+        block[i] = columns[name]
+    return np.ascontiguousarray(block.T).view(dtype).reshape(-1)
+
+
 def problems(ev: np.ndarray, starts: np.ndarray, n_symbols: int) -> list[str | None]:
     """Per payload (its events start at ``starts[k]``): its first problem, or None."""
     n = len(ev)
@@ -94,20 +104,18 @@ def trade_rows(ev: np.ndarray, ts: np.ndarray, symbols: SymbolFees) -> np.ndarra
     """One row per FILL pair of well-formed events (``problems`` found none); ``ts[i]``
     is event i's batch time."""
     at = np.flatnonzero((ev["kind"] == EventKind.FILL) & ((ev["info"] & INFO_MAKER) == 0))
-    t, m = take(ev, at), take(ev, at + 1)
-    s = t["symbol"].astype(np.int64)
-    notional = t["price"] * t["qty"] * symbols.tick_lot_value[s]
-    out = np.empty(len(t), TRADE_ROW)
-    out["symbol"], out["seq"] = s, t["seq"]
-    out["price"], out["qty"], out["notional"] = t["price"], t["qty"], notional
-    out["taker_order_id"], out["maker_order_id"] = t["order_id"], m["order_id"]
-    out["taker_account"], out["maker_account"] = t["account"], m["account"]
-    out["taker_side"] = (t["info"] & INFO_SELL) != 0
-    out["taker_leaves"], out["maker_leaves"] = t["leaves"], m["leaves"]
-    out["taker_fee"] = fee(notional, symbols.taker_bps[s])
-    out["maker_fee"] = fee(notional, symbols.maker_bps[s])
-    out["ts_ns"] = ts[at]
-    return out
+    mk = at + 1
+    s = ev["symbol"][at].astype(np.int64)
+    price, qty = ev["price"][at], ev["qty"][at]
+    notional = price * qty * symbols.tick_lot_value[s]
+    return row_array(TRADE_ROW, len(at), {
+        "symbol": s, "seq": ev["seq"][at], "price": price, "qty": qty, "notional": notional,
+        "taker_order_id": ev["order_id"][at], "maker_order_id": ev["order_id"][mk],
+        "taker_account": ev["account"][at], "maker_account": ev["account"][mk],
+        "taker_side": (ev["info"][at] & INFO_SELL) != 0,
+        "taker_leaves": ev["leaves"][at], "maker_leaves": ev["leaves"][mk],
+        "taker_fee": fee(notional, symbols.taker_bps[s]),
+        "maker_fee": fee(notional, symbols.maker_bps[s]), "ts_ns": ts[at]})
 
 
 def order_change_rows(ev: np.ndarray, ts: np.ndarray) -> np.ndarray:
@@ -115,12 +123,8 @@ def order_change_rows(ev: np.ndarray, ts: np.ndarray) -> np.ndarray:
     reached the book)."""
     at = np.flatnonzero(_IS_CHANGE[ev["kind"]] & (ev["seq"] != 0))
     e = take(ev, at)
-    out = np.empty(len(e), ORDER_CHANGE_ROW)
-    for col in ("symbol", "seq", "kind", "order_id", "account", "price", "qty", "leaves",
-                "session", "ref"):
-        out[col] = e[col]
-    out["side"] = (e["info"] & INFO_SELL) != 0
-    out["code"] = e["info"] & INFO_CODE_MASK
-    out["client_order_id"] = e["other_id"]
-    out["ts_ns"] = ts[at]
-    return out
+    return row_array(ORDER_CHANGE_ROW, len(at), {
+        **{c: e[c] for c in ("symbol", "seq", "kind", "order_id", "account", "price", "qty",
+                             "leaves", "session", "ref")},
+        "side": (e["info"] & INFO_SELL) != 0, "code": e["info"] & INFO_CODE_MASK,
+        "client_order_id": e["other_id"], "ts_ns": ts[at]})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ringex.records import INFO_CODE_MASK, INFO_SELL, EventKind
-from ringex.storage.event_rows import IS_ORDER_KIND, take
+from ringex.storage.event_rows import IS_ORDER_KIND, row_array
 from ringex.storage.schema import OrderStatus, row_dtype
 
 ORDER_ROW = row_dtype("orders")
@@ -38,26 +38,25 @@ def order_rows(ev: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # price and client id; only an order seen in FILLs alone takes its last fill's price
     last_other = np.maximum.reduceat(np.where(fill, -1, np.arange(len(at))), first)
     has_other = last_other >= 0
-    f, z = take(ev, at[first]), take(ev, at[last])
-    acked = f["kind"] == EventKind.ACK
-    cancelled = z["kind"] == EventKind.CANCELLED
-    out = np.empty(len(first), ORDER_ROW)
-    for col in ("order_id", "symbol", "account", "session"):
-        out[col] = f[col]
-    out["side"] = (f["info"] & INFO_SELL) != 0
+    f, z = at[first], at[last]                           # each order's first, last event
+    acked = kind[f] == EventKind.ACK
+    cancelled = kind[z] == EventKind.CANCELLED
+    leaves = ev["leaves"][z]
     limit = at[np.where(has_other, last_other, last)]
-    out["price"] = ev["price"][limit]
-    out["client_order_id"] = np.where(has_other, ev["other_id"][limit], 0)
-    out["leaves"], out["updated_seq"] = z["leaves"], z["seq"]
-    out["filled"] = filled
-    out["qty"] = np.where(acked, f["qty"], filled + z["leaves"])  # no ACK: a best guess
-    out["status"] = np.select(
-        [cancelled, z["leaves"] == 0, filled > 0],
-        [OrderStatus.CANCELLED, OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED],
-        OrderStatus.OPEN)
-    out["reason"] = np.where(cancelled, z["info"] & INFO_CODE_MASK, 0)
-    out["created_seq"] = np.where(acked, f["seq"].astype(np.int64), 0)
-    out["created_price"] = np.where(acked, f["price"], 0)
-    out["created_ref"] = np.where(acked, f["ref"], 0)
-    out["created_ts_ns"] = np.where(acked, ts[at[first]], 0)
+    out = row_array(ORDER_ROW, len(first), {
+        "order_id": oid[first], "symbol": ev["symbol"][f], "account": ev["account"][f],
+        "side": (ev["info"][f] & INFO_SELL) != 0, "price": ev["price"][limit],
+        "qty": np.where(acked, ev["qty"][f], filled + leaves),     # no ACK: a best guess
+        "leaves": leaves, "filled": filled,
+        "status": np.select([cancelled, leaves == 0, filled > 0],
+                            [OrderStatus.CANCELLED, OrderStatus.FILLED,
+                             OrderStatus.PARTIALLY_FILLED], OrderStatus.OPEN),
+        "reason": np.where(cancelled, ev["info"][z] & INFO_CODE_MASK, 0),
+        "client_order_id": np.where(has_other, ev["other_id"][limit], 0),
+        "session": ev["session"][f],
+        "created_seq": np.where(acked, ev["seq"][f].astype(np.int64), 0),
+        "updated_seq": ev["seq"][z],
+        "created_price": np.where(acked, ev["price"][f], 0),
+        "created_ref": np.where(acked, ev["ref"][f], 0),
+        "created_ts_ns": np.where(acked, ts[f], 0)})
     return out, acked
