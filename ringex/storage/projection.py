@@ -16,7 +16,7 @@ import numpy as np
 from ringex.config import Config
 from ringex.protocol.client_ids import bytes_text, pack_client_id
 from ringex.storage.event_rows import (
-    SymbolFees, order_change_rows, problems, take, trade_rows,
+    SymbolFees, order_change_rows, problems, row_array, take, trade_rows,
 )
 from ringex.storage.order_rows import order_rows
 from ringex.storage.schema import row_dtype
@@ -24,6 +24,7 @@ from ringex.storage.trade_queue import Payload, PayloadKind, encode
 from ringex.records import EVENT, INFO_CODE_MASK, CommandKind, EventKind
 
 TRANSFER_ROW = row_dtype("transfers")
+NO_ASSET = "a BALANCE names an asset this exchange does not have"
 _RAW = np.dtype((np.void, EVENT.itemsize))
 _CLIENT_ID = int(EventKind.CLIENT_ID)
 _TEXT = slice(8, 48)        # an EVENT's order_id .. leaves: a CLIENT_ID's text bytes
@@ -80,35 +81,28 @@ class Projector:
             else:
                 events.append(p)
         ev, ts, starts = _group(events)
-        dead, transfers, client_ids = [], [], []
+        transfers, payload_of_transfer = _transfer_rows(events, ev, ts, starts)
+        bad_asset = set(payload_of_transfer[transfers["asset"] >= self.n_assets].tolist())
+        dead = []
         ok = np.ones(len(events), bool)
         for k, (p, problem) in enumerate(zip(events, problems(ev, starts, self.n_symbols))):
-            if not problem:
-                problem, tr = _transfer_rows(p, self.n_assets)
+            problem = problem or (NO_ASSET if k in bad_asset else None)
             if problem:
                 dead.append((p.producer, p.batch, problem, _raw(p)))
                 ok[k] = False
-                continue
-            if len(tr):
-                transfers.append(tr)
-            client_ids.extend(client_id_rows(p.records))
         if not ok.all():
             kept = np.repeat(ok, [len(p.records) for p in events])
             ev, ts = take(ev, np.flatnonzero(kept)), ts[kept]
+            transfers = transfers[ok[payload_of_transfer]]
         order_state, acked = order_rows(ev, ts)
         return Rows(
             trades=trade_rows(ev, ts, self.symbols),
             order_changes=order_change_rows(ev, ts),
             orders=order_state,
             orders_new=acked,
-            transfers=np.concatenate(transfers) if transfers else np.zeros(0, TRANSFER_ROW),
-            audit=audit, dead_letters=dead, meta=meta, client_ids=client_ids,
+            transfers=transfers,
+            audit=audit, dead_letters=dead, meta=meta, client_ids=client_id_rows(ev),
         )
-
-    def check(self, p: Payload) -> str | None:
-        """Why this EVENTS payload cannot be projected, or None when it is well formed."""
-        return (problems(p.records, np.zeros(1, np.int64), self.n_symbols)[0]
-                or _transfer_rows(p, self.n_assets)[0])
 
 
 def _group(events: list[Payload]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -125,25 +119,24 @@ def _group(events: list[Payload]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return ev, np.repeat(np.array([p.ts_ns for p in events], np.int64), sizes), starts
 
 
-def _transfer_rows(p: Payload, n_assets: int) -> tuple[str | None, np.ndarray]:
+def _transfer_rows(events: list[Payload], ev: np.ndarray, ts: np.ndarray,
+                   starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Deposits and withdrawals: the BALANCE events whose cause (``info``) is a DEPOSIT
-    or WITHDRAW, the amount moved in ``price`` (docs/rules.md, event fields)."""
-    ev = p.records
+    or WITHDRAW, the amount moved in ``price`` (docs/rules.md, event fields); and the
+    payload (index into ``events``) each comes from."""
     cause = ev["info"] & INFO_CODE_MASK
-    done = np.flatnonzero((ev["kind"] == EventKind.BALANCE) & (ev["seq"] == 0) & (
+    at = np.flatnonzero((ev["kind"] == EventKind.BALANCE) & (ev["seq"] == 0) & (
         (cause == CommandKind.DEPOSIT) | (cause == CommandKind.WITHDRAW)))
-    out = []
-    for i in done.tolist():
-        e = ev[i]
-        asset, kind, amount = int(e["symbol"]), int(cause[i]), int(e["price"])
-        if not 0 <= asset < n_assets:
-            return "a BALANCE names an asset this exchange does not have", \
-                np.zeros(0, TRANSFER_ROW)
-        out.append((p.producer, p.batch, i, int(e["account"]), asset,
-                    amount if kind == CommandKind.DEPOSIT else -amount, kind,
-                    int(e["qty"]), int(e["leaves"]), int(e["session"]), int(e["ref"]),
-                    p.ts_ns))
-    return None, np.array(out, TRANSFER_ROW) if out else np.zeros(0, TRANSFER_ROW)
+    payload = np.searchsorted(starts, at, side="right") - 1
+    kind, amount = cause[at], ev["price"][at]
+    return row_array(TRANSFER_ROW, len(at), {
+        "producer": np.array([p.producer for p in events], np.int64)[payload],
+        "batch": np.array([p.batch for p in events], np.int64)[payload],
+        "idx": at - starts[payload], "account": ev["account"][at],
+        "asset": ev["symbol"][at], "amount": np.where(kind == CommandKind.DEPOSIT, amount,
+                                                      -amount),
+        "kind": kind, "available": ev["qty"][at], "locked": ev["leaves"][at],
+        "session": ev["session"][at], "ref": ev["ref"][at], "ts_ns": ts[at]}), payload
 
 
 def client_id_rows(ev: np.ndarray) -> list[tuple]:
