@@ -56,8 +56,9 @@ def row_array(dtype: np.dtype, n: int, columns: dict) -> np.ndarray:
     """``n`` rows of ``dtype`` (int64 fields) from an array or a scalar per field, filled
     column by column and transposed once: about twice as fast as writing each field
     across the rows."""
-    block = np.empty((len(columns), n), np.int64)
-    for i, name in enumerate(dtype.names or ()):
+    names = dtype.names or ()
+    block = np.empty((len(names), n), np.int64)
+    for i, name in enumerate(names):
         block[i] = columns[name]
     return np.ascontiguousarray(block.T).view(dtype).reshape(-1)
 
@@ -73,7 +74,8 @@ def problems(ev: np.ndarray, starts: np.ndarray, n_symbols: int) -> list[str | N
     at = np.arange(n)
     after_fill = np.zeros(n, bool)
     after_fill[1:] = fill[:-1]
-    run_head = fill & (head[:n] | ~after_fill)
+    run_head = fill & (head[:n] | ~after_fill)        # a payload's first event starts one
+    # a taker sits at an even offset from its run's head
     taker = fill & ((at - np.maximum.accumulate(np.where(run_head, at, 0))) % 2 == 0)
     maker_next = np.zeros(n, bool)
     maker_next[:-1] = fill[1:] & maker[1:] & ~head[1:n]
