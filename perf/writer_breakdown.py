@@ -64,7 +64,6 @@ def backend_cpu_s(pid: int) -> float | None:
 def breakdown(repo, config, batches, label: str) -> None:
     payloads = [decode(encode(PayloadKind.EVENTS, 0, i + 1, ev)) for i, ev in enumerate(batches)]
     proj = Projector(config)
-    proj.warm_up()
     project_s, counts, trades = 0.0, dict.fromkeys(HOT, 0), 0
     pid = repo.conn.info.backend_pid if label == "postgresql" else None
     server0 = backend_cpu_s(pid) if pid else None

@@ -4,13 +4,21 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ringex.cli.options import store_options
 from ringex.logs import LOG_LEVELS, setup_logging
-from ringex.ops.supervisor import RunOptions, Supervisor
-from ringex.ring.wait import CLI_WAITS
+
+if TYPE_CHECKING:
+    from ringex.ops.supervisor import Supervisor
+
+# The keys of ringex.ring.wait.CLI_WAITS (a test checks). Neither it nor the supervisor is
+# imported at module level: they load numba, and every process spawned from the `ringex`
+# command imports this module again (multiprocessing's spawn re-runs the script's imports),
+# the writer among them.
+WAITS = ("busy", "eventfd", "spin")
 
 
 def run_options(f):
@@ -26,7 +34,7 @@ def run_options(f):
                           "WebSocket port + 1, or a free port with --port 0; -1: none]."),
         click.option("--gateways", type=click.IntRange(1, 63), default=1, show_default=True,
                      help="Gateway processes sharing the port (SO_REUSEPORT)."),
-        click.option("--wait", type=click.Choice(sorted(CLI_WAITS)), default="spin",
+        click.option("--wait", type=click.Choice(WAITS), default="spin",
                      show_default=True,
                      help="Idle strategy: spin (spin, then sleep: the default, kind to small "
                           "machines), busy (a core at 100%, lowest latency), eventfd (block "
@@ -56,6 +64,8 @@ def run_options(f):
 def _supervisor(log_level: str, **options) -> Supervisor:
     """A supervisor past its preflight: a busy data dir or port ends here with
     "Error: ..." and exit code 1."""
+    from ringex.ops.supervisor import RunOptions, Supervisor
+
     setup_logging(log_level)               # children inherit the level (RINGEX_LOG_LEVEL)
     supervisor = Supervisor(RunOptions(**options))
     supervisor.preflight()

@@ -1,4 +1,5 @@
-"""Payloads -> table rows, with no database in sight (sans-I/O; kernels in row_kernels.py).
+"""Payloads -> table rows, with no database in sight (sans-I/O; the hot tables' rows come
+from ``event_rows.py`` and ``order_rows.py``).
 
 ``Projector.project(payloads)`` turns one drained group of payloads into the rows of one
 transaction. It is pure: the same payloads always give the same rows, keyed so that a
@@ -14,15 +15,16 @@ import numpy as np
 
 from ringex.config import Config
 from ringex.protocol.client_ids import bytes_text, pack_client_id
-from ringex.storage.row_kernels import PROBLEMS, event_rows, order_rows
+from ringex.storage.event_rows import (
+    SymbolFees, order_change_rows, problems, row_array, take, trade_rows,
+)
+from ringex.storage.order_rows import order_rows
 from ringex.storage.schema import row_dtype
 from ringex.storage.trade_queue import Payload, PayloadKind, encode
-from ringex.records import COMMAND, EVENT, INFO_CODE_MASK, CommandKind, EventKind
+from ringex.records import EVENT, INFO_CODE_MASK, CommandKind, EventKind
 
-TRADE_ROW = row_dtype("trades")
-ORDER_CHANGE_ROW = row_dtype("order_changes")
-ORDER_ROW = row_dtype("orders")
 TRANSFER_ROW = row_dtype("transfers")
+NO_ASSET = "a BALANCE names an asset this exchange does not have"
 _RAW = np.dtype((np.void, EVENT.itemsize))
 _CLIENT_ID = int(EventKind.CLIENT_ID)
 _TEXT = slice(8, 48)        # an EVENT's order_id .. leaves: a CLIENT_ID's text bytes
@@ -55,117 +57,86 @@ class Projector:
     """
 
     def __init__(self, config: Config, wallets: bool = True):
-        n = max(s.id for s in config.symbols) + 1
-        self.n_symbols = n
+        n = self.n_symbols = max(s.id for s in config.symbols) + 1
         self.n_assets = len(config.assets)
-        self.tick_lot_value = np.zeros(n, np.int64)
-        self.maker_bps = np.zeros(n, np.int64)
-        self.taker_bps = np.zeros(n, np.int64)
+        self.symbols = SymbolFees(np.zeros(n, np.int64), np.zeros(n, np.int64),
+                                  np.zeros(n, np.int64))
         for s in config.symbols:
-            self.tick_lot_value[s.id] = s.tick_lot_value
+            self.symbols.tick_lot_value[s.id] = s.tick_lot_value
             if wallets:
-                self.maker_bps[s.id], self.taker_bps[s.id] = s.maker_fee_bps, s.taker_fee_bps
+                self.symbols.maker_bps[s.id] = s.maker_fee_bps
+                self.symbols.taker_bps[s.id] = s.taker_fee_bps
 
     def project(self, payloads: list[Payload]) -> Rows:
         """Rows for one group; a malformed EVENT payload becomes a dead letter."""
-        events, stamps, trades, changes, transfers = [], [], [], [], []
-        audit, dead, client_ids = [], [], []
+        audit: list[tuple] = []
         meta: dict[int, int] = {}
+        events = []
         for p in payloads:
             if p.kind == PayloadKind.STOP:
                 continue
             meta[p.producer] = max(meta.get(p.producer, 0), p.batch)
             if p.kind == PayloadKind.AUDIT:
                 audit.extend(_audit_rows(p))
-                continue
-            err, t, ch = event_rows(p.records, p.ts_ns, self.n_symbols, self.tick_lot_value,
-                                    self.maker_bps, self.taker_bps)
-            problem = PROBLEMS[err] if err else None
-            if not problem:
-                problem, tr = _transfer_rows(p, self.n_assets)
+            else:
+                events.append(p)
+        ev, ts, starts = _group(events)
+        transfers, payload_of_transfer = _transfer_rows(events, ev, ts, starts)
+        bad_asset = set(payload_of_transfer[transfers["asset"] >= self.n_assets].tolist())
+        dead = []
+        ok = np.ones(len(events), bool)
+        for k, (p, problem) in enumerate(zip(events, problems(ev, starts, self.n_symbols))):
+            problem = problem or (NO_ASSET if k in bad_asset else None)
             if problem:
                 dead.append((p.producer, p.batch, problem, _raw(p)))
-                continue
-            events.append(p.records)
-            stamps.append(p.ts_ns)
-            trades.append(t)
-            changes.append(ch)
-            if len(tr):
-                transfers.append(tr)
-            client_ids.extend(client_id_rows(p.records))
-        if len(events) == 1:
-            ev, ts = events[0], np.full(len(events[0]), stamps[0], np.int64)
-        elif events:                     # as raw 64-byte records: 5x faster than by field
-            ev = np.concatenate([e.view(_RAW) for e in events]).view(EVENT)
-            ts = np.repeat(np.array(stamps, np.int64), [len(e) for e in events])
-        else:
-            ev, ts = np.zeros(0, EVENT), np.zeros(0, np.int64)
-        order_state, acked = orders(ev, ts)
+                ok[k] = False
+        if not ok.all():
+            kept = np.repeat(ok, [len(p.records) for p in events])
+            ev, ts = take(ev, np.flatnonzero(kept)), ts[kept]
+            transfers = transfers[ok[payload_of_transfer]]
+        order_state, acked = order_rows(ev, ts)
         return Rows(
-            trades=_rows(trades, TRADE_ROW),
-            order_changes=_rows(changes, ORDER_CHANGE_ROW),
+            trades=trade_rows(ev, ts, self.symbols),
+            order_changes=order_change_rows(ev, ts),
             orders=order_state,
             orders_new=acked,
-            transfers=np.concatenate(transfers) if transfers else np.zeros(0, TRANSFER_ROW),
-            audit=audit, dead_letters=dead, meta=meta, client_ids=client_ids,
+            transfers=transfers,
+            audit=audit, dead_letters=dead, meta=meta, client_ids=client_id_rows(ev),
         )
 
-    def warm_up(self) -> None:
-        """Compile or load the kernels now rather than on the first batch."""
-        # numba compiles per argument types, so empty arrays are enough; queue buffers are
-        # writable, payloads decoded from bytes read-only: two signatures
-        for writable in (True, False):
-            ev = np.zeros(0, EVENT)
-            ev.flags.writeable = writable
-            self.project([Payload(PayloadKind.EVENTS, 0, 0, 0, np.zeros(0, COMMAND), ev, 0)])
 
-    def check(self, p: Payload) -> str | None:
-        """Why this EVENTS payload cannot be projected, or None when it is well formed."""
-        err = event_rows(p.records, 0, self.n_symbols, self.tick_lot_value, self.maker_bps,
-                         self.taker_bps)[0]
-        return PROBLEMS[err] if err else _transfer_rows(p, self.n_assets)[0]
-
-
-def _rows(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
-    """2-D int64 kernel outputs -> one structured row array (a view when there is one)."""
-    if not parts:
-        return np.zeros(0, dtype)
-    flat = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    return flat.view(dtype).reshape(-1)
+def _group(events: list[Payload]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The payloads' EVENT records as one array, each event's batch time, and where each
+    payload's events start."""
+    sizes = [len(p.records) for p in events]
+    starts = np.cumsum([0, *sizes[:-1]], dtype=np.int64)
+    if len(events) == 1:
+        ev = events[0].records
+    elif events:                     # as raw 64-byte records: 5x faster than by field
+        ev = np.concatenate([p.records.view(_RAW) for p in events]).view(EVENT)
+    else:
+        ev = np.zeros(0, EVENT)
+    return ev, np.repeat(np.array([p.ts_ns for p in events], np.int64), sizes), starts
 
 
-def orders(ev: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One row per order touched: its state after the group's last event about it, and
-    whether the order was ACKed in this group (so the row is new: a plain insert).
-
-    ``filled`` is the lots filled *in this group* (the store adds it), ``status`` is final
-    when FILLED/CANCELLED and otherwise recomputed by the store from the total filled.
-    The ACK's own fields go to created_seq/created_price/created_ref/created_ts_ns (``ts``:
-    each event's batch time); the store writes them only when it inserts the row.
-    """
-    out, acked = order_rows(ev, ts)
-    return out.view(ORDER_ROW).reshape(-1), acked
-
-
-def _transfer_rows(p: Payload, n_assets: int) -> tuple[str | None, np.ndarray]:
+def _transfer_rows(events: list[Payload], ev: np.ndarray, ts: np.ndarray,
+                   starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Deposits and withdrawals: the BALANCE events whose cause (``info``) is a DEPOSIT
-    or WITHDRAW, the amount moved in ``price`` (docs/rules.md, event fields)."""
-    ev = p.records
+    or WITHDRAW, the amount moved in ``price`` (docs/rules.md, event fields); and the
+    payload (index into ``events``) each comes from."""
     cause = ev["info"] & INFO_CODE_MASK
-    done = np.flatnonzero((ev["kind"] == EventKind.BALANCE) & (ev["seq"] == 0) & (
+    at = np.flatnonzero((ev["kind"] == EventKind.BALANCE) & (ev["seq"] == 0) & (
         (cause == CommandKind.DEPOSIT) | (cause == CommandKind.WITHDRAW)))
-    out = []
-    for i in done.tolist():
-        e = ev[i]
-        asset, kind, amount = int(e["symbol"]), int(cause[i]), int(e["price"])
-        if not 0 <= asset < n_assets:
-            return "a BALANCE names an asset this exchange does not have", \
-                np.zeros(0, TRANSFER_ROW)
-        out.append((p.producer, p.batch, i, int(e["account"]), asset,
-                    amount if kind == CommandKind.DEPOSIT else -amount, kind,
-                    int(e["qty"]), int(e["leaves"]), int(e["session"]), int(e["ref"]),
-                    p.ts_ns))
-    return None, np.array(out, TRANSFER_ROW) if out else np.zeros(0, TRANSFER_ROW)
+    payload = np.searchsorted(starts, at, side="right") - 1
+    kind, amount = cause[at], ev["price"][at]
+    return row_array(TRANSFER_ROW, len(at), {
+        "producer": np.array([p.producer for p in events], np.int64)[payload],
+        "batch": np.array([p.batch for p in events], np.int64)[payload],
+        "idx": at - starts[payload], "account": ev["account"][at],
+        "asset": ev["symbol"][at], "amount": np.where(kind == CommandKind.DEPOSIT, amount,
+                                                      -amount),
+        "kind": kind, "available": ev["qty"][at], "locked": ev["leaves"][at],
+        "session": ev["session"][at], "ref": ev["ref"][at], "ts_ns": ts[at]}), payload
 
 
 def client_id_rows(ev: np.ndarray) -> list[tuple]:

@@ -2,8 +2,8 @@
 
 Binding a group's rows through Python's sqlite3 costs about as much as SQLite's own insert:
 every value becomes a Python int (``tolist``) and then one ``sqlite3_bind_int64`` call,
-~40 ns per value, 15 values a trade row. Instead, numpy and one small numba kernel write
-the rows straight in SQLite's file format (https://www.sqlite.org/fileformat2.html), the
+~40 ns per value, 15 values a trade row. Instead, numpy writes the rows straight in
+SQLite's file format (https://www.sqlite.org/fileformat2.html), the
 connection ``deserialize``s that image into an attached in-memory schema, and one
 ``INSERT ... SELECT`` per table copies the rows inside SQLite, in C::
 
@@ -26,8 +26,6 @@ from __future__ import annotations
 import sqlite3
 
 import numpy as np
-
-from ringex.jit import njit
 
 PAGE = 65536                   # bytes per page of the image
 _LEAF, _INTERIOR = 0x0D, 0x05  # b-tree page types
@@ -92,8 +90,6 @@ class StageImage:
         mem.close()
         self.template_pages = len(self.template) // PAGE
         assert self.template[16] == 0 and self.template[17] == 1      # 65536 is stored as 1
-        one = np.ones((1, 1), np.int64)                # compile (or load) the kernel now
-        _Cells(one).fill(np.zeros((1, PAGE), np.uint8), one, 0)
 
     def build(self, rows: dict[str, np.ndarray]) -> np.ndarray:
         """The image bytes for these 2-D int64 row arrays (missing tables stay empty)."""
@@ -142,12 +138,14 @@ class _Cells:
     def __init__(self, arr: np.ndarray):
         self.widths, types = _widths(arr)
         ncols = len(types)
-        payload = 1 + ncols + sum(self.widths)          # header size byte, types, values
-        head = varint(payload)
-        # cell: varint(payload) | rowid (3-byte varint) | header size, types | values
-        self.head = np.frombuffer(head, np.uint8)
-        self.record_header = np.array([1 + ncols, *types], np.uint8)
-        self.size = len(head) + 3 + payload
+        self.header = bytes([1 + ncols, *types])        # record header: its size, types
+        self.head = varint(len(self.header) + sum(self.widths))     # the payload's size
+        # cell: head | rowid (3-byte varint) | record header | values, each the low
+        # widths[c] bytes, big-endian: numpy's >i1 .. >i8 cast them (width 0: no bytes)
+        self.dtype = np.dtype([("head", f"V{len(self.head)}"), ("rowid", "3u1"),
+                               ("header", f"V{len(self.header)}")]
+                              + [(f"c{c}", f">i{w}") for c, w in enumerate(self.widths) if w])
+        self.size = self.dtype.itemsize
         self.per_leaf = (PAGE - _LEAF_HEADER) // (self.size + 2)
 
     def fill(self, pages: np.ndarray, arr: np.ndarray, first_row: int) -> None:
@@ -159,37 +157,19 @@ class _Cells:
             _header(page, _LEAF, m, content)
         ptr = (content + self.size * np.arange(m)).astype(">u2").view(np.uint8)
         pages[:, _LEAF_HEADER:_LEAF_HEADER + 2 * m] = ptr
-        _fill_cells(pages, content, self.size, arr, self.head, self.record_header,
-                    np.array(self.widths, np.int64), FIRST_ROWID + first_row)
+        pages[:, content:] = self.cells(arr, FIRST_ROWID + first_row).reshape(k, -1)
 
-
-@njit(cache=True, nogil=True)
-def _fill_cells(pages, content, size, arr, head, record_header, widths, first_rowid):
-    """Cell i of leaf page k, at content + i * size: head | rowid (3-byte varint) | record
-    header | the low widths[c] bytes of arr[row, c], big-endian."""
-    k = pages.shape[0]
-    m = len(arr) // k
-    h, r = len(head), len(record_header)
-    for leaf in range(k):
-        for i in range(m):
-            row = leaf * m + i
-            cell = pages[leaf, content + i * size:content + (i + 1) * size]
-            for b in range(h):
-                cell[b] = head[b]
-            rowid = first_rowid + row
-            cell[h] = 0x80 | (rowid >> 14)
-            cell[h + 1] = 0x80 | ((rowid >> 7) & 0x7F)
-            cell[h + 2] = rowid & 0x7F
-            at = h + 3
-            for b in range(r):
-                cell[at + b] = record_header[b]
-            at += r
-            for c in range(len(widths)):
-                v = arr[row, c]
-                for b in range(widths[c] - 1, -1, -1):
-                    cell[at + b] = v & 0xFF
-                    v >>= 8
-                at += widths[c]
+    def cells(self, arr: np.ndarray, first_rowid: int) -> np.ndarray:
+        """The cells of ``arr``'s rows, numbered from ``first_rowid``, as bytes."""
+        out = np.empty(len(arr), self.dtype)
+        out["head"], out["header"] = self.head, self.header
+        rowid = first_rowid + np.arange(len(arr))
+        out["rowid"] = np.stack([0x80 | (rowid >> 14), 0x80 | ((rowid >> 7) & 0x7F),
+                                 rowid & 0x7F], axis=1)
+        for c, w in enumerate(self.widths):
+            if w:
+                out[f"c{c}"] = arr[:, c]
+        return out.view(np.uint8)
 
 
 def _header(page: np.ndarray, kind: int, ncells: int, content: int) -> None:

@@ -13,7 +13,7 @@ Pragmas, and what each one risks:
   memory with the file. ``busy_timeout`` 5 s (the CLI and the writer share the file).
 
 Hot path (``write``): the group's row arrays become one in-memory SQLite database image
-(``sqlite_image.StageImage``, a numba kernel), ``deserialize``d into the attached schema
+(``sqlite_image.StageImage``, numpy), ``deserialize``d into the attached schema
 ``stage``; then one ``INSERT ... SELECT`` per table, all in one transaction. That skips
 the Python int and the bind call per value, which cost as much as SQLite's own insert.
 ``bulk="executemany"`` selects the plain path (multi-row ``INSERT ... VALUES`` statements

@@ -34,7 +34,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ringex.compile_progress import CompileProgress
 from ringex.config import Config
 from ringex.logs import setup_logging
 from ringex.process import ChildProcess, title_process
@@ -89,11 +88,6 @@ class Writer:
         ppid = os.getppid()
         signal.signal(signal.SIGINT, signal.SIG_IGN)       # the supervisor sends STOP
         signal.signal(signal.SIGTERM, lambda *_: self._request_stop("SIGTERM"))
-        compiling = CompileProgress("writer").install()    # logs while kernels compile
-        try:
-            self.projector.warm_up()
-        finally:
-            compiling.finish()
         self.stats[Stat.CPU_NS] = time.process_time_ns()
         self.stats[Stat.RUNNING] = 1
         try:

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from ringex.fees import fill_fee
+from ringex.storage.order_rows import order_rows
 from ringex.storage.projection import Projector, format_addr
 from ringex.storage.trade_queue import PayloadKind, decode, encode
 from ringex import records
@@ -107,9 +108,7 @@ def test_should_format_audit_addresses():
 
 
 def test_should_aggregate_orders_whatever_the_spread_of_their_ids():
-    from ringex.storage.projection import orders
-
-    def rows(gap):              # gap 0: a dense table of ids; 10^9: the sorting fallback
+    def rows(gap):              # gap 0: ids close together; 10^9: far apart
         m = Script()
         makers = [m.new(0, 1, Side.SELL, 100 + i, 3) for i in range(3)]
         m.next_id += gap
@@ -117,7 +116,7 @@ def test_should_aggregate_orders_whatever_the_spread_of_their_ids():
             m.trade(m.new(0, 2, Side.BUY, 200, 2), mk, 2)
         m.cancel(makers[0])
         ev, _ = m.take()
-        return orders(ev, np.arange(len(ev), dtype=np.int64))
+        return order_rows(ev, np.arange(len(ev), dtype=np.int64))
 
     dense, dense_new = rows(0)
     sparse, sparse_new = rows(10**9)
