@@ -10,15 +10,14 @@ import click
 
 from ringex.cli.options import store_options
 from ringex.logs import LOG_LEVELS, setup_logging
+from ringex.ring.wait import CLI_WAITS
 
 if TYPE_CHECKING:
     from ringex.ops.supervisor import Supervisor
 
-# The keys of ringex.ring.wait.CLI_WAITS (a test checks). Neither it nor the supervisor is
-# imported at module level: they load numba, and every process spawned from the `ringex`
-# command imports this module again (multiprocessing's spawn re-runs the script's imports),
-# the writer among them.
-WAITS = ("busy", "eventfd", "spin")
+# The supervisor is imported only to run one: every process spawned from the `ringex`
+# command imports this module again (multiprocessing's spawn re-runs the script's
+# imports), and none of them needs what the supervisor imports.
 
 
 def run_options(f):
@@ -34,7 +33,7 @@ def run_options(f):
                           "WebSocket port + 1, or a free port with --port 0; -1: none]."),
         click.option("--gateways", type=click.IntRange(1, 63), default=1, show_default=True,
                      help="Gateway processes sharing the port (SO_REUSEPORT)."),
-        click.option("--wait", type=click.Choice(WAITS), default="spin",
+        click.option("--wait", type=click.Choice(sorted(CLI_WAITS)), default="spin",
                      show_default=True,
                      help="Idle strategy: spin (spin, then sleep: the default, kind to small "
                           "machines), busy (a core at 100%, lowest latency), eventfd (block "

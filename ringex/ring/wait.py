@@ -108,6 +108,7 @@ class Gate:
 
     def announce_sleep(self) -> None:
         """Set my sleeping flag, visible before my next poll (full fence)."""
+        assert self.sleeping is not None          # EventfdWait checks its gates
         store_then_fence(self.hdr, self.sleeping, 1)
 
     def cancel_sleep(self) -> None:
@@ -115,6 +116,7 @@ class Gate:
 
     def waiter_sleeping(self) -> bool:
         """(Signalling side) my cursor store is visible before I read the waiter's flag."""
+        assert self.sleeping is not None
         return fence_then_load(self.hdr, self.sleeping) != 0
 
 

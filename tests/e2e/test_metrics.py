@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ringex.client import ClientError, Reject, connect
 from tests.e2e.live_fixtures import funded, run
+from tests.e2e.procs import descendants
 
 TIMEOUT_S = 30.0
 
@@ -173,3 +174,19 @@ def test_the_sample_grafana_dashboard_uses_only_exported_metrics(exchange):
             for name in re.findall(r"\bringex_\w+", t["expr"])}
     exported = {name for name, _ in samples(exchange)}
     assert used and used <= exported, used - exported
+
+
+def test_only_the_matcher_loads_numba(exchange):
+    """numba and LLVM cost a process ~140 MB and ~1 s of start-up: the supervisor, the
+    writer and the gateways work without them (docs/operations.md, footprint)."""
+    assert exchange.proc is not None
+    pids = [exchange.proc.pid, *descendants(exchange.proc.pid)]
+    loaded = {}
+    for pid in pids:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            title = f.read().split(b"\0")[0].decode(errors="replace")
+        with open(f"/proc/{pid}/maps") as f:
+            loaded[title] = "libllvmlite" in f.read()
+    engines = [t for t in loaded if t.startswith("ringex-engine")]
+    assert len(engines) == 1 and loaded[engines[0]], loaded
+    assert not any(v for t, v in loaded.items() if t not in engines), loaded

@@ -9,8 +9,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-from ringex.cli.run import WAITS
-from ringex.ring.wait import CLI_WAITS
 from ringex.storage.trade_queue import TradeQueue
 from ringex.storage.writer import WriterProcess
 from tests.storage.storage_events import fill_stream
@@ -70,7 +68,3 @@ def test_a_writer_spawned_from_the_ringex_command_has_no_numba_mapped(tmp_path):
                          check=True, cwd=ROOT, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
     assert out.split() == ["False", "False"]
-
-
-def test_the_ringex_command_offers_every_wait_strategy():
-    assert sorted(WAITS) == sorted(CLI_WAITS)
