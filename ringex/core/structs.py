@@ -112,7 +112,7 @@ def _constructor(ty, fields, kinds):
     spec = importlib.util.spec_from_file_location(f"ringex_{name}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    module.ty = ty              # type: ignore[attr-defined]  # the global make() builds
+    module.ty = ty              # the global make() builds
     spec.loader.exec_module(module)
     sys.modules[spec.name] = module     # numba's cache finds the function's module by name
     return njit(cache=True)(module.make)
