@@ -34,7 +34,7 @@ from ringex.cluster.tail import JournalTail
 from ringex.core.engine.replication import Repl, ReplState, as_array
 from ringex.errors import Fenced
 from ringex.logs import setup_logging
-from ringex.process import ChildProcess, StopFlag, title_process
+from ringex.process import ChildProcess, SharedFlag, title_process
 
 log = logging.getLogger("ringex.cluster.replicator")
 
@@ -63,7 +63,7 @@ async def _verify_start(js, opts: ClusterOptions, folder: Path):
 
 
 class Replicator:
-    def __init__(self, opts: ClusterOptions, state_dir: str | Path, words, stop: StopFlag):
+    def __init__(self, opts: ClusterOptions, state_dir: str | Path, words, stop: SharedFlag):
         self.opts, self.words, self.stop = opts, as_array(words), stop
         self.folder = Path(state_dir) / "journal"
         self.wake = asyncio.Event()
@@ -133,7 +133,7 @@ class Replicator:
                 pass
 
 
-def run_replicator(opts: ClusterOptions, state_dir: str, words, stop: StopFlag) -> int:
+def run_replicator(opts: ClusterOptions, state_dir: str, words, stop: SharedFlag) -> int:
     """Main of the replicator process; its exit code (0 clean, FENCED_EXIT, 1 failed)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -167,7 +167,7 @@ class ReplicatorProcess(ChildProcess):
     def __init__(self, opts: ClusterOptions, state_dir: str | Path, words, ctx=None):
         ctx = ctx or multiprocessing.get_context("spawn")
         self.words = words
-        self.stop_flag = StopFlag(ctx)
+        self.stop_flag = SharedFlag(ctx)
         self.process = ctx.Process(target=_replicator_main, name="ringex-replicator",
                                    args=(opts, str(state_dir), words, self.stop_flag))
 
