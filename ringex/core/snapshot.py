@@ -44,6 +44,7 @@ from ringex.config import Config, StateOptions, parse_state
 from ringex.core import snapshot_format as fmt
 from ringex.core.journal import J_BYTES, J_ENTRIES, J_FSYNC_NS, Entries, Journal, read_entries
 from ringex.core.order_service import OrderService
+from ringex.core.state_layout import JOURNAL, SEGMENT_GLOB, SNAPSHOT_GLOB, SNAPSHOTS, numbered
 from ringex.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,8 @@ class StateStore:
         self.config = config
         self.fsync = fsync
         self.options = state_options(config)
-        self.snap_dir = self.root / "snapshots"
-        self.journal_dir = self.root / "journal"
+        self.snap_dir = self.root / SNAPSHOTS
+        self.journal_dir = self.root / JOURNAL
         self.snap_dir.mkdir(parents=True, exist_ok=True)
         self.journal_dir.mkdir(parents=True, exist_ok=True)
         for tmp in self.snap_dir.glob("snap-*.tmp"):   # a write a crash interrupted
@@ -106,7 +107,7 @@ class StateStore:
 
     # -- snapshots
     def snapshots(self) -> list[tuple[int, Path]]:
-        return _numbered(self.snap_dir, "snap-*.npz")
+        return numbered(self.snap_dir, SNAPSHOT_GLOB)
 
     def capture(self, svc: OrderService, batch: int) -> fmt.Capture:
         """Copy the live state out of ``svc`` (which must be between batches: no command
@@ -234,7 +235,7 @@ class StateStore:
 
     # -- journal segments
     def segments(self) -> list[tuple[int, Path]]:
-        return _numbered(self.journal_dir, "seg-*.rxj")
+        return numbered(self.journal_dir, SEGMENT_GLOB)
 
     def open_journal(self, next_batch: int) -> Journal:
         """Append to the newest segment (cutting a torn tail), or start one at next_batch."""
@@ -353,17 +354,6 @@ def _replay(svc: OrderService, ent: Entries, n: int, keep_after: int, rec: Recov
     if n:
         rec.replayed_batches += n
         rec.last_batch = int(ent.batches[n - 1])
-
-
-def _numbered(folder: Path, pattern: str) -> list[tuple[int, Path]]:
-    """Files named <prefix>-<batch>.<ext>, by batch."""
-    out = []
-    for p in folder.glob(pattern):
-        try:
-            out.append((int(p.stem.split("-")[1]), p))
-        except ValueError:
-            continue
-    return sorted(out)
 
 
 def _fsync_dir(path: Path) -> None:

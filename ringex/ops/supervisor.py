@@ -39,6 +39,7 @@ from ringex.cluster.settings import ClusterOptions
 from ringex.core.engine.control import Ctl, EngineProcess, EngineSpec, State
 from ringex.core.engine.replication import replication_words
 from ringex.core.engine.start import load_start_state
+from ringex.core.state_layout import has_engine_state
 from ringex.errors import RingexError
 from ringex.logs import setup_logging
 from ringex import kernel_cache
@@ -214,7 +215,9 @@ class Supervisor:
                             PENDING_FILE)
             self._pending = accounts.take_pending(self.data_dir, self.run_id)
             try:
-                start = load_start_state(repo, self.config, self._known(repo))
+                start = load_start_state(
+                    repo, self.config, self._known(repo),
+                    from_database=not has_engine_state(self.data_dir / STATE_DIR))
             except BaseException:
                 self._pending.restore()
                 raise
