@@ -20,12 +20,16 @@ Measured, ``--repeat`` times (each a crash again, once ready; the recovered run 
 snapshot until a new interval of journal): ``ready_s`` (launch -> ``ringex.run``),
 ``first_ack_s`` (launch -> a logged-in client's order acknowledged), ``replayed`` and
 ``resent`` (the engine's "recovered batch" line), and from the log's timestamps
-``log_recovered_s`` / ``log_running_s`` (the run's first log line -> the engine's
-"recovered batch" / "running" line). Cases: ``fresh snapshot`` (nothing journaled since
-the newest snapshot), ``default interval`` (just under one ``[state]
-snapshot_every_bytes`` of one-command entries: the worst shape), ``--entries`` entries
-(with ``RINGEX_STATE`` raising the interval above them, else the engine would snapshot
-at once). Prints one JSON line per case (perf/_report.py) and a summary line.
+``log_first_s`` / ``log_recovered_s`` / ``log_running_s`` (launch -> the run's first log
+line / the engine's "recovered batch" / its "running" line; ``--logs DIR`` keeps the
+logs). Once per case, ``recovery_in_process``: the engine's recovery alone on the crashed
+data dir (snapshot load + replay in this process; the log does not time it).
+
+Cases: ``fresh snapshot`` (nothing journaled since the newest snapshot but the entry each
+start journals), ``default interval`` (just under one ``[state] snapshot_every_bytes`` of
+one-command entries: the worst shape), ``--entries`` entries (``RINGEX_STATE`` raises the
+interval above them, else the engine would snapshot at once). One JSON line per case
+(perf/_report.py) and a summary line.
 """
 from __future__ import annotations
 
@@ -58,7 +62,7 @@ from tests.faults.rig import Run  # noqa: E402
 
 CATCH_UP_TIMEOUT_S = 600.0
 ENTRY_BYTES = HEADER.size + 64               # a one-command journal entry
-HEADROOM = 1 << 20      # below the interval: the measured runs' own orders must not trigger one
+HEADROOM = 1 << 16      # below the interval: the measured runs' own orders must not trigger one
 CLIENT_USD = "1000000"
 
 
@@ -91,15 +95,16 @@ def _stamp(line: str) -> float:
     return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
-def _log_phases(log: str) -> dict:
-    """Seconds from the run's first log line to the engine's recovery and running lines."""
+def _log_phases(log: str, launched: float) -> dict:
+    """Seconds from the launch (wall clock) to the run's first log line and to the
+    engine's "recovered batch" and "running" lines: where the start's time goes."""
     lines = [ln for ln in log.splitlines() if re.match(r"\d{4}-\d\d-\d\d ", ln)]
     out = {}
-    for key, text in (("log_recovered_s", "engine: recovered batch"),
+    for key, text in (("log_first_s", ""), ("log_recovered_s", "engine: recovered batch"),
                       ("log_running_s", "engine: running")):
         hit = next((ln for ln in lines if text in ln), None)
-        if lines and hit:
-            out[key] = round(_stamp(hit) - _stamp(lines[0]), 3)
+        if hit:
+            out[key] = round(_stamp(hit) - launched, 3)
     return out
 
 
@@ -134,7 +139,7 @@ def _append_offline(data_dir: Path, config: Config, orders: int, entries: int,
     assert store.journal is not None
     journal = store.journal
     size = journal_entries(svc, wl, journal, entries, 1)
-    assert journal.state[J_SIZE] < limit, (int(journal.state[J_SIZE]), limit)
+    assert journal.state[J_SIZE] <= limit, (int(journal.state[J_SIZE]), limit)
     last = journal.last_batch
     store.close()
     return size, last
@@ -167,17 +172,36 @@ def prepare(run: Run, config: Config, orders: int, entries: int,
     return key, size, last
 
 
-def measure(run: Run, key: str) -> dict:
-    t0 = time.monotonic()
+def recovery_in_process(run: Run, config: Config) -> dict:
+    """The engine's recovery alone, on the crashed data dir (its log does not time it):
+    what ``_recover`` does, into a fresh OrderService (perf/restart.py's ``restart``)."""
+    held = run.db_last_batch()
+    t0 = time.perf_counter()
+    svc = OrderService(config)
+    store = StateStore(run.data_dir / "state", config)
+    rec = store.recover(svc, keep_events=True, upto=held, keep_after=held)
+    total = time.perf_counter() - t0
+    store.close()
+    assert not rec.problems, rec.problems
+    return {"load_s": round(rec.load_s, 3), "replay_s": round(rec.replay_s, 3),
+            "total_s": round(total, 3), "replayed": rec.replayed_batches}
+
+
+def measure(run: Run, key: str, keep_log: Path | None) -> dict:
+    launched, t0 = time.time(), time.monotonic()
     run.start()
     ready = time.monotonic() - t0
     first_ack = asyncio.run(_first_ack(run.url, key)) - t0
+    log = run.log()
+    if keep_log is not None:
+        keep_log.parent.mkdir(parents=True, exist_ok=True)
+        keep_log.write_text(log)
     return {"ready_s": round(ready, 3), "first_ack_s": round(first_ack, 3),
-            **run.recovery(), **_log_phases(run.log())}
+            **run.recovery(), **_log_phases(log, launched)}
 
 
 def run_case(label: str, config: Config, orders: int, entries: int, repeat: int,
-             interval: int) -> dict:
+             interval: int, logs: Path | None = None) -> dict:
     """Build the crashed data dir, measure ``repeat`` restarts (a crash between them),
     stop cleanly; one JSON line."""
     with tempfile.TemporaryDirectory(prefix="ringex-crash-", dir=ROOT) as tmp:
@@ -186,9 +210,11 @@ def run_case(label: str, config: Config, orders: int, entries: int, repeat: int,
             t_prep = time.monotonic()
             key, size, last = prepare(run, config, orders, entries, interval - HEADROOM)
             prep_s = time.monotonic() - t_prep
+            in_process = recovery_in_process(run, config)
             rounds = []
             for i in range(repeat):
-                rounds.append(measure(run, key))
+                keep = logs / f"{label.replace(' ', '-')}-{i}.log" if logs else None
+                rounds.append(measure(run, key, keep))
                 if i + 1 < repeat:
                     _crash(run)
             os.kill(run.pid, signal.SIGINT)
@@ -204,9 +230,10 @@ def run_case(label: str, config: Config, orders: int, entries: int, repeat: int,
            "snapshot_every_bytes": interval,
            "ready_s": pick("ready_s"), "first_ack_s": pick("first_ack_s"),
            "replayed": pick("replayed"), "resent": pick("resent"),
-           "log_recovered_s": pick("log_recovered_s"),
+           "log_first_s": pick("log_first_s"), "log_recovered_s": pick("log_recovered_s"),
            "log_running_s": pick("log_running_s"),
-           "prepare_s": round(prep_s, 1), "exit_code": code, "repeat": repeat}
+           "recovery_in_process": in_process, "prepare_s": round(prep_s, 1),
+           "exit_code": code, "repeat": repeat}
     _emit(out)
     return out
 
@@ -220,6 +247,8 @@ def main(argv=None) -> None:
                     help="journal entries since the snapshot, third case (1,000,000)")
     ap.add_argument("--repeat", type=int, default=3, help="restarts per case (3)")
     ap.add_argument("--only", choices=("fresh", "interval", "entries"))
+    ap.add_argument("--logs", type=Path, default=None,
+                    help="keep each measured run's log in this folder (<case>-<n>.log)")
     args = ap.parse_args(argv)
     config = Config.default()
     interval = config.state.snapshot_every_bytes
@@ -242,7 +271,8 @@ def main(argv=None) -> None:
     try:
         for label, entries, every in cases:
             os.environ[STATE_ENV] = f"snapshot_every_bytes={every}"
-            results.append(run_case(label, config, args.orders, entries, args.repeat, every))
+            results.append(run_case(label, config, args.orders, entries, args.repeat, every,
+                                    args.logs))
     finally:
         if saved_env is None:
             os.environ.pop(STATE_ENV, None)
