@@ -28,8 +28,10 @@ data dir (snapshot load + replay in this process; the log does not time it).
 Cases: ``fresh snapshot`` (nothing journaled since the newest snapshot but the entry each
 start journals), ``default interval`` (just under one ``[state] snapshot_every_bytes`` of
 one-command entries: the worst shape), ``--entries`` entries (``RINGEX_STATE`` raises the
-interval above them, else the engine would snapshot at once). One JSON line per case
-(perf/_report.py) and a summary line.
+interval above them, else the engine would snapshot at once), and one interval with the
+database ``--behind`` entries behind at the crash (appended offline after it: the restart
+resends them; a repeat's crash comes once ready, so it finds what the writer had not
+stored yet: ``resent``). One JSON line per case (perf/_report.py) and a summary line.
 """
 from __future__ import annotations
 
@@ -120,24 +122,26 @@ def _crash(run: Run) -> None:
     assert after == before, f"the crashed run wrote a snapshot: {before} -> {after}"
 
 
-def _append_offline(data_dir: Path, config: Config, orders: int, entries: int,
+def _append_offline(data_dir: Path, config: Config, orders: int | None, entries: int,
                     limit: int) -> tuple[int, int]:
-    """Journal the resting book (and the workload's funding) and snapshot it, then append
-    ``entries`` one-command entries; (journal bytes since the snapshot, last batch)."""
+    """Journal the resting book (and the workload's funding) and snapshot it (not when
+    ``orders`` is None), then append ``entries`` one-command entries; (journal bytes
+    appended, last batch)."""
     svc = OrderService(config)
     store = StateStore(data_dir / "state", config)
     rec = store.recover(svc)
     journal = store.open_journal(rec.last_batch + 1)
-    wl = Workload(config, seed=1, wallets=True)
-    for cmds in np.array_split(resting_book(config, orders), max(1, orders // 4096)):
-        journal.append(cmds)
-        svc.submit(cmds)
-    funding = wl.funding()
-    journal.append(funding)
-    svc.submit(funding)
-    store.save_snapshot(svc, journal.last_batch)        # starts a new segment
-    assert store.journal is not None
-    journal = store.journal
+    wl = Workload(config, seed=1 if orders is not None else 2, wallets=True)
+    if orders is not None:
+        funding = wl.funding()
+        for cmds in np.array_split(resting_book(config, orders), max(1, orders // 4096)):
+            journal.append(cmds)
+            svc.submit(cmds)
+        journal.append(funding)
+        svc.submit(funding)
+        store.save_snapshot(svc, journal.last_batch)        # starts a new segment
+        assert store.journal is not None
+        journal = store.journal
     size = journal_entries(svc, wl, journal, entries, 1)
     assert journal.state[J_SIZE] <= limit, (int(journal.state[J_SIZE]), limit)
     last = journal.last_batch
@@ -154,10 +158,11 @@ def _catch_up(run: Run, last: int) -> None:
         time.sleep(0.2)
 
 
-def prepare(run: Run, config: Config, orders: int, entries: int,
-            limit: int) -> tuple[str, int, int]:
+def prepare(run: Run, config: Config, orders: int, entries: int, limit: int,
+            behind: int = 0) -> tuple[str, int, int]:
     """Leave ``run``'s data dir crashed with ``entries`` journal entries since its newest
-    snapshot (module docstring); (the client's API key, journal bytes, last batch)."""
+    snapshot (module docstring), the last ``behind`` of them appended after the crash
+    (the database lacks them); (the client's API key, journal bytes, last batch)."""
     run.start()
     with run.repo() as repo:
         account = repo.add_account("crash-restart")
@@ -165,10 +170,14 @@ def prepare(run: Run, config: Config, orders: int, entries: int,
     asyncio.run(_fund(run.url, run.admin_key, account))
     os.kill(run.pid, signal.SIGINT)          # clean stop: a snapshot
     assert run.wait_exit() == 0, run.log()
-    size, last = _append_offline(run.data_dir, config, orders, entries, limit)
+    size, last = _append_offline(run.data_dir, config, orders, entries - behind, limit)
     run.start()
     _catch_up(run, last)
     _crash(run)
+    if behind:
+        # (+ room for the entry the catch-up run journaled at its start)
+        more, last = _append_offline(run.data_dir, config, None, behind, limit + 4096)
+        size += more
     return key, size, last
 
 
@@ -201,14 +210,15 @@ def measure(run: Run, key: str, keep_log: Path | None) -> dict:
 
 
 def run_case(label: str, config: Config, orders: int, entries: int, repeat: int,
-             interval: int, logs: Path | None = None) -> dict:
+             interval: int, behind: int, logs: Path | None = None) -> dict:
     """Build the crashed data dir, measure ``repeat`` restarts (a crash between them),
     stop cleanly; one JSON line."""
     with tempfile.TemporaryDirectory(prefix="ringex-crash-", dir=ROOT) as tmp:
         run = Run(Path(tmp) / "data")
         try:
             t_prep = time.monotonic()
-            key, size, last = prepare(run, config, orders, entries, interval - HEADROOM)
+            key, size, last = prepare(run, config, orders, entries, interval - HEADROOM,
+                                      behind)
             prep_s = time.monotonic() - t_prep
             in_process = recovery_in_process(run, config)
             rounds = []
@@ -227,7 +237,7 @@ def run_case(label: str, config: Config, orders: int, entries: int, repeat: int,
     pick = lambda k: [r.get(k) for r in rounds]  # noqa: E731
     out = {"name": "crash_restart", "unit": "s", "case": label, "resting_orders": orders,
            "entries": entries, "journal_bytes": size, "last_batch": last,
-           "snapshot_every_bytes": interval,
+           "snapshot_every_bytes": interval, "database_behind": behind,
            "ready_s": pick("ready_s"), "first_ack_s": pick("first_ack_s"),
            "replayed": pick("replayed"), "resent": pick("resent"),
            "log_first_s": pick("log_first_s"), "log_recovered_s": pick("log_recovered_s"),
@@ -246,7 +256,10 @@ def main(argv=None) -> None:
     ap.add_argument("--entries", type=int, default=1_000_000,
                     help="journal entries since the snapshot, third case (1,000,000)")
     ap.add_argument("--repeat", type=int, default=3, help="restarts per case (3)")
-    ap.add_argument("--only", choices=("fresh", "interval", "entries"))
+    ap.add_argument("--behind", type=int, default=100_000,
+                    help="the last case: one interval, the database this many entries "
+                         "behind at the crash (100,000; 0: no such case)")
+    ap.add_argument("--only", choices=("fresh", "interval", "entries", "behind"))
     ap.add_argument("--logs", type=Path, default=None,
                     help="keep each measured run's log in this folder (<case>-<n>.log)")
     args = ap.parse_args(argv)
@@ -254,25 +267,28 @@ def main(argv=None) -> None:
     interval = config.state.snapshot_every_bytes
     saved_env = os.environ.get(STATE_ENV)
     if args.quick:
-        args.orders, args.entries, args.repeat = 2_000, 20_000, 2
+        args.orders, args.entries, args.repeat, args.behind = 2_000, 20_000, 2, 5_000
         interval = 4 << 20
-        os.environ[STATE_ENV] = f"snapshot_every_bytes={interval}"
-    cases = []
+    one_interval = (interval - HEADROOM) // ENTRY_BYTES
+    name = "default interval" if not args.quick else "one interval"
+    cases: list[tuple[str, int, int, int]] = []
     if args.only in (None, "fresh"):
-        cases.append(("fresh snapshot", 0, interval))
+        cases.append(("fresh snapshot", 0, interval, 0))
     if args.only in (None, "interval"):
-        cases.append(("default interval" if not args.quick else "one interval",
-                      (interval - HEADROOM) // ENTRY_BYTES, interval))
+        cases.append((name, one_interval, interval, 0))
     if args.only in (None, "entries"):
         # a larger interval, or the recovered engine would snapshot straight away
         big = max(interval, 2 * (args.entries * ENTRY_BYTES + HEADROOM))
-        cases.append((f"{args.entries} entries", args.entries, big))
+        cases.append((f"{args.entries} entries", args.entries, big, 0))
+    if args.only in (None, "behind") and args.behind:
+        cases.append((f"{name}, database {args.behind} behind", one_interval, interval,
+                      args.behind))
     results = []
     try:
-        for label, entries, every in cases:
+        for label, entries, every, behind in cases:
             os.environ[STATE_ENV] = f"snapshot_every_bytes={every}"
             results.append(run_case(label, config, args.orders, entries, args.repeat, every,
-                                    args.logs))
+                                    behind, args.logs))
     finally:
         if saved_env is None:
             os.environ.pop(STATE_ENV, None)
