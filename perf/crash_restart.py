@@ -110,16 +110,15 @@ def _log_phases(log: str, launched: float) -> dict:
     return out
 
 
-def _snapshots(data_dir: Path) -> list[str]:
-    return sorted(p.name for p in (data_dir / "state" / "snapshots").glob("snap-*.npz"))
+def _newest_snapshot(data_dir: Path) -> str:
+    return max(p.name for p in (data_dir / "state" / "snapshots").glob("snap-*.npz"))
 
 
-def _crash(run: Run) -> None:
-    """kill -9 of the group; it must leave no new snapshot behind."""
-    before = _snapshots(run.data_dir)
+def _crash(run: Run, newest: str) -> None:
+    """kill -9 of the group; the run must have written no snapshot after ``newest``."""
     run.kill_group()
-    after = _snapshots(run.data_dir)
-    assert after == before, f"the crashed run wrote a snapshot: {before} -> {after}"
+    now = _newest_snapshot(run.data_dir)
+    assert now == newest, f"the crashed run wrote a snapshot: {newest} -> {now}"
 
 
 def _append_offline(data_dir: Path, config: Config, orders: int | None, entries: int,
@@ -171,9 +170,10 @@ def prepare(run: Run, config: Config, orders: int, entries: int, limit: int,
     os.kill(run.pid, signal.SIGINT)          # clean stop: a snapshot
     assert run.wait_exit() == 0, run.log()
     size, last = _append_offline(run.data_dir, config, orders, entries - behind, limit)
+    newest = _newest_snapshot(run.data_dir)
     run.start()
     _catch_up(run, last)
-    _crash(run)
+    _crash(run, newest)
     if behind:
         # (+ room for the entry the catch-up run journaled at its start)
         more, last = _append_offline(run.data_dir, config, None, behind, limit + 4096)
@@ -221,12 +221,13 @@ def run_case(label: str, config: Config, orders: int, entries: int, repeat: int,
                                       behind)
             prep_s = time.monotonic() - t_prep
             in_process = recovery_in_process(run, config)
+            newest = _newest_snapshot(run.data_dir)
             rounds = []
             for i in range(repeat):
                 keep = logs / f"{label.replace(' ', '-')}-{i}.log" if logs else None
                 rounds.append(measure(run, key, keep))
                 if i + 1 < repeat:
-                    _crash(run)
+                    _crash(run, newest)
             os.kill(run.pid, signal.SIGINT)
             code = run.wait_exit()
             left = run.segments()
