@@ -15,6 +15,9 @@ entry of that batch. A stream that is ahead of the local journal, or holds anoth
 entry there, means another writer owns it: the replicator sets ``words[FENCED]``, logs
 why, and exits with FENCED_EXIT; the engine sees the word and stops too. Any other failure
 exits 1 and the supervisor starts a new replicator (the engine keeps waiting meanwhile).
+
+It also holds the primary's lease (``lease.py``): taken after that check, written every
+third of ``lease_ttl_ms``; finding another holder there is fenced too.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import time
 from pathlib import Path
 
 from ringex.cluster.appender import NeedsResync, StreamAppender
+from ringex.cluster.lease import PrimaryLease, holder_id, lease_bucket
 from ringex.cluster.settings import ClusterOptions
 from ringex.cluster.stream import (connect, ensure_stream, retrying, stored_entry,
                                    stream_end)
@@ -66,7 +70,9 @@ class Replicator:
     def __init__(self, opts: ClusterOptions, state_dir: str | Path, words, stop: StopFlag):
         self.opts, self.words, self.stop = opts, as_array(words), stop
         self.folder = Path(state_dir) / "journal"
+        self.holder = holder_id(state_dir)
         self.wake = asyncio.Event()
+        self.lease_task: asyncio.Task | None = None
 
     async def run(self) -> None:
         w, opts = self.words, self.opts
@@ -77,6 +83,7 @@ class Replicator:
             await retrying("stream set-up", lambda: ensure_stream(js, opts),
                            opts.connect_timeout_ms / 1000)
             end, tail = await _verify_start(js, opts, self.folder)
+            lease = await self._lease(js)
             app = StreamAppender(nc, opts, end.last_batch, end.offset)
             app.on_reply = self.wake.set
             await app.start()
@@ -87,13 +94,25 @@ class Replicator:
                      opts.durability)
             loop = asyncio.get_running_loop()
             loop.add_reader(tail.wait_fd(), self._journal_changed, tail)
+            self.lease_task = asyncio.create_task(lease.keep(self.stop))
             try:
                 await self._pump(app, tail)
             finally:
+                self.lease_task.cancel()
                 loop.remove_reader(tail.wait_fd())
                 tail.close()
         finally:
             await nc.close()
+
+    async def _lease(self, js) -> PrimaryLease:
+        """The primary's lease taken (Fenced if another holder has it; lease.py)."""
+        timeout = self.opts.connect_timeout_ms / 1000
+        kv = await retrying("lease bucket", lambda: lease_bucket(js, self.opts), timeout)
+        lease = PrimaryLease(kv, self.opts, self.holder)
+        await retrying("lease", lease.acquire, timeout)
+        log.info("replicator: lease %s held by %s (TTL %d ms)", self.opts.lease_bucket,
+                 self.holder, self.opts.lease_ttl_ms)
+        return lease
 
     def _journal_changed(self, tail: JournalTail) -> None:
         tail.drain_wait_fd()
@@ -105,6 +124,10 @@ class Replicator:
         while True:
             self.wake.clear()
             w[Repl.HEARTBEAT_NS] = time.monotonic_ns()
+            lease = self.lease_task
+            failed = lease.exception() if lease is not None and lease.done() else None
+            if failed is not None:
+                raise failed                        # Fenced: another holder has the lease
             try:
                 stored = app.settle()
                 if stored:
