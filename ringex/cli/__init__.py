@@ -10,6 +10,8 @@
     ringex accounts deposit|withdraw ID ASSET AMOUNT
     ringex trades | orders | balances                       read-only views of the database
     ringex status [--data-dir DIR] [--json]                 health and counters of a running one
+    ringex standby --cluster URL [--data-dir DIR] [--config FILE] [--no-takeover]
+                                                            follow a primary's stream, take over
     ringex --version
 
 Commands live in ``run``, ``accounts`` and ``inspect``; shared options in ``options``.
@@ -24,6 +26,7 @@ import click
 from ringex.cli.accounts import accounts
 from ringex.cli.inspect import INSPECT_COMMANDS
 from ringex.cli.run import demo, run
+from ringex.cli.standby import standby
 from ringex.cli.status import status
 from ringex.errors import RingexError
 
@@ -45,5 +48,5 @@ def main():
     PostgreSQL)."""
 
 
-for _command in (run, demo, status, accounts, *INSPECT_COMMANDS):
+for _command in (run, demo, status, standby, accounts, *INSPECT_COMMANDS):
     main.add_command(_command)
