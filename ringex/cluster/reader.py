@@ -101,12 +101,15 @@ async def follow_stream(nc: Client, opts: ClusterOptions, start: int,
     is made again from the next sequence."""
     js = nc.jetstream()
     seq, offset, sub, said = start, None, None, 0.0
+    want = 1
     try:
         while not stop.is_set():
             try:
                 if sub is None:
                     sub = await _consumer(js, opts, seq)
-                msgs = await sub.fetch(FETCH, timeout=FOLLOW_WAIT_S)
+                # only as many as are known to be there: a fetch for more would wait
+                # FOLLOW_WAIT_S to fill up (nats-py), a standby that much behind
+                msgs = await sub.fetch(want, timeout=FOLLOW_WAIT_S)
             except nats.errors.TimeoutError:
                 continue
             except (nats.errors.Error, OSError) as exc:
@@ -121,6 +124,7 @@ async def follow_stream(nc: Client, opts: ClusterOptions, start: int,
             for msg in msgs:
                 entry = _checked(opts, msg, seq, offset)
                 offset = entry.batch - seq
+                want = max(1, min(FETCH, entry.pending))
                 yield entry
                 seq += 1
     finally:

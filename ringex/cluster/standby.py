@@ -54,6 +54,7 @@ class Standby:
         self.holder = holder_id(self.data_dir / "state")
         self.offset = 0                 # batch - stream sequence
         self.behind = 0                 # entries the stream held past the last one applied
+        self.most_behind = 0            # the largest ``behind`` seen while following
         self.lease = "unknown"          # alive | lapsed | none (never held) | ours | unknown
         self.primary = ""               # the last holder seen alive
         self.lapsed = asyncio.Event()   # set while a takeover is due
@@ -122,6 +123,7 @@ class Standby:
         self.follower.apply(entry)
         self.offset = entry.batch - entry.seq
         self.behind = entry.pending
+        self.most_behind = max(self.most_behind, entry.pending)
         self.follower.snapshot_if_due()
 
     async def _take_over(self, nc, js, kv) -> bool:
@@ -210,7 +212,8 @@ class Standby:
     def _write_status(self) -> None:
         """standby.json: written whole under another name, then renamed."""
         info = {"pid": os.getpid(), "state": self.state, "batch": self.follower.batch,
-                "behind": self.behind, "lease": self.lease, "primary": self.primary,
+                "behind": self.behind, "most_behind": self.most_behind,
+                "lease": self.lease, "primary": self.primary,
                 "snapshots": self.follower.snapshots}
         path = self.data_dir / STATUS_FILE
         tmp = path.with_suffix(".tmp")
