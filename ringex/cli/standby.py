@@ -44,9 +44,12 @@ def standby(cluster_url, config_path, data_dir, takeover, log_level):
     folder = Path(data_dir)
     lock = lock_exclusive(folder)          # not beside an exchange or another standby
     try:
-        sys.exit(asyncio.run(_main(opts, config, folder, takeover)))
+        code = asyncio.run(_main(opts, config, folder, takeover))
+    except RuntimeError as exc:            # NATS unreachable at start (stream.retrying)
+        raise click.ClickException(str(exc)) from None
     finally:
         os.close(lock)
+    sys.exit(code)
 
 
 async def _main(opts, config, folder: Path, takeover: bool) -> int:

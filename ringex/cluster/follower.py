@@ -37,10 +37,12 @@ class Follower:
         self.snapshots = 0
         if self.store.snapshots() or self.store.segments():
             rec = self.store.recover(self.svc)
-            if rec.problems:
-                # a gap or a torn tail: what follows would not be the primary's state
-                raise StorageError(f"standby: {state_dir}: recovery found "
-                                   f"{'; '.join(rec.problems)}")
+            for problem in rec.problems:      # a torn tail (killed mid-write), a bad snapshot
+                log.warning("standby: recovery: %s", problem)
+            if any("journal gap" in p for p in rec.problems):
+                # entries past the gap would follow the ones appended next
+                raise StorageError(f"standby: {state_dir}: the journal has a gap "
+                                   f"({'; '.join(rec.problems)})")
             self.batch = rec.last_batch
             log.info("standby: recovered batch %d (snapshot %d + %d journal entries)",
                      rec.last_batch, rec.snapshot_batch, rec.replayed_batches)

@@ -84,6 +84,7 @@ class Standby:
                     if await self._take_over(nc, js, kv):
                         return READY_EXIT
                 start = self.follower.batch + 1 - self.offset
+            self.state = "stopped"
             return 0
         finally:
             for t in tasks:
@@ -152,7 +153,13 @@ class Standby:
                 batch = self.follower.batch + 1
                 data = marker_entry(batch)
                 after = batch - 1 - self.offset
-                if not await append_marker(nc, js, self.opts, after, data, self.holder):
+                try:
+                    stored = await append_marker(nc, js, self.opts, after, data, self.holder)
+                except (asyncio.TimeoutError, nats.errors.Error, OSError) as exc:
+                    log.warning("standby: takeover marker: %r; trying again", exc)
+                    await asyncio.sleep(0.2)
+                    continue
+                if not stored:
                     log.warning("standby: the stream moved past sequence %d; catching up",
                                 after)
                     continue

@@ -90,6 +90,7 @@ class StandbyRun:
         return self.wait_exit()
 
     def cleanup(self) -> None:
+        """kill -9 (its whole session) if it still runs."""
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
