@@ -16,6 +16,7 @@ holder knows it was replaced. The lease says who should write; the stream's own 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -31,6 +32,7 @@ from nats.js.kv import KeyValue
 
 import nats
 from ringex.cluster.settings import ClusterOptions
+from ringex.config import Config
 from ringex.errors import Fenced
 
 log = logging.getLogger("ringex.cluster")
@@ -44,20 +46,27 @@ def holder_id(state_dir: str | Path) -> str:
     return f"{socket.gethostname()}:{Path(state_dir).resolve()}"
 
 
+def markets_id(config: Config) -> str:
+    """The markets a journal means something with (the snapshots' fingerprint recipe: the
+    config's repr leaves out gateway, state and cluster settings)."""
+    return hashlib.sha256(repr(config).encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class Holder:
     holder: str
     pid: int
-    role: str              # "primary", or "standby" for one that took over
+    role: str              # "primary" (a standby that took over says so too)
     revision: int          # the key's revision (a stream sequence of the bucket)
+    markets: str = ""      # markets_id of the holder's config ("" unknown)
 
     def describe(self) -> str:
         return f"{self.role} {self.holder} (pid {self.pid})"
 
 
-def lease_value(holder: str, role: str) -> bytes:
+def lease_value(holder: str, role: str, markets: str = "") -> bytes:
     return json.dumps({"holder": holder, "pid": os.getpid(), "role": role,
-                       "written": time.time()}).encode()
+                       "markets": markets, "written": time.time()}).encode()
 
 
 async def lease_bucket(js: JetStreamContext, opts: ClusterOptions) -> KeyValue:
@@ -86,16 +95,17 @@ async def read_lease(kv: KeyValue) -> Holder | None:
         return None
     try:
         v = json.loads(entry.value or b"{}")
-        return Holder(str(v["holder"]), int(v["pid"]), str(v["role"]), int(entry.revision or 0))
+        return Holder(str(v["holder"]), int(v["pid"]), str(v["role"]), int(entry.revision or 0),
+                      str(v.get("markets", "")))
     except (ValueError, KeyError, TypeError):
         return Holder("?", 0, "unreadable", int(entry.revision or 0))
 
 
-async def take_lease(kv: KeyValue, holder: str, role: str) -> int | None:
+async def take_lease(kv: KeyValue, holder: str, role: str, markets: str = "") -> int | None:
     """Create the lease (nobody holds it): its revision, or None when another took it
     first."""
     try:
-        return await kv.create(LEASE_KEY, lease_value(holder, role))
+        return await kv.create(LEASE_KEY, lease_value(holder, role, markets))
     except KeyWrongLastSequenceError:
         return None
 
@@ -103,8 +113,10 @@ async def take_lease(kv: KeyValue, holder: str, role: str) -> int | None:
 class PrimaryLease:
     """The primary's side: take the lease, then keep it written."""
 
-    def __init__(self, kv: KeyValue, opts: ClusterOptions, holder: str, role: str = "primary"):
+    def __init__(self, kv: KeyValue, opts: ClusterOptions, holder: str, role: str = "primary",
+                 markets: str = ""):
         self.kv, self.opts, self.holder, self.role = kv, opts, holder, role
+        self.markets = markets
         self.revision = 0
 
     async def acquire(self) -> None:
@@ -112,7 +124,7 @@ class PrimaryLease:
         while True:
             held = await read_lease(self.kv)
             if held is None:
-                rev = await take_lease(self.kv, self.holder, self.role)
+                rev = await take_lease(self.kv, self.holder, self.role, self.markets)
                 if rev is not None:
                     self.revision = rev
                     return
@@ -127,7 +139,7 @@ class PrimaryLease:
                 continue                             # written meanwhile: look again
 
     def _value(self) -> bytes:
-        return lease_value(self.holder, self.role)
+        return lease_value(self.holder, self.role, self.markets)
 
     async def beat(self) -> None:
         """One heartbeat. A refused write means the lease changed: lapsed (take it

@@ -67,8 +67,10 @@ async def _verify_start(js, opts: ClusterOptions, folder: Path):
 
 
 class Replicator:
-    def __init__(self, opts: ClusterOptions, state_dir: str | Path, words, stop: StopFlag):
+    def __init__(self, opts: ClusterOptions, state_dir: str | Path, words, stop: StopFlag,
+                 markets: str = ""):
         self.opts, self.words, self.stop = opts, as_array(words), stop
+        self.markets = markets                      # lease.markets_id of the config
         self.folder = Path(state_dir) / "journal"
         self.holder = holder_id(state_dir)
         self.wake = asyncio.Event()
@@ -108,7 +110,7 @@ class Replicator:
         """The primary's lease taken (Fenced if another holder has it; lease.py)."""
         timeout = self.opts.connect_timeout_ms / 1000
         kv = await retrying("lease bucket", lambda: lease_bucket(js, self.opts), timeout)
-        lease = PrimaryLease(kv, self.opts, self.holder)
+        lease = PrimaryLease(kv, self.opts, self.holder, markets=self.markets)
         await retrying("lease", lease.acquire, timeout)
         log.info("replicator: lease %s held by %s (TTL %d ms)", self.opts.lease_bucket,
                  self.holder, self.opts.lease_ttl_ms)
@@ -156,14 +158,15 @@ class Replicator:
                 pass
 
 
-def run_replicator(opts: ClusterOptions, state_dir: str, words, stop: StopFlag) -> int:
+def run_replicator(opts: ClusterOptions, state_dir: str, words, stop: StopFlag,
+                   markets: str = "") -> int:
     """Main of the replicator process; its exit code (0 clean, FENCED_EXIT, 1 failed)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     w = as_array(words)
     w[Repl.PID] = os.getpid()
     try:
-        asyncio.run(Replicator(opts, state_dir, words, stop).run())
+        asyncio.run(Replicator(opts, state_dir, words, stop, markets).run())
         w[Repl.STATE] = ReplState.STOPPED
         return 0
     except Fenced as exc:
@@ -178,21 +181,23 @@ def run_replicator(opts: ClusterOptions, state_dir: str, words, stop: StopFlag) 
         return 1
 
 
-def _replicator_main(opts, state_dir, words, stop) -> None:
+def _replicator_main(opts, state_dir, words, stop, markets) -> None:
     setup_logging()
     title_process()
-    raise SystemExit(run_replicator(opts, state_dir, words, stop))
+    raise SystemExit(run_replicator(opts, state_dir, words, stop, markets))
 
 
 class ReplicatorProcess(ChildProcess):
     """A started replicator (spawned): ``start()`` waits until it appends."""
 
-    def __init__(self, opts: ClusterOptions, state_dir: str | Path, words, ctx=None):
+    def __init__(self, opts: ClusterOptions, state_dir: str | Path, words, ctx=None,
+                 markets: str = ""):
         ctx = ctx or multiprocessing.get_context("spawn")
         self.words = words
         self.stop_flag = StopFlag(ctx)
         self.process = ctx.Process(target=_replicator_main, name="ringex-replicator",
-                                   args=(opts, str(state_dir), words, self.stop_flag))
+                                   args=(opts, str(state_dir), words, self.stop_flag,
+                                         markets))
 
     def start(self, timeout: float = 60.0) -> "ReplicatorProcess":
         w = as_array(self.words)

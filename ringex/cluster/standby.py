@@ -28,7 +28,8 @@ from pathlib import Path
 import nats
 
 from ringex.cluster.follower import Follower
-from ringex.cluster.lease import PrimaryLease, holder_id, lease_bucket, read_lease, take_lease
+from ringex.cluster.lease import (Holder, PrimaryLease, holder_id, lease_bucket, markets_id,
+                                  read_lease, take_lease)
 from ringex.cluster.reader import StreamEntry, follow_stream
 from ringex.cluster.settings import ClusterOptions
 from ringex.cluster.stream import connect, ensure_stream, retrying, stored_entry, stream_end
@@ -52,13 +53,15 @@ class Standby:
         self.data_dir = Path(data_dir)
         self.follower = Follower(config, self.data_dir / "state")
         self.holder = holder_id(self.data_dir / "state")
+        self.markets = markets_id(config)
+        self.failure = ""               # why it stopped itself (other markets than the primary)
         self.offset = 0                 # batch - stream sequence
         self.behind = 0                 # entries the stream held past the last one applied
         self.most_behind = 0            # the largest ``behind`` seen while following
         self.lease = "unknown"          # alive | lapsed | none (never held) | ours | unknown
         self.primary = ""               # the last holder seen alive
         self.lapsed = asyncio.Event()   # set while a takeover is due
-        self.state = "following"
+        self.state = "starting"         # following | taking over | took over | stopped | failed
 
     def following(self) -> bool:
         return not (self.stop.is_set() or self.lapsed.is_set())
@@ -73,9 +76,13 @@ class Standby:
             await retrying("stream set-up", lambda: ensure_stream(js, opts), timeout)
             start = await self._start_seq(js)
             kv = await retrying("lease bucket", lambda: lease_bucket(js, opts), timeout)
+            held = await retrying("lease", lambda: read_lease(kv), timeout)
+            if held is not None and self._other_markets(held):
+                raise StorageError(self.failure)
             log.info("standby: following %s on %s from sequence %d (batch %d applied); "
                      "takeover %s", opts.stream_name, opts.url, start, self.follower.batch,
                      "on" if self.takeover else "off")
+            self.state = "following"
             tasks = [asyncio.create_task(self._watch_lease(kv)),
                      asyncio.create_task(self._report())]
             while not self.stop.is_set():
@@ -84,8 +91,13 @@ class Standby:
                     if await self._take_over(nc, js, kv):
                         return READY_EXIT
                 start = self.follower.batch + 1 - self.offset
+            if self.failure:
+                raise StorageError(self.failure)
             self.state = "stopped"
             return 0
+        except BaseException:
+            self.state = "failed"
+            raise
         finally:
             for t in tasks:
                 t.cancel()
@@ -130,13 +142,13 @@ class Standby:
     async def _take_over(self, nc, js, kv) -> bool:
         """True once the marker is stored (module docstring); False: another standby
         holds the lease (follow on)."""
-        rev = await take_lease(kv, self.holder, "primary")
+        rev = await take_lease(kv, self.holder, "primary", self.markets)
         if rev is None:
             log.info("standby: another standby took the lease first; following on")
             self.lapsed.clear()
             return False
         self.state = "taking over"
-        lease = PrimaryLease(kv, self.opts, self.holder)
+        lease = PrimaryLease(kv, self.opts, self.holder, markets=self.markets)
         lease.revision = rev
         keeping = asyncio.create_task(lease.keep(self.stop))
         log.info("standby: lease %s taken (revision %d); catching up with the stream",
@@ -187,6 +199,8 @@ class Standby:
                 if held is not None and held.holder == self.holder:
                     self._lease_is("ours", "held by this standby")
                 elif held is not None:
+                    if self._other_markets(held):
+                        self.stop.set()
                     self.primary = held.describe()
                     self.lapsed.clear()
                     self._lease_is("alive", f"lease held by {self.primary}")
@@ -198,6 +212,16 @@ class Standby:
                 else:
                     self._lease_is("none", "no primary has held the lease yet")
             await asyncio.sleep(every)
+
+    def _other_markets(self, held: Holder) -> bool:
+        """The primary runs other markets: replaying its journal here would build another
+        state (notes why in ``failure``)."""
+        if not held.markets or held.markets == self.markets:
+            return False
+        self.failure = (f"standby: the primary {held.describe()} runs other markets "
+                        f"({held.markets}, this config {self.markets}): give --config the "
+                        "primary's config")
+        return True
 
     def _lease_is(self, state: str, why: str) -> None:
         if state != self.lease:

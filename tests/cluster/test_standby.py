@@ -56,6 +56,13 @@ def test_standby_follows_the_primary_to_the_same_state_and_journal(nats_cluster,
         me = holder_id(primary.data_dir / "state")
         sb.wait_for(lambda s: s["lease"] == "alive" and me in s["primary"],
                     "the primary's lease")
+        # a standby given other markets would build another state: it refuses to follow
+        other = tmp_path / "other.toml"
+        other.write_text(config.read_text().replace("taker_fee_bps = 5", "taker_fee_bps = 6"))
+        wrong = StandbyRun(tmp_path / "wrong", nats_cluster.url, other)
+        with pytest.raises(AssertionError, match=r"standby exited \(1\)"):
+            wrong.start()
+        assert "runs other markets" in wrong.log(), wrong.log()
         keys = make_accounts(primary, 3)
         seen = Seen()
         run_async(fund(primary, keys, seen))
