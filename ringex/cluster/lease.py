@@ -22,6 +22,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,6 +119,10 @@ class PrimaryLease:
         self.kv, self.opts, self.holder, self.role = kv, opts, holder, role
         self.markets = markets
         self.revision = 0
+        # after a refused heartbeat, once the lease is ours again: the holder checks the
+        # stream (a lapse long enough for a standby to take over and let go again)
+        self.on_retake: Callable[[], Awaitable[None]] | None = None
+        self._check_due = False
 
     async def acquire(self) -> None:
         """Ours now (taken, or already ours); Fenced when another holder has it."""
@@ -149,9 +154,13 @@ class PrimaryLease:
         except KeyWrongLastSequenceError:
             log.warning("cluster: lease %s changed since our last heartbeat; looking at "
                         "it", self.opts.lease_bucket)
+            self._check_due = True
             await self.acquire()
             log.info("cluster: lease %s ours again (revision %d)", self.opts.lease_bucket,
                      self.revision)
+        if self._check_due and self.on_retake is not None:
+            await self.on_retake()              # not answered: again at the next beat
+        self._check_due = False
 
     async def keep(self, stop) -> None:
         """Heartbeats every third of the TTL until ``stop`` is set. NATS unreachable: try

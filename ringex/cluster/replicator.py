@@ -66,6 +66,16 @@ async def _verify_start(js, opts: ClusterOptions, folder: Path):
     return end, tail
 
 
+async def _stream_not_past(js, opts: ClusterOptions, app: StreamAppender) -> None:
+    """Fenced when the stream holds entries past the last one this primary sent: another
+    writer (a standby that took over while this one could not reach NATS, or was stopped)."""
+    end = await stream_end(js, opts)
+    sent = app.in_flight[-1][0] if app.in_flight else app.through
+    if end.last_batch > sent:
+        raise Fenced(f"cluster: fenced: the stream {opts.stream_name} is at batch "
+                     f"{end.last_batch}, past this primary's {sent}: another writer took over")
+
+
 class Replicator:
     def __init__(self, opts: ClusterOptions, state_dir: str | Path, words, stop: StopFlag,
                  markets: str = ""):
@@ -88,6 +98,7 @@ class Replicator:
             lease = await self._lease(js)
             app = StreamAppender(nc, opts, end.last_batch, end.offset)
             app.on_reply = self.wake.set
+            lease.on_retake = lambda: _stream_not_past(js, opts, app)
             await app.start()
             w[Repl.THROUGH] = w[Repl.SENT] = end.last_batch
             w[Repl.STATE] = ReplState.RUNNING

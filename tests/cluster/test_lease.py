@@ -77,3 +77,27 @@ def test_a_primary_finding_another_holder_is_fenced(nats_cluster):
             await PrimaryLease(kv, opts, "box-a:/data").acquire()
 
     _scenario(nats_cluster, "deposed", body)
+
+
+def test_a_primary_that_takes_its_lapsed_lease_back_checks_the_stream_first(nats_cluster):
+    """A lapse long enough for a standby to take over and let go again: the lease looks
+    free, but the stream moved; the holder's check (the replicator's: the stream past
+    what it sent) fences it."""
+    async def body(kv, opts) -> None:
+        lease = PrimaryLease(kv, opts, "box-a:/data")
+        checks = []
+
+        async def stream_moved() -> None:
+            checks.append(1)
+            raise Fenced("cluster: fenced: the stream moved")
+
+        lease.on_retake = stream_moved
+        await lease.acquire()
+        await lease.beat()
+        assert checks == []                    # a plain heartbeat asks nothing
+        await _lapsed(kv)
+        with pytest.raises(Fenced, match="the stream moved"):
+            await lease.beat()
+        assert checks == [1]
+
+    _scenario(nats_cluster, "moved", body)

@@ -4,6 +4,8 @@ the primary (docs/cluster.md, "Hot standby")."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from decimal import Decimal
 
 import pytest
@@ -149,6 +151,33 @@ def test_standby_takes_over_after_kill_9_and_the_old_primary_is_fenced(nats_clus
             primary.start()
         assert primary.proc is not None and primary.proc.wait(30) == 1
         assert "fenced" in primary.log(), primary.log()
+    finally:
+        sb.cleanup()
+        primary.cleanup()
+
+
+def test_a_primary_stopped_past_its_lease_stops_itself_when_it_resumes(nats_cluster, tmp_path):
+    """The primary's processes frozen (SIGSTOP: a stalled box, a long GC, a partition)
+    longer than the lease: the standby takes over; resumed, the old primary finds the
+    lease or the stream taken and stops by itself, without any order arriving."""
+    primary = replicated_run(tmp_path, nats_cluster, "frozen")
+    config = cluster_config(tmp_path, "frozen")
+    sb = StandbyRun(tmp_path / "standby", nats_cluster.url, config)
+    try:
+        primary.start()
+        sb.start()
+        sb.wait_for(lambda s: s["lease"] == "alive", "the primary's lease")
+        keys = make_accounts(primary, 2)
+        run_async(fund(primary, keys, Seen()))
+        os.killpg(primary.pid, signal.SIGSTOP)
+        try:
+            assert sb.wait_exit() == 4, sb.log()
+        finally:
+            os.killpg(primary.pid, signal.SIGCONT)
+        assert primary.wait_exit() == 1, primary.log()
+        assert "cluster: fenced" in primary.log(), primary.log()
+        assert journal_entries(sb.data_dir) == \
+            [e.data for e in stream_entries(cluster_options(nats_cluster, "frozen"))]
     finally:
         sb.cleanup()
         primary.cleanup()
