@@ -155,6 +155,12 @@ class Standby:
                  self.opts.lease_bucket, rev)
         try:
             while not self.stop.is_set():
+                if keeping.done():             # our lease lapsed and another took it
+                    log.warning("standby: lost the lease while taking over (%s); following "
+                                "on", keeping.exception())
+                    self.state = "following"
+                    self.lapsed.clear()
+                    return False
                 end = await retrying("stream state", lambda: stream_end(js, self.opts),
                                      None, self.stop)
                 if end.last_batch > self.follower.batch:
