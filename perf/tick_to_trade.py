@@ -49,7 +49,7 @@ from ringex.ring.atomics import cpu_relax  # noqa: E402
 from ringex.ring.broadcast import BroadcastRing  # noqa: E402
 from ringex.ring.kernels import ring_read_into, ring_write  # noqa: E402
 from ringex.ring.spsc import SpscRing  # noqa: E402
-from ringex.process import StopFlag  # noqa: E402
+from ringex.process import SharedFlag  # noqa: E402
 from ringex.ops.supervisor import MD_CAPACITY, RING_CAPACITY, new_run_id, ring_names  # noqa: E402
 
 ACCOUNTS = 8
@@ -143,7 +143,7 @@ class Rig:
         self.evt = SpscRing.create(g["evt"], records.EVENT, RING_CAPACITY, role="consumer")
         self.md = BroadcastRing.create(names["md"], records.EVENT, MD_CAPACITY, role=None)
         self.queue = self.helper = self.writer = None
-        self.stop = StopFlag(ctx)
+        self.stop = SharedFlag(ctx)
         self.tmp = tempfile.TemporaryDirectory(prefix="ringex-t2t-")
         if persist != "none":
             from ringex.storage.trade_queue import TradeQueue

@@ -1,10 +1,13 @@
-"""Child processes: a stop flag they share, and starting one that says when it is ready.
+"""Child processes: flags they share, and starting one that says when it is ready.
 
-``StopFlag``: the supervisor hands one to every gateway (``stop_event``) and to the demo.
-It is a plain word in shared memory: ``set()`` and ``is_set()`` never block and ``wait()``
-polls. Why not ``multiprocessing.Event``: its ``set()`` waits for every sleeping waiter to
+``SharedFlag``: the supervisor hands one to every gateway and to the demo to stop them
+(``stop_event``), and one to each gateway to say it listens (``ready_event``). It is a
+plain word in shared memory: ``set()`` and ``is_set()`` never block and ``wait()`` polls.
+Why not ``multiprocessing.Event``: its ``set()`` waits for every sleeping waiter to
 acknowledge the wake-up, so a process that died inside ``wait()`` (killed, crashed,
-``os._exit``) makes ``set()`` hang forever, and every ``is_set()`` behind it too.
+``os._exit``) makes ``set()`` hang forever, and every ``is_set()`` behind it too; and each
+one is five named semaphores in /dev/shm, which a kill -9 of the whole group (its
+resource tracker included) leaves behind.
 
 ``title_process``: names a child in ``ps``/``top`` after its role.
 
@@ -29,7 +32,7 @@ def title_process() -> None:
     setproctitle.setproctitle(f"{name} (run {os.getppid()})")
 
 
-class StopFlag:
+class SharedFlag:
     POLL_S = 0.01
 
     def __init__(self, ctx=None):
@@ -56,7 +59,7 @@ class StopFlag:
         return True
 
     def __repr__(self) -> str:
-        return f"<StopFlag {'set' if self.is_set() else 'clear'}>"
+        return f"<SharedFlag {'set' if self.is_set() else 'clear'}>"
 
 
 class ChildProcess:

@@ -1,4 +1,5 @@
-"""Suite-wide hygiene: no test may leave a ringex shared-memory segment or a child process."""
+"""Suite-wide hygiene: no test may leave a ringex shared-memory segment, a named semaphore or
+a child process."""
 from __future__ import annotations
 
 import multiprocessing
@@ -16,6 +17,15 @@ SHM_DIR = "/dev/shm"
 def _ringex_segments() -> set[str]:
     try:
         return {n for n in os.listdir(SHM_DIR) if n.startswith("ringex")}
+    except FileNotFoundError:
+        return set()
+
+
+def _semaphores() -> set[str]:
+    """multiprocessing's named semaphores (Lock, Event, ...): a kill -9 of a process group
+    leaves those of its processes behind, as files in /dev/shm."""
+    try:
+        return {n for n in os.listdir(SHM_DIR) if n.startswith("sem.mp-")}
     except FileNotFoundError:
         return set()
 
@@ -44,9 +54,10 @@ def _someone_elses(name: str) -> bool:
 @pytest.fixture(autouse=True)
 def no_leftovers():
     """Fail a test that leaves shared memory in /dev/shm or a live child process."""
-    before = _ringex_segments()
+    before, sems = _ringex_segments(), _semaphores()
     yield
     leaked = {n for n in _ringex_segments() - before if not _someone_elses(n)}
+    sems = _semaphores() - sems
     children = multiprocessing.active_children()
     for child in children:  # stop them so one leak does not cascade into later tests
         child.kill()
@@ -57,4 +68,5 @@ def no_leftovers():
         except FileNotFoundError:
             pass
     assert not leaked, f"shared memory left in {SHM_DIR}: {sorted(leaked)}"
+    assert not sems, f"named semaphores left in {SHM_DIR}: {sorted(sems)}"
     assert not children, f"child processes left running: {children}"

@@ -14,25 +14,49 @@
                                                             follow a primary's stream, take over
     ringex --version
 
-Commands live in ``run``, ``accounts`` and ``inspect``; shared options in ``options``.
+Commands live in ``run``, ``status``, ``standby``, ``accounts`` and ``inspect`` (loaded
+when used);
+shared options in ``options``.
 Deposits and withdrawals go to a running exchange on the same data dir through an admin
 WebSocket connection; with none running they are stored and applied at the next start
 (docs/architecture.md, section 5). Errors print one line and exit 1.
 """
 from __future__ import annotations
 
+import importlib
+
 import click
 
-from ringex.cli.accounts import accounts
-from ringex.cli.inspect import INSPECT_COMMANDS
-from ringex.cli.run import demo, run
-from ringex.cli.standby import standby
-from ringex.cli.status import status
 from ringex.errors import RingexError
+
+# name -> "module:attribute", imported when the command runs: every process spawned from
+# the `ringex` script imports this module again (multiprocessing's spawn re-runs the
+# script), and none of them needs the commands' imports (psycopg, the supervisor, ...).
+COMMANDS = {
+    "run": "ringex.cli.run:run",
+    "demo": "ringex.cli.run:demo",
+    "status": "ringex.cli.status:status",
+    "standby": "ringex.cli.standby:standby",
+    "accounts": "ringex.cli.accounts:accounts",
+    "trades": "ringex.cli.inspect:trades",
+    "orders": "ringex.cli.inspect:orders",
+    "balances": "ringex.cli.inspect:balances",
+}
 
 
 class Group(click.Group):
-    """Turns ringex's own errors into one clean line and exit code 1."""
+    """Loads each command on first use, and turns ringex's own errors into one clean line
+    and exit code 1."""
+
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, cmd_name):
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
 
     def invoke(self, ctx):
         try:
@@ -46,7 +70,3 @@ class Group(click.Group):
 def main():
     """ringex: a low-latency exchange engine (matcher, WebSocket gateways, SQLite or
     PostgreSQL)."""
-
-
-for _command in (run, demo, status, standby, accounts, *INSPECT_COMMANDS):
-    main.add_command(_command)

@@ -38,7 +38,7 @@ from ringex.cluster.tail import JournalTail
 from ringex.core.engine.replication import Repl, ReplState, as_array
 from ringex.errors import Fenced
 from ringex.logs import setup_logging
-from ringex.process import ChildProcess, StopFlag, title_process
+from ringex.process import ChildProcess, SharedFlag, title_process
 
 log = logging.getLogger("ringex.cluster.replicator")
 
@@ -77,7 +77,7 @@ async def _stream_not_past(js, opts: ClusterOptions, app: StreamAppender) -> Non
 
 
 class Replicator:
-    def __init__(self, opts: ClusterOptions, state_dir: str | Path, words, stop: StopFlag,
+    def __init__(self, opts: ClusterOptions, state_dir: str | Path, words, stop: SharedFlag,
                  markets: str = ""):
         self.opts, self.words, self.stop = opts, as_array(words), stop
         self.markets = markets                      # lease.markets_id of the config
@@ -169,7 +169,7 @@ class Replicator:
                 pass
 
 
-def run_replicator(opts: ClusterOptions, state_dir: str, words, stop: StopFlag,
+def run_replicator(opts: ClusterOptions, state_dir: str, words, stop: SharedFlag,
                    markets: str = "") -> int:
     """Main of the replicator process; its exit code (0 clean, FENCED_EXIT, 1 failed)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -205,7 +205,7 @@ class ReplicatorProcess(ChildProcess):
                  markets: str = ""):
         ctx = ctx or multiprocessing.get_context("spawn")
         self.words = words
-        self.stop_flag = StopFlag(ctx)
+        self.stop_flag = SharedFlag(ctx)
         self.process = ctx.Process(target=_replicator_main, name="ringex-replicator",
                                    args=(opts, str(state_dir), words, self.stop_flag,
                                          markets))

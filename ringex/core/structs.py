@@ -12,6 +12,11 @@ their memory. Nor is the bundle itself reference-counted inside kernels
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
 
 import numpy as np
 from numba import from_dtype, typeof
@@ -19,8 +24,9 @@ from numba.core import types
 from numba.core.datamodel import default_manager, models
 from numba.experimental import structref
 
-from ringex.core.borrowed import BorrowedArray, borrow
+from ringex.core.borrowed import BorrowedArray
 from ringex.jit import njit
+from ringex.kernel_cache import cache_folder
 
 
 class StateType(types.StructRef):
@@ -79,16 +85,34 @@ def bundle(arrays) -> State:
 
 @functools.cache
 def _constructor(ty, fields, kinds):
-    params, lines, ns = [], [], {"structref": structref, "ty": ty, "borrow": borrow}
-    for i, (f, kind) in enumerate(zip(fields, kinds)):
+    """The compiled ``make(...)`` for one field layout, from numba's on-disk cache when a
+    process has compiled it before. Compiling the five constructors took ~1.1 s of every
+    engine start; numba caches only functions defined in a file, so the source goes to
+    a file named after the layout (its source and the struct type it builds) in the
+    kernel cache folder, which is itself keyed on the kernels' sources."""
+    params, lines = [], []
+    for f, kind in zip(fields, kinds):
         if kind is None:
             params.append(f"v_{f}")
             lines.append(f"    st.{f} = v_{f}")
         else:
             params.append(f"p_{f}, s_{f}")
-            lines.append(f"    st.{f} = borrow(p_{f}, s_{f}, dt_{i})")
-            ns[f"dt_{i}"] = kind.type
-    body = "\n".join(lines)
-    src = f"def make({', '.join(params)}):\n    st = structref.new(ty)\n{body}\n    return st\n"
-    exec(src, ns)  # one constructor per field layout, built once per process
-    return njit(ns["make"])
+            lines.append(f"    st.{f} = borrow(p_{f}, s_{f}, np.{kind.name})")
+    src = ("import numpy as np\nfrom numba.experimental import structref\n\n"
+           "from ringex.core.borrowed import borrow\n\n\n"
+           f"def make({', '.join(params)}):\n    st = structref.new(ty)\n"
+           + "\n".join(lines) + "\n    return st\n")
+    name = "ctor_" + hashlib.blake2b(f"{src}\n{ty!r}".encode(), digest_size=10).hexdigest()
+    path = Path(cache_folder()) / "constructors" / f"{name}.py"
+    if not path.exists():       # never rewritten: numba's index keeps the file's mtime
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(src)
+        os.replace(tmp, path)
+    spec = importlib.util.spec_from_file_location(f"ringex_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    module.ty = ty              # the global make() builds
+    spec.loader.exec_module(module)
+    sys.modules[spec.name] = module     # numba's cache finds the function's module by name
+    return njit(cache=True)(module.make)

@@ -50,7 +50,7 @@ from ringex.ops.datadir import (
     DEFAULT_DATA_DIR, PENDING_FILE, STATE_DIR, db_url, lock_exclusive, remove_run_file,
     write_run_file,
 )
-from ringex.process import StopFlag, title_process
+from ringex.process import SharedFlag, title_process
 from ringex.ring.broadcast import BroadcastRing
 from ringex.ring.spsc import SpscRing
 from ringex.ring.wait import CLI_WAITS, EventfdWait
@@ -127,13 +127,13 @@ class Supervisor:
         self.replication_words = None            # shared by the engine and the replicator
         self._replicator_restart_at = 0.0
         self.gateways: list[SpawnProcess] = []
-        self._gateway_ready: list = []          # each gateway's ready Event
+        self._gateway_ready: list[SharedFlag] = []   # each gateway's: it listens
         self.gateway_stats: list[GatewayStats] = []
         self.ring_names: dict = {}
         self.demo: SpawnProcess | None = None
         self.http: OpsServer | None = None
         self.admin_key: str | None = None
-        self.stop_event = StopFlag(self.ctx)
+        self.stop_event = SharedFlag(self.ctx)
         self.wakeups: list[EventfdWait] = []
         self._lock_fd: int | None = None
         self._stop_reason: str | None = None
@@ -331,7 +331,7 @@ class Supervisor:
         o = self.opt
         self.gateway_stats = [GatewayStats.alloc(self.ctx) for _ in names["gateways"]]
         for i, g in enumerate(names["gateways"]):
-            ready = self.ctx.Event()
+            ready = SharedFlag(self.ctx)
             kwargs = dict(index=i, ring_names={"cmd": g["cmd"], "evt": g["evt"],
                                                 "md": names["md"]},
                           config_path=o.config_path, db_url=o.db, host=o.host, port=self.port,

@@ -17,7 +17,9 @@ from tests.e2e.procs import REPO, descendants, kill_tree, segments, stop, wait_f
 
 
 def all_commands(group: click.Group, prefix=()):
-    for name, cmd in group.commands.items():
+    for name in group.list_commands(click.Context(group)):
+        cmd = group.get_command(click.Context(group), name)
+        assert cmd is not None and cmd.name == name, name
         yield prefix + (name,)
         if isinstance(cmd, click.Group):
             yield from all_commands(cmd, prefix + (name,))
@@ -26,6 +28,14 @@ def all_commands(group: click.Group, prefix=()):
 def cli(*args, data_dir=None):
     extra = ("--data-dir", str(data_dir)) if data_dir is not None else ()
     return CliRunner().invoke(main, [*args, *extra], catch_exceptions=False)
+
+
+def test_the_cli_module_loads_its_commands_only_when_used():
+    """Every process spawned from the `ringex` script imports ringex.cli again."""
+    code = "import sys, ringex.cli; print(sorted({'numpy', 'psycopg', 'numba'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=REPO).stdout
+    assert out.strip() == "[]"
 
 
 @pytest.mark.timeout(60)
