@@ -10,9 +10,12 @@
     ringex accounts deposit|withdraw ID ASSET AMOUNT
     ringex trades | orders | balances                       read-only views of the database
     ringex status [--data-dir DIR] [--json]                 health and counters of a running one
+    ringex standby --cluster URL [--data-dir DIR] [--config FILE] [--no-takeover]
+                                                            follow a primary's stream, take over
     ringex --version
 
-Commands live in ``run``, ``status``, ``accounts`` and ``inspect`` (loaded when used);
+Commands live in ``run``, ``status``, ``standby``, ``accounts`` and ``inspect`` (loaded
+when used);
 shared options in ``options``.
 Deposits and withdrawals go to a running exchange on the same data dir through an admin
 WebSocket connection; with none running they are stored and applied at the next start
@@ -33,6 +36,7 @@ COMMANDS = {
     "run": "ringex.cli.run:run",
     "demo": "ringex.cli.run:demo",
     "status": "ringex.cli.status:status",
+    "standby": "ringex.cli.standby:standby",
     "accounts": "ringex.cli.accounts:accounts",
     "trades": "ringex.cli.inspect:trades",
     "orders": "ringex.cli.inspect:orders",

@@ -15,6 +15,9 @@ entry of that batch. A stream that is ahead of the local journal, or holds anoth
 entry there, means another writer owns it: the replicator sets ``words[FENCED]``, logs
 why, and exits with FENCED_EXIT; the engine sees the word and stops too. Any other failure
 exits 1 and the supervisor starts a new replicator (the engine keeps waiting meanwhile).
+
+It also holds the primary's lease (``lease.py``): taken after that check, written every
+third of ``lease_ttl_ms``; finding another holder there is fenced too.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import time
 from pathlib import Path
 
 from ringex.cluster.appender import NeedsResync, StreamAppender
+from ringex.cluster.lease import PrimaryLease, holder_id, lease_bucket
 from ringex.cluster.settings import ClusterOptions
 from ringex.cluster.stream import (connect, ensure_stream, retrying, stored_entry,
                                    stream_end)
@@ -62,11 +66,25 @@ async def _verify_start(js, opts: ClusterOptions, folder: Path):
     return end, tail
 
 
+async def _stream_not_past(js, opts: ClusterOptions, app: StreamAppender) -> None:
+    """Fenced when the stream holds entries past the last one this primary sent: another
+    writer (a standby that took over while this one could not reach NATS, or was stopped)."""
+    end = await stream_end(js, opts)
+    sent = app.in_flight[-1][0] if app.in_flight else app.through
+    if end.last_batch > sent:
+        raise Fenced(f"cluster: fenced: the stream {opts.stream_name} is at batch "
+                     f"{end.last_batch}, past this primary's {sent}: another writer took over")
+
+
 class Replicator:
-    def __init__(self, opts: ClusterOptions, state_dir: str | Path, words, stop: SharedFlag):
+    def __init__(self, opts: ClusterOptions, state_dir: str | Path, words, stop: SharedFlag,
+                 markets: str = ""):
         self.opts, self.words, self.stop = opts, as_array(words), stop
+        self.markets = markets                      # lease.markets_id of the config
         self.folder = Path(state_dir) / "journal"
+        self.holder = holder_id(state_dir)
         self.wake = asyncio.Event()
+        self.lease_task: asyncio.Task | None = None
 
     async def run(self) -> None:
         w, opts = self.words, self.opts
@@ -77,8 +95,10 @@ class Replicator:
             await retrying("stream set-up", lambda: ensure_stream(js, opts),
                            opts.connect_timeout_ms / 1000)
             end, tail = await _verify_start(js, opts, self.folder)
+            lease = await self._lease(js)
             app = StreamAppender(nc, opts, end.last_batch, end.offset)
             app.on_reply = self.wake.set
+            lease.on_retake = lambda: _stream_not_past(js, opts, app)
             await app.start()
             w[Repl.THROUGH] = w[Repl.SENT] = end.last_batch
             w[Repl.STATE] = ReplState.RUNNING
@@ -87,13 +107,25 @@ class Replicator:
                      opts.durability)
             loop = asyncio.get_running_loop()
             loop.add_reader(tail.wait_fd(), self._journal_changed, tail)
+            self.lease_task = asyncio.create_task(lease.keep(self.stop))
             try:
                 await self._pump(app, tail)
             finally:
+                self.lease_task.cancel()
                 loop.remove_reader(tail.wait_fd())
                 tail.close()
         finally:
             await nc.close()
+
+    async def _lease(self, js) -> PrimaryLease:
+        """The primary's lease taken (Fenced if another holder has it; lease.py)."""
+        timeout = self.opts.connect_timeout_ms / 1000
+        kv = await retrying("lease bucket", lambda: lease_bucket(js, self.opts), timeout)
+        lease = PrimaryLease(kv, self.opts, self.holder, markets=self.markets)
+        await retrying("lease", lease.acquire, timeout)
+        log.info("replicator: lease %s held by %s (TTL %d ms)", self.opts.lease_bucket,
+                 self.holder, self.opts.lease_ttl_ms)
+        return lease
 
     def _journal_changed(self, tail: JournalTail) -> None:
         tail.drain_wait_fd()
@@ -105,6 +137,10 @@ class Replicator:
         while True:
             self.wake.clear()
             w[Repl.HEARTBEAT_NS] = time.monotonic_ns()
+            lease = self.lease_task
+            failed = lease.exception() if lease is not None and lease.done() else None
+            if failed is not None:
+                raise failed                        # Fenced: another holder has the lease
             try:
                 stored = app.settle()
                 if stored:
@@ -133,14 +169,15 @@ class Replicator:
                 pass
 
 
-def run_replicator(opts: ClusterOptions, state_dir: str, words, stop: SharedFlag) -> int:
+def run_replicator(opts: ClusterOptions, state_dir: str, words, stop: SharedFlag,
+                   markets: str = "") -> int:
     """Main of the replicator process; its exit code (0 clean, FENCED_EXIT, 1 failed)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     w = as_array(words)
     w[Repl.PID] = os.getpid()
     try:
-        asyncio.run(Replicator(opts, state_dir, words, stop).run())
+        asyncio.run(Replicator(opts, state_dir, words, stop, markets).run())
         w[Repl.STATE] = ReplState.STOPPED
         return 0
     except Fenced as exc:
@@ -155,21 +192,23 @@ def run_replicator(opts: ClusterOptions, state_dir: str, words, stop: SharedFlag
         return 1
 
 
-def _replicator_main(opts, state_dir, words, stop) -> None:
+def _replicator_main(opts, state_dir, words, stop, markets) -> None:
     setup_logging()
     title_process()
-    raise SystemExit(run_replicator(opts, state_dir, words, stop))
+    raise SystemExit(run_replicator(opts, state_dir, words, stop, markets))
 
 
 class ReplicatorProcess(ChildProcess):
     """A started replicator (spawned): ``start()`` waits until it appends."""
 
-    def __init__(self, opts: ClusterOptions, state_dir: str | Path, words, ctx=None):
+    def __init__(self, opts: ClusterOptions, state_dir: str | Path, words, ctx=None,
+                 markets: str = ""):
         ctx = ctx or multiprocessing.get_context("spawn")
         self.words = words
         self.stop_flag = SharedFlag(ctx)
         self.process = ctx.Process(target=_replicator_main, name="ringex-replicator",
-                                   args=(opts, str(state_dir), words, self.stop_flag))
+                                   args=(opts, str(state_dir), words, self.stop_flag,
+                                         markets))
 
     def start(self, timeout: float = 60.0) -> "ReplicatorProcess":
         w = as_array(self.words)

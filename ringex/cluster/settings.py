@@ -22,6 +22,9 @@ class ClusterOptions:
     window: int = 64               # appends in flight at once
     ack_timeout_ms: int = 2000     # an append unanswered this long: ask the stream again
     connect_timeout_ms: int = 10000  # start-up: reaching NATS and setting the stream up
+    lease_ttl_ms: int = 3000       # the primary's lease lapses this long after its last
+                                   # heartbeat (one every third of it); a standby then may
+                                   # take over
 
     @property
     def enabled(self) -> bool:
@@ -39,6 +42,10 @@ class ClusterOptions:
     def stream_name(self) -> str:
         return self.stream or f"{self.name}-journal"
 
+    @property
+    def lease_bucket(self) -> str:
+        return f"{self.name}-lease"
+
     def with_overrides(self, url: str | None = None,
                        durability: str | None = None) -> "ClusterOptions":
         """These options with the command line's ``--cluster`` / ``--durability``."""
@@ -54,7 +61,8 @@ def parse_cluster(spec: dict, source: str) -> ClusterOptions:
     for key in ("url", "name", "stream", "durability"):
         if key in spec and not isinstance(spec[key], str):
             raise ConfigError(f"{source}: cluster.{key} must be a string")
-    for key in ("replicas", "window", "ack_timeout_ms", "connect_timeout_ms"):
+    for key in ("replicas", "window", "ack_timeout_ms", "connect_timeout_ms",
+                "lease_ttl_ms"):
         v = spec.get(key, 1)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ConfigError(f"{source}: cluster.{key} must be a positive integer")
@@ -67,6 +75,9 @@ def parse_cluster(spec: dict, source: str) -> ClusterOptions:
     if opts.durability == "replicated" and not opts.enabled:
         raise ConfigError(f"{source}: cluster.durability 'replicated' needs cluster.url "
                           "(or --cluster)")
+    if opts.lease_ttl_ms < 300:
+        raise ConfigError(f"{source}: cluster.lease_ttl_ms must be at least 300 (a heartbeat "
+                          "every third of it)")
     if opts.replicas > 5:
         raise ConfigError(f"{source}: cluster.replicas must be 1..5 (JetStream's limit)")
     for u in opts.servers:

@@ -287,10 +287,13 @@ class Supervisor:
     def _start_replicator(self) -> None:
         """Start the replicator (before the engine: with durability replicated the engine's
         first group waits for it); a fenced stream ends the start-up here."""
+        from ringex.cluster.lease import markets_id
         from ringex.cluster.replicator import ReplicatorProcess   # loads numba: cluster only
         c = self.cluster
+        assert self.config is not None
         self.replicator = ReplicatorProcess(c, self.data_dir / STATE_DIR,
-                                            self.replication_words, self.ctx)
+                                            self.replication_words, self.ctx,
+                                            markets=markets_id(self.config))
         try:
             with _sigint_blocked():
                 self.replicator.start(timeout=c.connect_timeout_ms / 1000 + 30)
