@@ -92,6 +92,8 @@ class BroadcastRing:
         """Publish all ``records`` (never waits; laps slow readers). Returns ``len(records)``."""
         if records.dtype is not self.dtype and records.dtype != self.dtype:
             raise TypeError(f"records have dtype {records.dtype}, ring holds {self.dtype}")
+        if records.ndim != 1:
+            raise ValueError(f"records must be a 1-D array, not {records.ndim}-D")
         total = len(records)
         head = self._words[HEAD]
         src = as_bytes(records)
@@ -216,6 +218,8 @@ class BroadcastReader:
         ring = self.ring
         if out.dtype is not ring.dtype and out.dtype != ring.dtype:
             raise TypeError(f"out has dtype {out.dtype}, ring holds {ring.dtype}")
+        if out.ndim != 1:
+            raise ValueError(f"out must be a 1-D array, not {out.ndim}-D")
         if not out.flags.writeable:
             raise ValueError("out is read-only")
         if out.flags.c_contiguous:

@@ -52,7 +52,7 @@ class SpscRing:
         self.mask = self.capacity - 1
         self.hdr = hdr                                       # int64[64], numba-callable
         self.slots = seg.view(HEADER_BYTES, self.dtype, self.capacity)
-        self._bytes = as_bytes(self.slots)                   # (capacity, itemsize) uint8
+        self._bytes = ByteSlots(self.slots)
         self._words = seg.words                              # same header, cheap Python reads
         self._arena = RecordArena(self.dtype)
         self.data_gate = Gate(self.hdr, CONSUMER_SLEEPING, PRODUCER_PID, self.name)
@@ -80,12 +80,14 @@ class SpscRing:
         """Copy as many of ``records`` as fit; return how many (0: ring full)."""
         if records.dtype is not self.dtype and records.dtype != self.dtype:
             raise TypeError(f"records have dtype {records.dtype}, ring holds {self.dtype}")
+        if records.ndim != 1:
+            raise ValueError(f"records must be a 1-D array, not {records.ndim}-D")
         w = self._words
         head = w[HEAD]
         k = min(len(records), self.capacity - (head - w[TAIL]))
         if k <= 0:
             return 0
-        copy_in(self._bytes, head & self.mask, as_bytes(records[:k]))
+        self._bytes.put(head & self.mask, records[:k].tobytes())
         w[HEAD] = head + k                   # after the copy: x86 keeps stores in order
         return k
 
@@ -127,8 +129,8 @@ class SpscRing:
         n = min(w[HEAD] - w[TAIL], max_n)
         if n <= 0:
             return self._arena.empty
-        out = self._arena.take(n)                        # C-contiguous, aligned, writeable
-        self._take(out, n)                               # n records are there: HEAD only grows
+        out, dst = self._arena.take_bytes(n)             # C-contiguous, aligned, writeable
+        self._take(dst)                                  # n records are there: HEAD only grows
         return out
 
     def read_into(self, out: np.ndarray) -> int:
@@ -137,24 +139,26 @@ class SpscRing:
             raise TypeError(f"out has dtype {out.dtype}, ring holds {self.dtype}")
         if not out.flags.writeable:
             raise ValueError("out is read-only")
+        if out.ndim != 1:
+            raise ValueError(f"out must be a 1-D array, not {out.ndim}-D")
         w = self._words
         n = min(w[HEAD] - w[TAIL], len(out))
         if n <= 0:
             return 0
         if out.flags.c_contiguous:
-            self._take(out, n)
+            self._take(out[:n].view(np.uint8).data)
         else:
-            tmp = self._arena.take(n)
-            self._take(tmp, n)
+            tmp, dst = self._arena.take_bytes(n)
+            self._take(dst)
             out[:n] = tmp
         return n
 
-    def _take(self, out: np.ndarray, n: int) -> None:
-        """Copy the next ``n`` records (there are that many) into ``out[:n]``; free them."""
+    def _take(self, dst: memoryview) -> None:
+        """Copy the next records (there are enough) into ``dst``, whole records; free them."""
         w = self._words
         tail = w[TAIL]
-        copy_out(self._bytes, tail & self.mask, as_bytes(out[:n]))
-        w[TAIL] = tail + n                   # after the copy: the producer may reuse them
+        self._bytes.get(tail & self.mask, dst)
+        w[TAIL] = tail + len(dst) // self.dtype.itemsize    # after the copy: reusable
 
     def read_wait(self, max_n: int, wait: WaitStrategy, *, timeout: float | None = None,
                   notify: WaitStrategy | None = None) -> np.ndarray:
@@ -188,6 +192,7 @@ class SpscRing:
             self.hdr[_ROLE_WORD[self.role]] = PID_CLOSED
         # Drop the views so the segment can unmap. Typed as always set: the hot paths use
         # them unchecked, and a closed ring must not be used.
+        self._bytes.release()
         self.hdr = self.slots = self._words = None  # type: ignore[assignment]
         self.data_gate = self.space_gate = None  # type: ignore[assignment]
         self._seg.close()
@@ -202,6 +207,43 @@ class SpscRing:
         if self.closed:
             return f"<SpscRing {self.name!r} closed>"
         return f"<SpscRing {self.name!r} {len(self)}/{self.capacity} {self.dtype.itemsize}B>"
+
+
+class ByteSlots:
+    """A ring's slots as one flat byte memoryview: records copied in and out by slot,
+    wrapping once. A memoryview slice assignment costs ~0.1 us; making numpy byte views of
+    structured records ~0.5 us each, which doubled a one-record ring round trip."""
+
+    def __init__(self, slots: np.ndarray):
+        self.item = slots.dtype.itemsize
+        self.size = slots.nbytes
+        self.mv = slots.view(np.uint8).data
+
+    def put(self, slot: int, data: bytes) -> None:
+        """Whole records ``data`` into the slots from ``slot`` on."""
+        a = slot * self.item
+        end = a + len(data)
+        if end <= self.size:
+            self.mv[a:end] = data
+        else:
+            first = self.size - a
+            src = memoryview(data)
+            self.mv[a:] = src[:first]
+            self.mv[:end - self.size] = src[first:]
+
+    def get(self, slot: int, dst: memoryview) -> None:
+        """``len(dst)`` bytes of whole records from ``slot`` on into ``dst``."""
+        a = slot * self.item
+        end = a + len(dst)
+        if end <= self.size:
+            dst[:] = self.mv[a:end]
+        else:
+            first = self.size - a
+            dst[:first] = self.mv[a:]
+            dst[first:] = self.mv[:end - self.size]
+
+    def release(self) -> None:
+        self.mv.release()
 
 
 def as_bytes(records: np.ndarray) -> np.ndarray:
@@ -242,7 +284,11 @@ class RecordArena:
         self.dtype = np.dtype(dtype)
         self.size = size
         self.empty = np.empty(0, self.dtype)
-        self._block = np.empty(size, self.dtype)
+        self._new_block()
+
+    def _new_block(self) -> None:
+        self._block = np.empty(self.size, self.dtype)
+        self._block_bytes = self._block.view(np.uint8).data
         self._used = 0
 
     def take(self, n: int) -> np.ndarray:
@@ -251,10 +297,19 @@ class RecordArena:
             return np.empty(n, self.dtype)
         k = self._used
         if k + n > self.size:
-            self._block = np.empty(self.size, self.dtype)
+            self._new_block()
             k = 0
         self._used = k + n
         return self._block[k:k + n]
+
+    def take_bytes(self, n: int) -> tuple[np.ndarray, memoryview]:
+        """``take(n)`` and the same memory as a byte memoryview, to copy records into."""
+        if n > self.size // 4:
+            out = np.empty(n, self.dtype)
+            return out, out.view(np.uint8).data
+        out = self.take(n)
+        k, item = self._used - n, self.dtype.itemsize
+        return out, self._block_bytes[k * item:(k + n) * item]
 
     def give_back(self, out: np.ndarray, used: int) -> np.ndarray:
         """Return the unused tail of the last ``take`` to the arena; ``out[:used]``."""

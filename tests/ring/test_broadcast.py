@@ -149,6 +149,10 @@ def test_validation(ring_name):
     with BroadcastRing.create(ring_name, EVENT, 8) as ring:
         with pytest.raises(TypeError):
             ring.write(np.zeros(1, COMMAND))
+        with pytest.raises(ValueError, match="1-D"):
+            ring.write(np.zeros((2, 2), EVENT))
+        with pytest.raises(ValueError, match="1-D"):
+            ring.reader().read_into(np.zeros((2, 2), EVENT))
         with pytest.raises(RingError):
             BroadcastRing.attach(ring_name, COMMAND)
         with pytest.raises(RingError, match="kind"):

@@ -217,5 +217,7 @@ def test_strided_and_read_only_arrays_take_the_general_path(pair):
     assert list(out[::2]["order_id"]) == [0, 2, 4, 6, 4, 5]
     with pytest.raises(ValueError, match="read-only"):
         cons.read_into(frozen)
-    with pytest.raises(Exception):  # noqa: B017  (2-D: numba refuses to type it, its own error)
+    with pytest.raises(ValueError, match="1-D"):
         prod.write(command_records(0, 4).reshape(2, 2))
+    with pytest.raises(ValueError, match="1-D"):
+        cons.read_into(np.zeros((2, 2), COMMAND))
