@@ -34,8 +34,10 @@ import numpy as np
 
 from ringex.ring.shm import (CACHE_LINE, CAPACITY, HEAD, HEADER_BYTES, KIND_BROADCAST,
                              PID_CLOSED, PRODUCER_PID, Segment)
-from ringex.ring.spsc import RecordArena, as_bytes, copy_in, copy_out
+from ringex.ring.spsc import ByteSlots, RecordArena, as_bytes, copy_in, copy_out
 from ringex.ring.wait import Gate, WaitStrategy
+
+FEW = 16          # reads of up to this many records go one record at a time
 
 
 def _slots_offset(capacity: int) -> int:
@@ -61,6 +63,8 @@ class BroadcastRing:
         self._words = seg.words
         self._bytes = as_bytes(self.slots)
         self._ramp = np.arange(0, 2 * cap, 2, dtype=np.int64)   # 2j: stamps of a batch
+        self._stamp_words = self.stamps.data                    # cheap single reads
+        self._slot_bytes = ByteSlots(self.slots)
         self.data_gate = Gate(self.hdr, None, PRODUCER_PID, self.name)
         self.role = role
         if role is not None:
@@ -116,14 +120,20 @@ class BroadcastRing:
         copy_out(self.stamps, r & self.mask, out)
         return out
 
-    def read_batch(self, cursor: int, out: np.ndarray, limit: int) -> tuple[int, int, int]:
+    def read_batch(self, cursor: int, out: np.ndarray, limit: int,
+                   out_bytes: memoryview | None = None) -> tuple[int, int, int]:
         """(Reader) up to ``limit`` consecutive records from ``cursor`` into ``out``:
-        ``(n, lost, new cursor)`` with the overrun semantics of ``BroadcastReader.read``."""
+        ``(n, lost, new cursor)`` with the overrun semantics of ``BroadcastReader.read``.
+        ``out_bytes``: the same memory as a byte memoryview, if the caller has one."""
         cap = self.capacity
         r, lost = cursor, 0
         head = self._words[HEAD]
         if head - r > cap:
             lost, r = head - cap - r, head - cap
+        if min(limit, head - r) <= FEW:
+            if out_bytes is None:
+                out_bytes = out.view(np.uint8).data
+            return self._read_few(r, head, out_bytes, limit, lost)
         dst = as_bytes(out)
         while (k := min(limit, head - r)) > 0:
             want = 2 * r + 2 + self._ramp[:k]
@@ -138,6 +148,29 @@ class BroadcastRing:
             lost += skip
             r += skip
         return 0, lost, r
+
+    def _read_few(self, r: int, head: int, dst: memoryview, limit: int,
+                  lost: int) -> tuple[int, int, int]:
+        """``read_batch`` one record at a time, as the matcher's kernel does it: for a few
+        records, a dozen numpy calls over the batch would cost ten times more."""
+        stamps, slots, item = self._stamp_words, self._slot_bytes, self._slot_bytes.item
+        n = 0
+        while n < limit and r < head:
+            s = r & self.mask
+            want = 2 * r + 2
+            if stamps[s] == want:
+                slots.get(s, dst[n * item:(n + 1) * item])
+                if stamps[s] == want:
+                    n += 1
+                    r += 1
+                    continue
+            if n:                            # a gap after them is reported next call
+                break
+            head = self._words[HEAD]         # record r was overwritten: skip past it
+            skip = max(r + 1, head - self.capacity) - r
+            lost += skip
+            r += skip
+        return n, lost, r
 
     def reader(self, start: str = "latest") -> BroadcastReader:
         """A new reader: ``start="latest"`` sees only records written from now on,
@@ -162,6 +195,8 @@ class BroadcastRing:
             self.hdr[PRODUCER_PID] = PID_CLOSED
         # Drop the views so the segment can unmap. Typed as always set: the hot paths use
         # them unchecked, and a closed ring must not be used.
+        self._slot_bytes.release()
+        self._stamp_words.release()
         self.hdr = self.stamps = self.slots = None  # type: ignore[assignment]
         self._words = self.data_gate = None  # type: ignore[assignment]
         self._seg.close()
@@ -209,8 +244,8 @@ class BroadcastReader:
         if pending <= 0:
             return self._arena.empty, 0
         ready = max(0, min(pending, max_n, ring.capacity))
-        out = self._arena.take(ready)              # may be empty: still reports an overrun
-        n, lost = self._read(out, ready)
+        out, dst = self._arena.take_bytes(ready)   # may be empty: still reports an overrun
+        n, lost = self._read(out, ready, dst)
         return self._arena.give_back(out, n), lost
 
     def read_into(self, out: np.ndarray) -> tuple[int, int]:
@@ -229,9 +264,11 @@ class BroadcastReader:
         out[:n] = tmp[:n]
         return n, lost
 
-    def _read(self, out: np.ndarray, limit: int) -> tuple[int, int]:
-        n, lost, self.cursor_arr[0] = self.ring.read_batch(self.cursor_arr.item(0), out,
-                                                           min(limit, len(out)))
+    def _read(self, out: np.ndarray, limit: int,
+              out_bytes: memoryview | None = None) -> tuple[int, int]:
+        n, lost, cursor = self.ring.read_batch(self.cursor_arr.item(0), out,
+                                               min(limit, len(out)), out_bytes)
+        self.cursor_arr[0] = cursor
         return n, lost
 
     def read_wait(self, max_n: int, wait: WaitStrategy, *,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ringex.fees import fee
-from ringex.records import EVENT, INFO_CODE_MASK, INFO_MAKER, INFO_SELL, EventKind
+from ringex.records import EV_FILL, EVENT, INFO_CODE_MASK, INFO_MAKER, INFO_SELL, EventKind
 from ringex.storage.schema import row_dtype
 
 TRADE_ROW = row_dtype("trades")
@@ -69,7 +69,7 @@ def problems(ev: np.ndarray, starts: np.ndarray, n_symbols: int) -> list[str | N
     kind, info = ev["kind"], ev["info"]
     head = np.zeros(n + 1, bool)                        # a payload's first event
     head[starts] = True
-    fill = kind == EventKind.FILL
+    fill = kind == EV_FILL
     maker = (info & INFO_MAKER) != 0
     at = np.arange(n)
     after_fill = np.zeros(n, bool)
@@ -105,7 +105,7 @@ def _disagree(t: np.ndarray, m: np.ndarray) -> np.ndarray:
 def trade_rows(ev: np.ndarray, ts: np.ndarray, symbols: SymbolFees) -> np.ndarray:
     """One row per FILL pair of well-formed events (``problems`` found none); ``ts[i]``
     is event i's batch time."""
-    at = np.flatnonzero((ev["kind"] == EventKind.FILL) & ((ev["info"] & INFO_MAKER) == 0))
+    at = np.flatnonzero((ev["kind"] == EV_FILL) & ((ev["info"] & INFO_MAKER) == 0))
     mk = at + 1
     s = ev["symbol"][at].astype(np.int64)
     price, qty = ev["price"][at], ev["qty"][at]

@@ -21,7 +21,7 @@ from ringex.storage.event_rows import (
 from ringex.storage.order_rows import order_rows
 from ringex.storage.schema import row_dtype
 from ringex.storage.trade_queue import Payload, PayloadKind, encode
-from ringex.records import EVENT, INFO_CODE_MASK, CommandKind, EventKind
+from ringex.records import EV_BALANCE, EVENT, INFO_CODE_MASK, CommandKind, EventKind
 
 TRANSFER_ROW = row_dtype("transfers")
 NO_ASSET = "a BALANCE names an asset this exchange does not have"
@@ -125,7 +125,7 @@ def _transfer_rows(events: list[Payload], ev: np.ndarray, ts: np.ndarray,
     or WITHDRAW, the amount moved in ``price`` (docs/rules.md, event fields); and the
     payload (index into ``events``) each comes from."""
     cause = ev["info"] & INFO_CODE_MASK
-    at = np.flatnonzero((ev["kind"] == EventKind.BALANCE) & (ev["seq"] == 0) & (
+    at = np.flatnonzero((ev["kind"] == EV_BALANCE) & (ev["seq"] == 0) & (
         (cause == CommandKind.DEPOSIT) | (cause == CommandKind.WITHDRAW)))
     payload = np.searchsorted(starts, at, side="right") - 1
     kind, amount = cause[at], ev["price"][at]
