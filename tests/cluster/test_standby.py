@@ -115,17 +115,23 @@ def sb_batch(sb: StandbyRun) -> int:
     return int(line.split("recovered batch ")[1].split()[0])
 
 
+def start_funded(primary, sb) -> list:
+    """Start the primary and the standby, wait for the lease, fund two accounts."""
+    primary.start()
+    sb.start()
+    sb.wait_for(lambda s: s["lease"] == "alive", "the primary's lease")
+    keys = make_accounts(primary, 2)
+    run_async(fund(primary, keys, Seen()))
+    return keys
+
+
 def test_standby_takes_over_after_kill_9_and_the_old_primary_is_fenced(nats_cluster, tmp_path):
     primary = replicated_run(tmp_path, nats_cluster, "failover")
     config = cluster_config(tmp_path, "failover")
     sb = StandbyRun(tmp_path / "standby", nats_cluster.url, config)
     opts = cluster_options(nats_cluster, "failover")
     try:
-        primary.start()
-        sb.start()
-        sb.wait_for(lambda s: s["lease"] == "alive", "the primary's lease")
-        keys = make_accounts(primary, 2)
-        run_async(fund(primary, keys, Seen()))
+        keys = start_funded(primary, sb)
         run_async(trade(primary, keys))
         primary.kill_group()
         primary.unlink_rings()
@@ -164,11 +170,7 @@ def test_a_primary_stopped_past_its_lease_stops_itself_when_it_resumes(nats_clus
     config = cluster_config(tmp_path, "frozen")
     sb = StandbyRun(tmp_path / "standby", nats_cluster.url, config)
     try:
-        primary.start()
-        sb.start()
-        sb.wait_for(lambda s: s["lease"] == "alive", "the primary's lease")
-        keys = make_accounts(primary, 2)
-        run_async(fund(primary, keys, Seen()))
+        start_funded(primary, sb)
         os.killpg(primary.pid, signal.SIGSTOP)
         try:
             assert sb.wait_exit() == 4, sb.log()
