@@ -20,6 +20,7 @@ so it can be kept longer (the writer does that only while the database is down).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from enum import IntEnum
@@ -29,9 +30,14 @@ import faster_fifo
 import faster_fifo_reduction  # noqa: F401  (lets the queue be pickled to spawned processes)
 import numpy as np
 
+from ringex.errors import StorageError
 from ringex.records import AUDIT, COMMAND, EVENT
 
 log = logging.getLogger(__name__)
+
+
+class QueueAbandoned(StorageError):
+    """A producer blocked on a full queue after its parent (the supervisor) died."""
 
 HEADER = np.dtype(
     [
@@ -142,9 +148,13 @@ class TradeQueue:
         """A numbered sender for one process; see ``Producer``."""
         return Producer(self, producer_id, first_batch)
 
-    def put_payload(self, payload: bytes, wait_s: float = 0.05,
-                    warn_every_s: float = 5.0) -> float:
-        """Enqueue one encoded payload; block while full. Returns seconds spent blocked."""
+    def put_payload(self, payload: bytes, wait_s: float = 0.05, warn_every_s: float = 5.0,
+                    parent: int | None = None) -> float:
+        """Enqueue one encoded payload; block while full. Returns seconds spent blocked.
+
+        ``parent``: the pid that started this process; once it is gone (the supervisor
+        died, and with it, most likely, the writer), a blocked put raises QueueAbandoned
+        instead of waiting forever in a process nobody will stop."""
         if len(payload) + _SIZE_PREFIX > self.max_size_bytes:
             raise ValueError(f"payload of {len(payload)} bytes can never fit a queue of "
                              f"{self.max_size_bytes} bytes: split the batch")
@@ -160,6 +170,9 @@ class TradeQueue:
                 self._q.put(payload, block=True, timeout=wait_s)
                 return time.perf_counter() - start
             except Full:
+                if parent is not None and os.getppid() != parent:
+                    raise QueueAbandoned("trade queue full and the process that started "
+                                         "this one is gone: giving up") from None
                 now = time.perf_counter()
                 if now >= next_warn:
                     log.warning("trade queue full: producer blocked for %.1f s "
@@ -209,6 +222,7 @@ class Producer:
         self.next_batch = time.time_ns() // 1000 if first_batch is None else first_batch
         self.blocked_s = 0.0       # total time spent waiting on a full queue
         self.blocked_puts = 0      # puts that had to wait
+        self.parent = os.getppid()  # a blocked put gives up once it is gone
 
     def put_events(self, events: np.ndarray, batch: int | None = None) -> float:
         """Send one matcher batch's EVENT array (a BALANCE says which command it answers
@@ -223,7 +237,8 @@ class Producer:
         if batch is None:
             batch = self.next_batch
         self.next_batch = batch + 1
-        blocked = self.queue.put_payload(encode(kind, self.producer_id, batch, records, commands))
+        blocked = self.queue.put_payload(encode(kind, self.producer_id, batch, records, commands),
+                                         parent=self.parent)
         if blocked:
             self.blocked_s += blocked
             self.blocked_puts += 1

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 import time
 
 import numpy as np
 import pytest
 
-from ringex.storage.trade_queue import (HEADER, PayloadKind, TradeQueue, decode, encode)
+from ringex.storage.trade_queue import (HEADER, PayloadKind, QueueAbandoned, TradeQueue, decode,
+                                        encode)
 from ringex import records
 
 
@@ -79,6 +81,16 @@ def test_should_block_when_full_and_lose_nothing():
     assert all(np.array_equal(r["seq"], np.arange(i * 60, i * 60 + 60))
                for i, (_, r) in enumerate(got))
     assert max(blocked) > 0.2 and p.blocked_puts >= 1 and p.blocked_s >= max(blocked)
+
+
+def test_a_producer_blocked_on_a_full_queue_gives_up_once_its_parent_is_gone(monkeypatch):
+    q = TradeQueue(16 * 1024)
+    p = q.producer(0, first_batch=1)
+    for b in range(4):                           # full: nobody reads
+        p.put_events(_events(60, start=b * 60))
+    monkeypatch.setattr(os, "getppid", lambda: p.parent + 1)     # the supervisor died
+    with pytest.raises(QueueAbandoned, match="gone"):
+        p.put_events(_events(60))
 
 
 def _producer(q, pid, n, out):
