@@ -16,12 +16,15 @@ report readiness through a word of their shared-memory counters.
 """
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import time
 from collections.abc import Callable
 
 import setproctitle
+
+log = logging.getLogger("ringex.process")
 
 
 def title_process() -> None:
@@ -81,6 +84,17 @@ class ChildProcess:
                 self.kill()
                 raise RuntimeError(f"{what} did not start (exit code {self.process.exitcode})")
             time.sleep(0.005)
+
+    def _join_or_kill(self, timeout: float, what: str) -> int | None:
+        """After asking it to stop: wait up to ``timeout`` for the exit, kill if it does not
+        come; the exit code (None if never started)."""
+        if self.process.pid is None:         # never started
+            return None
+        self.process.join(timeout)
+        if self.process.is_alive():
+            log.error("%s: did not stop within %.0f s; killing it", what, timeout)
+        self.kill()
+        return self.process.exitcode
 
     def kill(self) -> None:
         """SIGKILL if it still runs, then reap it."""

@@ -224,10 +224,4 @@ class ReplicatorProcess(ChildProcess):
     def stop(self, timeout: float = 30.0) -> int | None:
         """Send what the journal still holds, then exit; killed after ``timeout``."""
         self.stop_flag.set()
-        if self.process.pid is None:
-            return None
-        self.process.join(timeout)
-        if self.process.is_alive():
-            log.error("replicator: did not stop within %.0f s; killing it", timeout)
-        self.kill()
-        return self.process.exitcode
+        return self._join_or_kill(timeout, "replicator")

@@ -34,7 +34,7 @@ import numpy as np
 
 from ringex.ring.shm import (CACHE_LINE, CAPACITY, HEAD, HEADER_BYTES, KIND_BROADCAST,
                              PID_CLOSED, PRODUCER_PID, Segment)
-from ringex.ring.spsc import ByteSlots, RecordArena, as_bytes, copy_in, copy_out
+from ringex.ring.spsc import ByteSlots, RecordArena, copy_in, copy_out
 from ringex.ring.wait import Gate, WaitStrategy
 
 FEW = 16          # reads of up to this many records go one record at a time
@@ -61,7 +61,6 @@ class BroadcastRing:
         self.stamps = seg.view(HEADER_BYTES, np.int64, cap)
         self.slots = seg.view(_slots_offset(cap), self.dtype, cap)
         self._words = seg.words
-        self._bytes = as_bytes(self.slots)
         self._ramp = np.arange(0, 2 * cap, 2, dtype=np.int64)   # 2j: stamps of a batch
         self._stamp_words = self.stamps.data                    # cheap single reads
         self._slot_bytes = ByteSlots(self.slots)
@@ -100,13 +99,13 @@ class BroadcastRing:
             raise ValueError(f"records must be a 1-D array, not {records.ndim}-D")
         total = len(records)
         head = self._words[HEAD]
-        src = as_bytes(records)
+        src, item = memoryview(records.tobytes()), self.dtype.itemsize
         for at in range(0, total, self.capacity):       # a batch never laps itself
             k = min(self.capacity, total - at)
             c = head + at
             stamps = 2 * c + self._ramp[:k]
             self._set_stamps(c, stamps + 1)             # in progress
-            copy_in(self._bytes, c & self.mask, src[at:at + k])
+            self._slot_bytes.put(c & self.mask, src[at * item:(at + k) * item])
             self._set_stamps(c, stamps + 2)             # complete
         self._words[HEAD] = head + total
         return total
@@ -130,15 +129,15 @@ class BroadcastRing:
         head = self._words[HEAD]
         if head - r > cap:
             lost, r = head - cap - r, head - cap
+        if out_bytes is None:
+            out_bytes = out.view(np.uint8).data
         if min(limit, head - r) <= FEW:
-            if out_bytes is None:
-                out_bytes = out.view(np.uint8).data
             return self._read_few(r, head, out_bytes, limit, lost)
-        dst = as_bytes(out)
+        item = self.dtype.itemsize
         while (k := min(limit, head - r)) > 0:
             want = 2 * r + 2 + self._ramp[:k]
             before = self._stamps(r, k)
-            copy_out(self._bytes, r & self.mask, dst[:k])
+            self._slot_bytes.get(r & self.mask, out_bytes[:k * item])
             ok = (before == want) & (self._stamps(r, k) == want)
             n = k if ok.all() else int(ok.argmin())
             if n:                            # a gap after them is reported next call

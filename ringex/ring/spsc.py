@@ -219,7 +219,7 @@ class ByteSlots:
         self.size = slots.nbytes
         self.mv = slots.view(np.uint8).data
 
-    def put(self, slot: int, data: bytes) -> None:
+    def put(self, slot: int, data: bytes | memoryview) -> None:
         """Whole records ``data`` into the slots from ``slot`` on."""
         a = slot * self.item
         end = a + len(data)
@@ -244,13 +244,6 @@ class ByteSlots:
 
     def release(self) -> None:
         self.mv.release()
-
-
-def as_bytes(records: np.ndarray) -> np.ndarray:
-    """``records`` (1-D) as a (len, itemsize) uint8 view, copied first if not contiguous."""
-    if not records.flags.c_contiguous:
-        records = np.ascontiguousarray(records)
-    return records.view(np.uint8).reshape(len(records), records.dtype.itemsize)
 
 
 def copy_in(slots: np.ndarray, start: int, src: np.ndarray) -> None:

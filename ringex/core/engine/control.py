@@ -10,7 +10,6 @@ which runs the loop.
 """
 from __future__ import annotations
 
-import logging
 import multiprocessing
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -20,7 +19,6 @@ from ringex.core.engine.start import StartState
 from ringex.process import ChildProcess
 from ringex.ring.wait import EventfdWait
 
-log = logging.getLogger("ringex.core.engine.process")
 
 DRAIN_TIMEOUT_S = 10.0       # stop: longest wait for gateways to finish writing
 
@@ -120,13 +118,7 @@ class EngineProcess(ChildProcess):
         """Drain, hand off, snapshot (or, without a journal, cancel resting orders), exit;
         kill if it takes longer."""
         self.request_stop()
-        if self.process.pid is None:         # never started
-            return None
-        self.process.join(timeout)
-        if self.process.is_alive():
-            log.error("engine: did not stop within %.0f s; killing it", timeout)
-        self.kill()
-        return self.process.exitcode
+        return self._join_or_kill(timeout, "engine")
 
     def counters(self) -> dict[str, int]:
         return {w.name.lower(): int(self.ctl[w]) for w in Ctl
