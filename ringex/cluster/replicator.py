@@ -199,7 +199,8 @@ def _replicator_main(opts, state_dir, words, stop, markets) -> None:
 
 
 class ReplicatorProcess(ChildProcess):
-    """A started replicator (spawned): ``start()`` waits until it appends."""
+    """A started replicator (spawned): ``start()`` (``launch`` + ``wait_started``) waits
+    until it appends."""
 
     def __init__(self, opts: ClusterOptions, state_dir: str | Path, words, ctx=None,
                  markets: str = ""):
@@ -211,11 +212,18 @@ class ReplicatorProcess(ChildProcess):
                                          markets))
 
     def start(self, timeout: float = 60.0) -> "ReplicatorProcess":
-        w = as_array(self.words)
-        w[Repl.STATE] = ReplState.STARTING
-        self._start_and_wait(lambda: w[Repl.STATE] == ReplState.RUNNING, timeout,
-                             "replicator")
+        self.launch()
+        self.wait_started(timeout)
         return self
+
+    def launch(self) -> None:
+        """Spawn it (``wait_started`` then waits until it appends)."""
+        as_array(self.words)[Repl.STATE] = ReplState.STARTING
+        self.process.start()
+
+    def wait_started(self, timeout: float = 60.0) -> None:
+        w = as_array(self.words)
+        self._wait_ready(lambda: w[Repl.STATE] == ReplState.RUNNING, timeout, "replicator")
 
     @property
     def fenced(self) -> bool:

@@ -248,8 +248,7 @@ class Supervisor:
         self.cluster = self.config.cluster.with_overrides(o.cluster_url, o.durability)
         if self.cluster.enabled:
             self.replication_words = replication_words(self.ctx)
-            self._start_replicator()
-            self._check_interrupted()
+            self._launch_replicator()
         spec = EngineSpec(cmd_rings=[g["cmd"] for g in names["gateways"]],
                           evt_rings=[g["evt"] for g in names["gateways"]], md_ring=names["md"],
                           config_path=o.config_path, wait=wait, start=start,
@@ -262,6 +261,15 @@ class Supervisor:
         self.engine = EngineProcess(spec, self.queue, self.ctx)
         with _sigint_blocked():
             self.engine.process.start()
+        if self.cluster.enabled:
+            # no client before the replicator found the stream ours (fencing); the engine
+            # loads meanwhile (a fenced start journals only its own first entry locally)
+            try:
+                self._await_replicator()
+            except BaseException:
+                self._pending.restore()
+                raise
+            self._check_interrupted()
         self._launch_gateways(names, wait, cmd_w, evt_w)
         self.writer.wait_running(timeout=o.start_timeout_s)
         self._check_interrupted()
@@ -285,18 +293,28 @@ class Supervisor:
             log.info("web view and metrics: %s (/metrics, /healthz)", self.http.url)
 
     def _start_replicator(self) -> None:
-        """Start the replicator (before the engine: with durability replicated the engine's
-        first group waits for it); a fenced stream ends the start-up here."""
+        """Start the replicator and wait until it appends (a restart after it died)."""
+        self._launch_replicator()
+        self._await_replicator()
+
+    def _launch_replicator(self) -> None:
+        """Spawn the replicator (before the engine: with durability replicated the engine's
+        first group waits for it)."""
         from ringex.cluster.lease import markets_id
         from ringex.cluster.replicator import ReplicatorProcess   # loads numba: cluster only
-        c = self.cluster
         assert self.config is not None
-        self.replicator = ReplicatorProcess(c, self.data_dir / STATE_DIR,
+        self.replicator = ReplicatorProcess(self.cluster, self.data_dir / STATE_DIR,
                                             self.replication_words, self.ctx,
                                             markets=markets_id(self.config))
+        with _sigint_blocked():
+            self.replicator.launch()
+
+    def _await_replicator(self) -> None:
+        """Until the replicator appends; a fenced stream ends the start-up here."""
+        c = self.cluster
+        assert self.replicator is not None
         try:
-            with _sigint_blocked():
-                self.replicator.start(timeout=c.connect_timeout_ms / 1000 + 30)
+            self.replicator.wait_started(timeout=c.connect_timeout_ms / 1000 + 30)
         except RuntimeError:
             if self.replicator.fenced:
                 raise RingexError(f"fenced: the stream {c.stream_name} belongs to another "
