@@ -1,7 +1,7 @@
 """A standby's own copy of the exchange: the stream's entries applied, one by one, to an
 OrderService and written to its own journal, with snapshots, in its own data dir.
 
-    f = Follower(config, data_dir / "state")  # recovers what the data dir holds (batch N)
+    f = Follower(config, data_dir / "state", held)  # recovers what the data dir holds (N)
     f.apply(entry)                             # entry N + 1 of the stream: journal, then state
     f.snapshot_if_due()                        # every [state] snapshot_every_bytes of journal
     f.close()                                  # a snapshot at the last batch, journal closed
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Callable
 
 from ringex.cluster.reader import StreamEntry
 from ringex.cluster.tail import JournalTail
@@ -30,8 +31,12 @@ log = logging.getLogger("ringex.cluster.standby")
 
 
 class Follower:
-    def __init__(self, config: Config, state_dir: str | Path):
+    def __init__(self, config: Config, state_dir: str | Path,
+                 held: Callable[[], int | None] | None = None):
+        """``held()``: the database's last batch, what pruning may count on (None: it
+        cannot tell, prune nothing); without it, everything applied counts as held."""
         self.store = StateStore(state_dir, config)
+        self.held = held
         self.svc = OrderService(config)
         self.batch = 0                 # the last batch applied (journaled and processed)
         self.snapshots = 0
@@ -74,12 +79,12 @@ class Follower:
 
     def snapshot_if_due(self) -> bool:
         """A snapshot once the open segment passed ``snapshot_every_bytes``: captured now,
-        written and pruned in a helper thread (the standby keeps ``keep_snapshots``
-        recovery points, like an engine whose database holds everything)."""
+        written and pruned in a helper thread: the standby keeps ``keep_snapshots``
+        recovery points at or below ``held()``, as an engine does with its database's."""
         if int(self.journal.state[J_SIZE]) < self.store.options.snapshot_every_bytes:
             return False
         batch = self.batch
-        cap = self.store.save_snapshot_async(self.svc, batch, held=lambda: batch,
+        cap = self.store.save_snapshot_async(self.svc, batch, held=self.held or (lambda: batch),
                                              done=self._snapshot_done)
         if cap is None:                # the previous one is still being written
             return False

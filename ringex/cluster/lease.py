@@ -111,6 +111,15 @@ async def take_lease(kv: KeyValue, holder: str, role: str, markets: str = "") ->
         return None
 
 
+async def release_lease(kv: KeyValue, revision: int) -> bool:
+    """Let the lease go if it is still at ``revision`` (ours, unchanged): True if so."""
+    try:
+        await kv.delete(LEASE_KEY, last=revision)
+        return True
+    except KeyWrongLastSequenceError:
+        return False
+
+
 class PrimaryLease:
     """The primary's side: take the lease, then keep it written."""
 

@@ -1,7 +1,8 @@
 """``ringex standby``: follow the primary's stream into a data dir of one's own, watch the
 primary's lease, and take over when it lapses (docs/cluster.md, "Hot standby").
 
-    code = asyncio.run(Standby(opts, config, data_dir, takeover=True, stop=event).run())
+    code = asyncio.run(Standby(opts, config, data_dir, takeover=True, stop=event,
+                               held=DatabaseWatermark(db_url, config)).run())
     # 0: stopped (stop set); READY_EXIT: took over, ready to serve from data_dir
 
 While following: every entry of the stream, checked (reader.follow_stream), is journaled
@@ -13,8 +14,14 @@ Taking over (lease lapsed, ``takeover``): take the lease with a revision check (
 standbys one wins; the other keeps following), keep it written, catch up to the stream's
 end, append the takeover marker (takeover.py) right after the last entry applied (if the
 stream moved, catch up and try again), journal the marker too, take a snapshot, log
-"ready to serve" and exit READY_EXIT. Serving from here is not built yet: the lease
-lapses again ``lease_ttl_ms`` after the exit.
+"ready to serve" and exit READY_EXIT; ``ringex standby --db`` then runs the exchange on
+the data dir (ringex/cli/standby.py).
+
+``held`` (the shared database's last batch, db_watermark.py) is what pruning counts on,
+and no takeover happens while the database holds batches the stream lacks (checked before
+taking the lease and again before the marker, letting the lease go then): with durability
+``local`` the old primary may have stored groups it never replicated, and an exchange
+continuing from the stream would contradict them. The standby follows on meanwhile.
 """
 from __future__ import annotations
 
@@ -27,9 +34,10 @@ from pathlib import Path
 
 import nats
 
+from ringex.cluster.db_watermark import DatabaseWatermark
 from ringex.cluster.follower import Follower
 from ringex.cluster.lease import (Holder, PrimaryLease, holder_id, lease_bucket, markets_id,
-                                  read_lease, take_lease)
+                                  read_lease, release_lease, take_lease)
 from ringex.cluster.reader import StreamEntry, follow_stream
 from ringex.cluster.settings import ClusterOptions
 from ringex.cluster.stream import connect, ensure_stream, retrying, stored_entry, stream_end
@@ -44,17 +52,20 @@ READY_EXIT = 4              # took over: the data dir is the stream's, through t
 STATUS_FILE = "standby.json"
 STATUS_EVERY_S = 0.2
 LOG_EVERY_S = 5.0
+LEASE_POLL_S = 0.2          # at most this long from the lease's lapse to the takeover
 
 
 class Standby:
     def __init__(self, opts: ClusterOptions, config: Config, data_dir: str | Path,
-                 takeover: bool, stop: asyncio.Event):
+                 takeover: bool, stop: asyncio.Event, held: DatabaseWatermark | None = None):
         self.opts, self.takeover, self.stop = opts, takeover, stop
         self.data_dir = Path(data_dir)
-        self.follower = Follower(config, self.data_dir / "state")
+        self.held = held
+        self.follower = Follower(config, self.data_dir / "state", held)
         self.holder = holder_id(self.data_dir / "state")
         self.markets = markets_id(config)
         self.failure = ""               # why it stopped itself (other markets than the primary)
+        self.refused = False            # a takeover refused: the database is ahead
         self.offset = 0                 # batch - stream sequence
         self.behind = 0                 # entries the stream held past the last one applied
         self.most_behind = 0            # the largest ``behind`` seen while following
@@ -104,6 +115,8 @@ class Standby:
             self._write_status()
             await nc.close()
             self.follower.close()
+            if self.held is not None:
+                self.held.close()
 
     async def _start_seq(self, js) -> int:
         """Where to read from: the entry after this data dir's last batch, whose own entry
@@ -141,7 +154,12 @@ class Standby:
 
     async def _take_over(self, nc, js, kv) -> bool:
         """True once the marker is stored (module docstring); False: another standby
-        holds the lease (follow on)."""
+        holds the lease, or the database is ahead of the stream (follow on)."""
+        end = await retrying("stream state", lambda: stream_end(js, self.opts), None,
+                             self.stop)
+        if await self._database_ahead(end.last_batch):
+            self.lapsed.clear()
+            return False
         rev = await take_lease(kv, self.holder, "primary", self.markets)
         if rev is None:
             log.info("standby: another standby took the lease first; following on")
@@ -168,6 +186,11 @@ class Standby:
                         return not self.stop.is_set() and self.follower.batch < last
                     await self._follow(nc, self.follower.batch + 1 - self.offset, behind)
                     continue
+                if await self._database_ahead(end.last_batch):    # stored meanwhile
+                    await release_lease(kv, lease.revision)
+                    self.state = "following"
+                    self.lapsed.clear()
+                    return False
                 batch = self.follower.batch + 1
                 data = marker_entry(batch)
                 after = batch - 1 - self.offset
@@ -194,8 +217,25 @@ class Standby:
         finally:
             keeping.cancel()
 
+    async def _database_ahead(self, stream_last: int) -> bool:
+        """The shared database holds batches past the stream's end: no takeover (logged
+        once per lapse; module docstring)."""
+        held = self.held
+        stored = await asyncio.to_thread(held) if held is not None else None
+        if stored is None or stored <= stream_last:
+            self.refused = False
+            return False
+        if not self.refused:
+            log.error("standby: not taking over: the database holds batch %d, past the "
+                      "stream's last batch %d: the primary stored groups it has not "
+                      "replicated (durability local), and an exchange continuing from the "
+                      "stream would contradict them; following on until the stream has "
+                      "them (start the primary again on its data dir)", stored, stream_last)
+        self.refused = True
+        return True
+
     async def _watch_lease(self, kv) -> None:
-        every = self.opts.lease_ttl_ms / 3000
+        every = min(self.opts.lease_ttl_ms / 3000, LEASE_POLL_S)
         while True:
             try:
                 held = await read_lease(kv)
@@ -250,7 +290,7 @@ class Standby:
         """standby.json: written whole under another name, then renamed."""
         info = {"pid": os.getpid(), "state": self.state, "batch": self.follower.batch,
                 "behind": self.behind, "most_behind": self.most_behind,
-                "lease": self.lease, "primary": self.primary,
+                "lease": self.lease, "primary": self.primary, "refused": self.refused,
                 "snapshots": self.follower.snapshots}
         path = self.data_dir / STATUS_FILE
         tmp = path.with_suffix(".tmp")

@@ -20,7 +20,7 @@ from ringex.core import snapshot_format as fmt
 from ringex.core.order_service import OrderService
 from ringex.core.snapshot import StateStore
 from tests.e2e.live_exchange import UNLIMITED
-from tests.faults.rig import REPO
+from tests.faults.rig import REPO, Run
 
 WAIT_S = 120.0          # generous: a first start compiles the kernels
 
@@ -116,3 +116,23 @@ def canonical_state(svc: OrderService) -> dict[str, bytes]:
     arrays = {k: v.copy() for k, v in svc.state_arrays().items()}
     fmt.canonicalize(arrays, None)
     return {k: v.tobytes() for k, v in arrays.items()}
+
+
+def serving(sb: StandbyRun, db: str) -> Run:
+    """The exchange a standby started with ``--db`` runs after its takeover (the same
+    process, now ``ringex run`` on the standby's data dir), as a fault-rig ``Run``: its
+    ``url``, ``admin_key``, ``stop`` and ``cleanup``."""
+    assert sb.proc is not None
+    run_file = sb.data_dir / "ringex.run"
+    deadline = time.monotonic() + WAIT_S
+    while not run_file.exists():
+        if sb.proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"the standby did not serve (exit {sb.proc.poll()}):\n"
+                                 f"{sb.log()[-6000:]}")
+        time.sleep(0.02)
+    run = Run(sb.data_dir, db=db)
+    run.proc, run.log_path = sb.proc, sb.log_path
+    run.pgids.add(sb.proc.pid)
+    run.url = json.loads(run_file.read_text())["url"]
+    run.admin_key = (sb.data_dir / "admin.key").read_text().strip()
+    return run
