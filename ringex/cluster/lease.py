@@ -89,17 +89,23 @@ async def lease_bucket(js: JetStreamContext, opts: ClusterOptions) -> KeyValue:
 
 
 async def read_lease(kv: KeyValue) -> Holder | None:
-    """The lease's holder, or None when nobody holds it (lapsed, or never taken)."""
+    """The lease's holder, or None when nobody holds it (lapsed, released, never taken)."""
+    return (await lease_status(kv))[0]
+
+
+async def lease_status(kv: KeyValue) -> tuple[Holder | None, bool]:
+    """(holder, released): released when nobody holds it because its last holder let it
+    go (``release_lease``: a clean stop) rather than let it lapse."""
     try:
         entry = await kv.get(LEASE_KEY)
-    except KeyNotFoundError:
-        return None
+    except KeyNotFoundError as exc:         # op: a delete marker's, until the bucket's TTL
+        return None, exc.op is not None
     try:
         v = json.loads(entry.value or b"{}")
         return Holder(str(v["holder"]), int(v["pid"]), str(v["role"]), int(entry.revision or 0),
-                      str(v.get("markets", "")))
+                      str(v.get("markets", ""))), False
     except (ValueError, KeyError, TypeError):
-        return Holder("?", 0, "unreadable", int(entry.revision or 0))
+        return Holder("?", 0, "unreadable", int(entry.revision or 0)), False
 
 
 async def take_lease(kv: KeyValue, holder: str, role: str, markets: str = "") -> int | None:

@@ -36,8 +36,8 @@ import nats
 
 from ringex.cluster.db_watermark import DatabaseWatermark
 from ringex.cluster.follower import Follower
-from ringex.cluster.lease import (Holder, PrimaryLease, holder_id, lease_bucket, markets_id,
-                                  read_lease, release_lease, take_lease)
+from ringex.cluster.lease import (Holder, PrimaryLease, holder_id, lease_bucket, lease_status,
+                                  markets_id, read_lease, release_lease, take_lease)
 from ringex.cluster.reader import StreamEntry, follow_stream
 from ringex.cluster.settings import ClusterOptions
 from ringex.cluster.stream import connect, ensure_stream, retrying, stored_entry, stream_end
@@ -238,7 +238,7 @@ class Standby:
         every = min(self.opts.lease_ttl_ms / 3000, LEASE_POLL_S)
         while True:
             try:
-                held = await read_lease(kv)
+                held, released = await lease_status(kv)
             except (asyncio.TimeoutError, nats.errors.Error, OSError):
                 self._lease_is("unknown", "NATS does not answer")
             else:
@@ -253,8 +253,10 @@ class Standby:
                 elif self.primary or self.follower.batch:
                     if self.takeover and self.state == "following":
                         self.lapsed.set()
-                    self._lease_is("lapsed", f"no lease for {self.opts.lease_ttl_ms} ms "
-                                             f"(last held by {self.primary or 'nobody seen'})")
+                    last = self.primary or "nobody seen"
+                    self._lease_is("lapsed", f"lease released by {last} (a clean stop)"
+                                   if released else f"no lease for {self.opts.lease_ttl_ms} "
+                                   f"ms (last held by {last})")
                 else:
                     self._lease_is("none", "no primary has held the lease yet")
             await asyncio.sleep(every)

@@ -503,7 +503,8 @@ class Supervisor:
         return _reap(engine.process, "engine")
 
     def _shutdown(self) -> bool:
-        """Stop in order (gateways, engine, writer), unlink rings; True if all went clean."""
+        """Stop in order (gateways, engine, writer, replicator), unlink rings; True if all
+        went clean."""
         clean = True
         t = self.opt.stop_timeout_s
         self.stop_event.set()
@@ -516,17 +517,19 @@ class Supervisor:
             clean &= _reap(p, name)
         if self.engine is not None:
             clean &= self._stop_engine(t)
-        if self.replicator is not None:         # after the engine: its last groups too
-            code = self.replicator.stop(timeout=t) if self.replicator.process.is_alive() \
-                else self.replicator.process.exitcode
-            if code != 0:
-                log.error("replicator exited with code %s", code)
-                clean = False
         if self.writer is not None:
             code = self.writer.stop(timeout=2 * t) if self.writer.process.is_alive() else \
                 self.writer.process.exitcode
             if code != 0:
                 log.error("writer exited with code %s", code)
+                clean = False
+        if self.replicator is not None:
+            # last: it sends the engine's last groups, then releases the lease, and a
+            # standby taking over must find the database complete (no writer beside its own)
+            code = self.replicator.stop(timeout=t) if self.replicator.process.is_alive() \
+                else self.replicator.process.exitcode
+            if code != 0:
+                log.error("replicator exited with code %s", code)
                 clean = False
         for r in self.rings:
             r.close()

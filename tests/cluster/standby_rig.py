@@ -19,6 +19,7 @@ from ringex.config import Config
 from ringex.core import snapshot_format as fmt
 from ringex.core.order_service import OrderService
 from ringex.core.snapshot import StateStore
+from ringex.ring.shm import unlink as shm_unlink
 from tests.e2e.live_exchange import UNLIMITED
 from tests.faults.rig import REPO, Run
 
@@ -90,10 +91,16 @@ class StandbyRun:
         return self.wait_exit()
 
     def cleanup(self) -> None:
-        """kill -9 (its whole session) if it still runs."""
-        if self.proc is not None and self.proc.poll() is None:
+        """kill -9 (its whole session) if it still runs; the rings of the exchange it may
+        have become (``serving``) unlinked."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:       # (a reaped pid may belong to another process)
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+        for name in os.listdir("/dev/shm"):
+            if name.startswith(f"ringex-{self.proc.pid}-"):
+                shm_unlink(name)
 
 
 def recovered(config: Config, state_dir: Path) -> OrderService:

@@ -88,7 +88,7 @@ def test_no_takeover_while_the_database_holds_what_the_stream_lacks(nats_cluster
     """Durability local, the primary's replicator frozen: the engine goes on acknowledging
     and the writer storing what never reaches the stream, and the lease lapses. Taking
     over would contradict those orders: the standby refuses and follows on; resumed, the
-    primary takes its lease back, replicates the tail, and the standby catches up."""
+    primary takes its lease back and replicates the tail."""
     primary = replicated_run(tmp_path, nats_cluster, "ahead", durability="local")
     config = cluster_config(tmp_path, "ahead")
     sb = StandbyRun(tmp_path / "standby", nats_cluster.url, config, "--db", primary.db,
@@ -106,19 +106,57 @@ def test_no_takeover_while_the_database_holds_what_the_stream_lacks(nats_cluster
             run_async(trade(primary, keys))            # acknowledged: local durability
             assert primary.db_last_batch() > stream_entries(
                 cluster_options(nats_cluster, "ahead"))[-1].batch
-            sb.wait_for(lambda s: s["refused"], "the takeover refused")
+            s = sb.wait_for(lambda s: s["refused"], "the takeover refused")
+            assert s["state"] == "following" and s["lease"] == "lapsed"
+            # it stays refused while the stream lacks the tail (one log line per lapse)
+            sb.wait_for(lambda s: s["refused"] and s["batch"] < primary.db_last_batch()
+                        and sb.log().count("standby: not taking over") == 1, "refused")
+            # (resumed now, the primary and the standby would race for the lease, and the
+            # standby may rightly win once the stream has the tail: stop it first)
+            assert sb.stop() == 0, sb.log()
         finally:
             os.kill(replicator, signal.SIGCONT)
-        last = primary.journal_last_batch()
-        s = sb.wait_for(lambda s: s["lease"] == "alive" and not s["refused"]
-                        and s["batch"] >= last, "the primary back and its tail followed")
-        assert s["state"] == "following"
-        run_async(trade(primary, keys, orders=2))      # the primary still serves
         assert "standby: not taking over: the database holds batch" in sb.log(), sb.log()
         assert "took over" not in sb.log()
-        assert sb.stop() == 0, sb.log()
+        run_async(trade(primary, keys, orders=2))      # the primary retakes its lease
         assert primary.stop() == 0, primary.log()
         assert "fenced" not in primary.log()
+        assert primary.journal_last_batch() == stream_entries(
+            cluster_options(nats_cluster, "ahead"))[-1].batch
     finally:
+        sb.cleanup()
+        primary.cleanup()
+
+
+def test_a_clean_stop_of_the_primary_hands_over_to_the_standby(nats_cluster, tmp_path):
+    """A planned switch-over: the stopping primary stores everything, then releases its
+    lease; the standby takes over without waiting for it to lapse, and serves."""
+    primary = replicated_run(tmp_path, nats_cluster, "handover")
+    config = cluster_config(tmp_path, "handover")
+    sb = StandbyRun(tmp_path / "standby", nats_cluster.url, config, "--db", primary.db,
+                    "--durability", "replicated", "--port", "0", "--http-port", "-1")
+    new = None
+    try:
+        primary.start()
+        sb.start()
+        sb.wait_for(lambda s: s["lease"] == "alive", "the primary's lease")
+        keys = make_accounts(primary, 2)
+        seen = Seen()
+        run_async(fund(primary, keys, seen))
+        run_async(trade(primary, keys))
+        assert primary.stop() == 0, primary.log()
+        assert "lease handover-lease released" in primary.log(), primary.log()
+        new = serving(sb, primary.db)
+        assert "standby: primary lapsed: lease released by primary" in sb.log(), sb.log()
+        run_async(trade(new, keys, orders=3))
+        live = run_async(ask_engine(new, keys))
+        assert new.stop() == 0, new.log()[-4000:]
+        # the old writer stored everything: only the takeover marker was resent
+        assert new.recovery()["resent"] == 1
+        rep = stream_replay(cluster_options(nats_cluster, "handover"))
+        check_converged(new, rep, keys, seen, live)
+    finally:
+        if new is not None:
+            new.cleanup()
         sb.cleanup()
         primary.cleanup()
