@@ -12,11 +12,13 @@ from decimal import Decimal
 
 from ringex.client import Ack, connect
 from ringex.cluster.reader import stream_entries
+from ringex.cluster.stream import connect as nats_connect
 from tests.cluster.conftest import cluster_options, replicated_run
 from tests.cluster.test_replicated_journal import journal_entries
-from tests.faults.rig import Seen, fund, make_accounts, run_async
+from tests.faults.rig import Seen, fund, make_accounts, run_async, stream
 
 HELD_S = 2.0           # how long an order must stay unacknowledged while the fault lasts
+ELECTION_S = 30.0      # a stream's new leader is elected within seconds; generous here
 
 
 async def _held_then_acked(run, key: str, fault, repair) -> Ack:
@@ -101,3 +103,56 @@ def test_no_ack_without_the_streams_quorum(nats_cluster, tmp_path):
         _check_nothing_lost(run, cluster_options(nats_cluster, "quorum"))
     finally:
         run.cleanup()
+
+
+def test_one_node_down_under_load_keeps_trading_and_loses_nothing(nats_cluster, tmp_path):
+    """Three traders stream orders; the stream's leader node is killed midway and comes
+    back after: the other two elect a leader and store every group, so orders are
+    acknowledged again after a pause (the election), and the stream ends with the whole
+    journal."""
+    run = replicated_run(tmp_path, nats_cluster, "one-down")
+    opts = cluster_options(nats_cluster, "one-down")
+    try:
+        run.start()
+        keys = make_accounts(run, 3)
+        seen = Seen()
+        run_async(fund(run, keys, seen))
+        leader = run_async(_stream_leader(opts))
+        paused: list[float] = []
+
+        async def probe() -> None:
+            """An order placed right after the kill: how long until it is acknowledged."""
+            c = await connect(run.url, next(iter(keys.values())), timeout=ELECTION_S)
+            try:
+                t0 = time.monotonic()
+                res = await c.place("BTC-USD", "buy", Decimal("0.0001"), Decimal("80.00"))
+                assert isinstance(res, Ack), res
+                paused.append(time.monotonic() - t0)
+            finally:
+                await c.close()
+
+        def leader_down() -> None:
+            nats_cluster.stop_node(leader)
+            asyncio.run(probe())
+
+        try:
+            run_async(stream(run, keys, seen, leader_down, warmup_s=1.0, tail_s=2.0,
+                             timeout=ELECTION_S), timeout=120)
+        finally:
+            nats_cluster.start_node(leader)
+        print(f"leader n{leader} killed: an order placed then acknowledged in "
+              f"{paused[0]:.2f} s")
+        assert paused and not seen.errors, seen.errors
+        _check_nothing_lost(run, opts)
+    finally:
+        run.cleanup()
+
+
+async def _stream_leader(opts) -> int:
+    nc = await nats_connect(opts)
+    try:
+        info = await nc.jetstream().stream_info(opts.stream_name)
+        assert info.cluster is not None and info.cluster.leader
+        return int(info.cluster.leader.removeprefix("n"))
+    finally:
+        await nc.close()

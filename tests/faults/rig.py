@@ -329,12 +329,14 @@ async def fund(run: Run, accounts, seen: Seen) -> None:
 
 
 async def _trader(url: str, key: str, account: int, seed: int, seen: Seen,
-                  stop: asyncio.Event, cancel_on_disconnect: bool = False) -> None:
+                  stop: asyncio.Event, cancel_on_disconnect: bool = False,
+                  timeout: float = 5.0) -> None:
     """Crossing limit orders around MID on two symbols, some cancels, until stopped or the
     connection fails (the fault)."""
     rng = random.Random(seed)
     try:
-        c = await connect(url, key, timeout=5, cancel_on_disconnect=cancel_on_disconnect)
+        c = await connect(url, key, timeout=timeout,
+                          cancel_on_disconnect=cancel_on_disconnect)
     except (ClientError, OSError) as exc:
         seen.errors.append(f"connect: {exc}")
         return
@@ -359,18 +361,20 @@ async def _trader(url: str, key: str, account: int, seed: int, seen: Seen,
 
 
 async def stream(run: Run, keys: dict[int, str], seen: Seen, fault, *,
-                 warmup_s: float = 1.5, tail_s: float = 0.0) -> None:
+                 warmup_s: float = 1.5, tail_s: float = 0.0, timeout: float = 5.0) -> None:
     """Clients trade; after ``warmup_s`` call ``fault()`` (in a thread); they stop when
-    their connection fails, or ``tail_s`` after the fault."""
+    their connection fails (or a reply takes over ``timeout``), or ``tail_s`` after the
+    fault."""
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(_trader(run.url, k, a, 1000 * run.starts + a, seen, stop))
+    tasks = [asyncio.create_task(_trader(run.url, k, a, 1000 * run.starts + a, seen, stop,
+                                         timeout=timeout))
              for a, k in keys.items()]
     await asyncio.sleep(warmup_s)
     await asyncio.to_thread(fault)
     if tail_s:
         await asyncio.sleep(tail_s)
     stop.set()
-    await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    await asyncio.wait_for(asyncio.gather(*tasks), 30 + timeout)
 
 
 def pg_outage(cluster, seconds: float, mode: str = "fast") -> None:
